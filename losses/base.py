@@ -1,0 +1,99 @@
+"""What every loss shares: hyperparameter checks, float32 computation under autocast, reduction."""
+
+from __future__ import annotations
+
+import contextlib
+import math
+from collections.abc import Iterator
+from typing import ClassVar
+
+import torch
+from torch import Tensor, nn
+
+from losses.errors import ConfigError
+
+REDUCTIONS = ("none", "mean", "sum")
+
+
+class Loss(nn.Module):
+    """Base of every registered loss: holds ``reduction`` and the helpers losses share.
+
+    ``terms`` holds the named parts of the last value computed (e.g. reconstruction and KL),
+    detached, so that tasks can log them without knowing the loss.
+    """
+
+    name: ClassVar[str] = "loss"
+    kind: ClassVar[str] = ""
+    reductions: ClassVar[tuple[str, ...]] = REDUCTIONS
+
+    def __init__(self, reduction: str = "mean") -> None:
+        super().__init__()
+        self.check(reduction in self.reductions, f"reduction must be one of {', '.join(self.reductions)}", reduction)
+        self.reduction = reduction
+        self.terms: dict[str, Tensor] = {}
+
+    # ----- validation -------------------------------------------------------------------------
+    def check(self, ok: bool, need: str, got: object) -> None:
+        """Raise the house-style ConfigError ``loss 'name': need (got value)`` unless ``ok``."""
+        if not ok:
+            raise ConfigError(f"loss '{self.name}': {need} (got {got!r})")
+
+    def check_number(
+        self,
+        arg: str,
+        value: float,
+        low: float | None = None,
+        high: float | None = None,
+        low_open: bool = False,
+        high_open: bool = False,
+    ) -> float:
+        """Check that hyperparameter ``arg`` is a finite number inside the given bounds."""
+        self.check(
+            isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value),
+            f"{arg} must be a finite number",
+            value,
+        )
+        if low is not None:
+            sign = ">" if low_open else ">="
+            self.check(value > low if low_open else value >= low, f"{arg} must be {sign} {low:g}", value)
+        if high is not None:
+            sign = "<" if high_open else "<="
+            self.check(value < high if high_open else value <= high, f"{arg} must be {sign} {high:g}", value)
+        return float(value)
+
+    def input_error(self, arg: str, need: str, got: object) -> ValueError:
+        """An error for a bad tensor passed to forward, naming the loss and the argument."""
+        return ValueError(f"loss '{self.name}': {arg} must be {need} (got {got})")
+
+    # ----- computation ------------------------------------------------------------------------
+    def reduce(self, values: Tensor, reduction: str | None = None) -> Tensor:
+        """Apply ``reduction`` (default: the loss's own) to per-element or per-sample values."""
+        return reduce(values, reduction or self.reduction)
+
+
+def reduce(values: Tensor, reduction: str) -> Tensor:
+    """The one reduction every loss goes through: ``none`` keeps the shape, else mean or sum."""
+    if reduction == "none":
+        return values
+    if reduction == "sum":
+        return values.sum()
+    if reduction == "mean":
+        return values.mean()
+    if reduction == "batchmean":
+        return values.sum() / max(values.shape[0], 1) if values.ndim else values
+    raise ValueError(f"unknown reduction {reduction!r}")
+
+
+@contextlib.contextmanager
+def autocast_off(*tensors: Tensor) -> Iterator[None]:
+    """Disable autocast on the devices of ``tensors``, so a loss computes in its inputs' dtype."""
+    device_types = {t.device.type for t in tensors if isinstance(t, Tensor)} or {"cpu"}
+    with contextlib.ExitStack() as stack:
+        for device_type in device_types:
+            stack.enter_context(torch.autocast(device_type=device_type, enabled=False))
+        yield
+
+
+def as_float(t: Tensor) -> Tensor:
+    """Half and bfloat16 tensors become float32; float32 and float64 stay as they are."""
+    return t.float() if t.is_floating_point() and t.dtype not in (torch.float32, torch.float64) else t

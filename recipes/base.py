@@ -1,0 +1,87 @@
+"""What every task recipe shares: loss slots, optimiser and schedule from config, logging, images."""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any, ClassVar
+
+import lightning as L
+import torch
+from torch import Tensor, nn
+from torch.optim import Optimizer
+
+OptimizerFactory = Callable[..., Optimizer]
+SchedulerFactory = Callable[..., Any]
+
+
+class Task(L.LightningModule):
+    """A LightningModule whose losses fill named ``slots``, each accepting losses of some kinds.
+
+    Subclasses declare ``slots`` once, at class level; ``train.py`` checks the config against them
+    before anything is built, so a loss of the wrong kind never reaches ``training_step``.
+    """
+
+    slots: ClassVar[dict[str, tuple[str, ...]]] = {}
+
+    def __init__(
+        self,
+        model: nn.Module,
+        losses: Mapping[str, nn.Module],
+        optimizer: OptimizerFactory,
+        scheduler: SchedulerFactory | None = None,
+    ) -> None:
+        super().__init__()
+        missing = set(self.slots) - set(losses)
+        if missing:
+            raise ValueError(f"{type(self).__name__} needs losses for slots {sorted(missing)}")
+        self.model = model
+        self.losses = nn.ModuleDict(dict(losses))
+        self.optimizer_factory = optimizer
+        self.scheduler_factory = scheduler
+
+    # ----- optimisation -----------------------------------------------------------------------
+    def configure_optimizers(self) -> Any:
+        optimizer = self.optimizer_factory(self.parameters())
+        if self.scheduler_factory is None:
+            return optimizer
+        # schedules of a handful of steps (smoke tests) degenerate, so give them at least 20
+        steps = max(int(self.trainer.estimated_stepping_batches), 20)
+        func = getattr(self.scheduler_factory, "func", self.scheduler_factory)
+        params = inspect.signature(func).parameters
+        length = {name: steps for name in ("total_steps", "T_max", "total_iters") if name in params}
+        scheduler = self.scheduler_factory(optimizer, **length)
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+
+    # ----- logging ----------------------------------------------------------------------------
+    def log_loss(self, stage: str, slot: str, value: Tensor, batch_size: int) -> None:
+        """Log one slot's loss value and the named terms its loss exposes (e.g. reconstruction, KL)."""
+        on_step = stage == "train"
+        self.log(f"{stage}/{slot}", value, on_step=on_step, on_epoch=True, batch_size=batch_size, prog_bar=slot == "loss")
+        for term, term_value in getattr(self.losses[slot], "terms", {}).items():
+            self.log(f"{stage}/{slot}_{term}", term_value, on_step=False, on_epoch=True, batch_size=batch_size)
+
+    def log_image(self, key: str, image: Tensor, caption: str | None = None) -> Path | None:
+        """Save an image ``[C,H,W]`` (values in [0,1]) to the run folder and send it to W&B if present."""
+        import torchvision
+
+        if self.trainer is None or not self.trainer.is_global_zero:
+            return None
+        path = Path(self.trainer.default_root_dir) / "images" / f"{key.replace('/', '_')}.png"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        torchvision.utils.save_image(image.detach().float().cpu(), path)
+        for logger in self.trainer.loggers:
+            if hasattr(logger, "log_image") and type(logger).__name__ == "WandbLogger":
+                logger.log_image(key=key, images=[str(path)], caption=[caption] if caption else None)
+        return path
+
+    @torch.no_grad()
+    def examples(self, stage: str, count: int) -> tuple[Tensor, ...]:
+        """The first ``count`` examples of a stage's first batch, normalised as the model sees them."""
+        dm = self.trainer.datamodule
+        loader = dm.test_dataloader() if stage == "test" else dm.val_dataloader()
+        batch = next(iter(loader))
+        batch = tuple(t[:count] for t in batch)
+        batch = tuple(t.to(self.device) for t in batch)
+        return dm.on_after_batch_transfer(batch, 0)

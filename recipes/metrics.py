@@ -1,0 +1,27 @@
+"""Metrics that torchmetrics lacks, written as torchmetrics ``Metric`` classes so they sync under DDP."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+from torchmetrics import Metric
+
+
+class NegativeLogLikelihood(Metric):
+    """Mean ``-log softmax(logits)[target]`` over every sample seen, in nats."""
+
+    higher_is_better = False
+    full_state_update = False
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.add_state("total", default=torch.tensor(0.0, dtype=torch.float64), dist_reduce_fx="sum")
+        self.add_state("count", default=torch.tensor(0, dtype=torch.long), dist_reduce_fx="sum")
+
+    def update(self, logits: Tensor, target: Tensor) -> None:
+        self.total += F.cross_entropy(logits.float(), target, reduction="sum").double()
+        self.count += target.numel()
+
+    def compute(self) -> Tensor:
+        return (self.total / self.count.clamp_min(1)).float()

@@ -1,0 +1,32 @@
+"""A multi-layer perceptron on flattened inputs (images or tabular rows)."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+from torch import Tensor, nn
+
+
+class MLP(nn.Module):
+    """Flatten, then (Linear-ReLU-Dropout) per hidden width, then a linear head to ``num_outputs``."""
+
+    def __init__(
+        self,
+        in_features: int | Sequence[int] = 784,
+        num_outputs: int = 10,
+        hidden: Sequence[int] = (256, 128),
+        dropout: float = 0.0,
+    ) -> None:
+        super().__init__()
+        n_in = in_features if isinstance(in_features, int) else math.prod(in_features)
+        layers: list[nn.Module] = [nn.Flatten()]
+        for width in hidden:
+            layers += [nn.Linear(n_in, width), nn.ReLU(inplace=True), nn.Dropout(dropout)]
+            n_in = width
+        self.features = nn.Sequential(*layers)
+        self.feature_dim = n_in
+        self.head = nn.Linear(n_in, num_outputs) if num_outputs else nn.Identity()
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.head(self.features(x))

@@ -1,0 +1,73 @@
+"""The classification recipe trains end to end on CPU, learns, logs, and resumes."""
+
+from __future__ import annotations
+
+import csv
+import math
+from pathlib import Path
+
+from train import train
+
+TINY_MODEL = ("model.widths=[8,16]",)
+
+
+def read_metrics(run_dir: Path) -> list[dict[str, str]]:
+    with open(run_dir / "csv" / "metrics.csv") as f:
+        return list(csv.DictReader(f))
+
+
+def test_smoke_fit_reports_accuracy_nll_and_ece(smoke_config, tmp_path):
+    metrics = train(smoke_config(*TINY_MODEL))
+    for key in ("test/acc", "test/nll", "test/ece", "val/acc", "train/loss_epoch"):
+        assert key in metrics and math.isfinite(metrics[key]), key
+    assert (tmp_path / "checkpoints" / "last.ckpt").exists()
+
+
+def test_a_short_run_learns_well_above_chance(make_config):
+    cfg = make_config(
+        "logger=csv",
+        "model=mlp",
+        "trainer.max_epochs=3",
+        "trainer.enable_progress_bar=false",
+        "trainer.limit_train_batches=20",
+        "data.batch_size=64",
+    )
+    metrics = train(cfg)
+    assert metrics["test/acc"] > 0.6  # chance is 0.1
+    assert metrics["test/nll"] < math.log(10)  # below the loss of a uniform guess
+
+
+def test_resume_from_last_checkpoint_continues_the_epoch_count(smoke_config, tmp_path, data_dir):
+    from tests.conftest import compose_config
+
+    first = tmp_path / "first"
+    train(compose_config(["debug=smoke", *TINY_MODEL, "task.scheduler=null"], first, data_dir))
+    second = tmp_path / "second"
+    cfg = compose_config(
+        ["debug=smoke", *TINY_MODEL, "task.scheduler=null", "trainer.max_epochs=2", f"ckpt_path={first}/checkpoints/last.ckpt"],
+        second,
+        data_dir,
+    )
+    train(cfg)
+    epochs = {int(row["epoch"]) for row in read_metrics(second) if row.get("train/loss_epoch")}
+    assert epochs == {1}  # epoch 0 came from the checkpoint, only epoch 1 was trained
+
+
+def test_metrics_reach_the_csv_file_and_the_wandb_offline_run(smoke_config, tmp_path):
+    from recipes.loggers import finish_wandb
+    from recipes.wandb_offline import history, run_files
+
+    try:
+        train(smoke_config(*TINY_MODEL, "logger=wandb", "logger.wandb.mode=offline"))
+    finally:
+        finish_wandb()  # flushes the run file, as train.py's main does
+    csv_rows = read_metrics(tmp_path)
+    assert any(row.get("val/acc") for row in csv_rows)
+    assert any(row.get("test/acc") for row in csv_rows)
+    files = run_files(tmp_path / "wandb")
+    assert len(files) == 1
+    logged = {key for row in history(files[0]) for key in row}
+    assert {"val/acc", "test/acc", "train/loss_step"} <= logged
+    test_rows = [row for row in history(files[0]) if "test/acc" in row]
+    csv_test = next(float(row["test/acc"]) for row in csv_rows if row.get("test/acc"))
+    assert test_rows[-1]["test/acc"] == csv_test

@@ -1,0 +1,91 @@
+"""Bad configurations stop before any data loads, with one message naming the setting and the fix."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+from torch import nn
+
+import losses
+from losses import ConfigError
+from losses.base import Loss
+from losses.registry import _REGISTRY
+from recipes.checks import check_config
+from tests.conftest import ROOT
+
+
+@pytest.fixture
+def box_loss_registered():
+    """A stand-in loss of kind 'boxes' when the zoo has none yet (the real giou replaces it)."""
+    if "giou" in _REGISTRY:
+        yield "giou"
+        return
+
+    @losses.register("giou", kind="boxes")
+    class StandIn(Loss):
+        def forward(self, pred, target):  # pragma: no cover - never called
+            return nn.functional.l1_loss(pred, target)
+
+    yield "giou"
+    del _REGISTRY["giou"]
+
+
+def test_loss_of_the_wrong_kind_names_kinds_fitting_losses_and_tasks(make_config, box_loss_registered):
+    with pytest.raises(ConfigError) as err:
+        check_config(make_config("loss.name=giou"))
+    message = str(err.value)
+    assert "loss 'giou' is of kind 'boxes'" in message
+    assert "takes kind 'classification'" in message
+    for name in losses.available("classification"):
+        assert name in message
+
+
+def test_unknown_loss_name_lists_the_valid_ones(make_config):
+    with pytest.raises(ConfigError, match="'nope' is not registered; available losses: .*focal"):
+        check_config(make_config("loss.name=nope"))
+
+
+@pytest.mark.parametrize(
+    "override,message",
+    [
+        ("loss.label_smoothing=1.5", "loss 'ce': label_smoothing must be < 1 (got 1.5)"),
+        ("loss.reduction=avg", "reduction must be one of none, mean, sum"),
+    ],
+)
+def test_bad_hyperparameter_is_refused_at_check_time(make_config, override, message):
+    with pytest.raises(ConfigError) as err:
+        check_config(make_config(override))
+    assert message in str(err.value)
+
+
+def test_focal_gamma_below_zero_is_refused(make_config):
+    with pytest.raises(ConfigError, match=r"loss 'focal': gamma must be >= 0 \(got -1\)"):
+        check_config(make_config("loss=focal", "loss.gamma=-1"))
+
+
+def run_train(*overrides: str, env_data_dir) -> subprocess.CompletedProcess:
+    env = {"DATA_DIR": str(env_data_dir), "WANDB_MODE": "offline", "PATH": "/usr/bin:/bin"}
+    return subprocess.run(
+        [sys.executable, "train.py", "logger=csv", "hydra.run.dir=" + str(env_data_dir / "run"), *overrides],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
+    )
+
+
+def test_train_py_stops_before_loading_data_with_one_message(tmp_path):
+    result = run_train("loss=focal", "loss.gamma=-1", env_data_dir=tmp_path)
+    assert result.returncode == 2
+    assert "error: loss 'focal': gamma must be >= 0 (got -1)" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert not (tmp_path / "mnist5k.pt").exists()  # no data was read
+
+
+def test_train_py_unknown_config_option_lists_the_options(tmp_path):
+    result = run_train("loss=nope", env_data_dir=tmp_path)
+    assert result.returncode != 0
+    assert "Available options in 'loss'" in result.stderr and "focal" in result.stderr
