@@ -105,45 +105,6 @@ def test_bce_logits_turns_class_indices_into_one_hot(batch):
     torch.testing.assert_close(losses.build("bce_logits")(logits, target), ref)
 
 
-CASES = {
-    "ce": lambda g: (torch.randint(0, 4, (6,), generator=g),),
-    "label_smoothing": lambda g: (torch.randint(0, 4, (6,), generator=g),),
-    "focal": lambda g: (torch.randint(0, 4, (6,), generator=g),),
-    "bce_logits": lambda g: ((torch.rand(6, 4, generator=g) > 0.5).double(),),
-}
-
-
-@pytest.mark.parametrize("name", sorted(CASES))
-def test_gradcheck_in_float64(name):
-    g = torch.Generator().manual_seed(3)
-    logits = torch.randn(6, 4, generator=g, dtype=torch.float64, requires_grad=True)
-    loss = losses.build(name)
-    (target,) = CASES[name](g)
-    assert torch.autograd.gradcheck(lambda x: loss(x, target), (logits,))
-
-
-def test_sigmoid_focal_gradcheck_in_float64():
-    g = torch.Generator().manual_seed(4)
-    logits = torch.randn(6, 4, generator=g, dtype=torch.float64, requires_grad=True)
-    target = (torch.rand(6, 4, generator=g) > 0.5).double()
-    assert torch.autograd.gradcheck(lambda x: losses.build("focal", gamma=1.5)(x, target), (logits,))
-
-
-@pytest.mark.parametrize("name", sorted(CASES))
-def test_bf16_autocast_computes_in_float32(name):
-    g = torch.Generator().manual_seed(5)
-    logits = torch.randn(6, 4, generator=g)
-    (target,) = CASES[name](g)
-    target = target.float() if target.is_floating_point() else target
-    loss = losses.build(name)
-    exact = loss(logits, target)
-    with torch.autocast("cpu", dtype=torch.bfloat16):
-        low = loss(logits.bfloat16(), target)
-    assert low.dtype == torch.float32
-    assert torch.isfinite(low)
-    torch.testing.assert_close(low, exact, rtol=2e-2, atol=2e-2)
-
-
 @pytest.mark.parametrize("gamma", [0.0, 0.5, 2.0])
 @pytest.mark.parametrize("targets", ["indices", "floats"])
 def test_focal_gradients_stay_finite_with_extreme_logits(gamma, targets):

@@ -1,0 +1,1 @@
+"""The evidence lower bound of a VAE: ``forward(recon_logits, x, mu, logvar)``."""
