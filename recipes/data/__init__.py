@@ -1,0 +1,1 @@
+"""Datamodules: the embedded mnist5k, torchvision datasets from disk, and generated data."""

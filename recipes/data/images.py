@@ -1,0 +1,125 @@
+"""Image classification data held in memory as uint8 and normalised/augmented per batch on the device."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import lightning as L
+import torch
+from torch import Tensor
+from torch.utils.data import DataLoader, TensorDataset
+
+from losses.errors import ConfigError
+from recipes.data.augment import random_hflip, random_translate
+from recipes.data.sources import TORCHVISION_NAMES, Arrays, load_mnist5k, load_torchvision_dataset, stratified_split
+
+DATASETS = ("mnist5k", *TORCHVISION_NAMES)
+
+
+def load_splits(
+    dataset: str, data_dir: str | Path, download: bool, val_fraction: float, test_fraction: float, seed: int
+) -> dict[str, Arrays]:
+    """Train/val/test arrays of ``dataset``; stratified and seeded where the dataset has no test split."""
+    if dataset == "mnist5k":
+        images, labels = load_mnist5k(data_dir)
+        test, val, train = stratified_split(labels, (test_fraction, val_fraction), seed)
+        return {"train": (images[train], labels[train]), "val": (images[val], labels[val]), "test": (images[test], labels[test])}
+    found = load_torchvision_dataset(dataset, data_dir, download)
+    images, labels = found["train"]
+    val, train = stratified_split(labels, (val_fraction,), seed)
+    return {"train": (images[train], labels[train]), "val": (images[val], labels[val]), "test": found["test"]}
+
+
+class ImageDataModule(L.LightningDataModule):
+    """mnist5k (embedded), mnist, fashion_mnist or cifar10 as ``(image, label)`` batches.
+
+    Images stay uint8 until a batch reaches its device; there they are scaled, normalised with the
+    training split's mean and std, and (in training) shifted by up to ``shift`` pixels and flipped.
+    """
+
+    def __init__(
+        self,
+        dataset: str = "mnist5k",
+        data_dir: str = "data",
+        batch_size: int = 128,
+        eval_batch_size: int = 1000,
+        val_fraction: float = 0.1,
+        test_fraction: float = 0.1,
+        shift: int = 2,
+        hflip: bool = False,
+        download: bool = False,
+        num_workers: int = 0,
+        split_seed: int = 0,
+        num_classes: int = 10,
+        channels: int = 1,
+        image_size: int = 28,
+    ) -> None:
+        super().__init__()
+        if dataset not in DATASETS:
+            raise ConfigError(f"data: unknown dataset {dataset!r}; datasets are {', '.join(DATASETS)}")
+        for name, value in (("batch_size", batch_size), ("eval_batch_size", eval_batch_size)):
+            if not isinstance(value, int) or value < 1:
+                raise ConfigError(f"data '{dataset}': {name} must be a positive integer (got {value!r})")
+        for name, value in (("val_fraction", val_fraction), ("test_fraction", test_fraction)):
+            if not 0 < value < 0.5:
+                raise ConfigError(f"data '{dataset}': {name} must be in (0, 0.5) (got {value!r})")
+        self.dataset, self.data_dir, self.download = dataset, data_dir, download
+        self.batch_size, self.eval_batch_size, self.num_workers = batch_size, eval_batch_size, num_workers
+        self.val_fraction, self.test_fraction, self.split_seed = val_fraction, test_fraction, split_seed
+        self.shift, self.hflip = shift, hflip
+        self.num_classes, self.channels, self.image_size = num_classes, channels, image_size
+        self.splits: dict[str, Arrays] = {}
+
+    def prepare_data(self) -> None:
+        if self.download and self.dataset != "mnist5k":
+            load_torchvision_dataset(self.dataset, self.data_dir, allow_download=True)
+
+    def setup(self, stage: str | None = None) -> None:
+        if self.splits:
+            return
+        self.splits = load_splits(self.dataset, self.data_dir, self.download, self.val_fraction, self.test_fraction, self.split_seed)
+        train_images = self.splits["train"][0].float().div_(255)
+        dims = [0, 2, 3]
+        self.register_stats(train_images.mean(dims), train_images.std(dims))
+
+    def register_stats(self, mean: Tensor, std: Tensor) -> None:
+        """Keep the per-channel statistics used to normalise every batch."""
+        self.mean = mean.view(1, -1, 1, 1)
+        self.std = std.clamp_min(1e-6).view(1, -1, 1, 1)
+
+    def loader(self, split: str, train: bool) -> DataLoader:
+        """A DataLoader over one in-memory split, shuffled (by the seeded global RNG) when training."""
+        images, labels = self.splits[split]
+        return DataLoader(
+            TensorDataset(images, labels),
+            batch_size=self.batch_size if train else self.eval_batch_size,
+            shuffle=train,
+            drop_last=train and len(labels) > self.batch_size,
+            num_workers=self.num_workers,
+        )
+
+    def train_dataloader(self) -> DataLoader:
+        return self.loader("train", train=True)
+
+    def val_dataloader(self) -> DataLoader:
+        return self.loader("val", train=False)
+
+    def test_dataloader(self) -> DataLoader:
+        return self.loader("test", train=False)
+
+    def normalize(self, images: Tensor) -> Tensor:
+        """uint8 images to normalised float32 on their own device."""
+        x = images.float().div_(255)
+        return (x - self.mean.to(x.device)) / self.std.to(x.device)
+
+    def augment(self, images: Tensor) -> Tensor:
+        """Training-time augmentation: random shifts (and mirror images where ``hflip``)."""
+        images = random_translate(images, self.shift)
+        return random_hflip(images) if self.hflip else images
+
+    def on_after_batch_transfer(self, batch: tuple[Tensor, Tensor], dataloader_idx: int) -> tuple[Tensor, Tensor]:
+        images, labels = batch
+        images = self.normalize(images)
+        if self.trainer is not None and self.trainer.training:
+            images = self.augment(images)
+        return images, labels
