@@ -32,6 +32,7 @@ log = logging.getLogger(__name__)
 
 STAGES = ("val", "test")
 MODELS = ("student", "teacher", "baseline")  # metric names: acc (the student), teacher_acc, baseline_acc
+MIMICS = ("student", "baseline")  # agreement with the teacher's predictions: agreement, baseline_agreement
 
 
 class DistillationTask(Task):
@@ -73,6 +74,9 @@ class DistillationTask(Task):
         self.accuracy = nn.ModuleDict(
             {f"{stage}_{who}": MulticlassAccuracy(num_classes, average="micro") for stage in STAGES for who in MODELS}
         )
+        self.agreement = nn.ModuleDict(
+            {f"{stage}_{who}": MulticlassAccuracy(num_classes, average="micro") for stage in STAGES for who in MIMICS}
+        )
         self.nll = nn.ModuleDict({stage: NegativeLogLikelihood() for stage in STAGES})
         self.num_classes = num_classes
 
@@ -105,7 +109,7 @@ class DistillationTask(Task):
         return t * t * self.losses["loss"](log_q, target)
 
     def evaluate(self, batch: tuple[Tensor, Tensor], stage: str) -> None:
-        """Accuracy of the student, the teacher and the student alone; the student's loss and NLL."""
+        """Accuracy of the student, the teacher and the student alone; how often each agrees with the teacher."""
         images, labels = batch
         logits = {"student": self.model(images), "teacher": self.teacher(images)}
         if self.baseline is not None:
@@ -113,11 +117,15 @@ class DistillationTask(Task):
         soft = self.soft_loss(logits["student"], logits["teacher"])
         hard = F.cross_entropy(logits["student"].float(), labels)
         self.log_loss(stage, "loss", self.alpha * hard + (1 - self.alpha) * soft, batch_size=len(labels))
-        for who, value in logits.items():
+        predictions = {who: value.argmax(1) for who, value in logits.items()}
+        for who, predicted in predictions.items():
             metric = self.accuracy[f"{stage}_{who}"]
-            metric.update(value.float().argmax(1), labels)
-            name = "acc" if who == "student" else f"{who}_acc"
-            self.log(f"{stage}/{name}", metric, on_epoch=True, prog_bar=stage == "val")
+            metric.update(predicted, labels)
+            self.log(f"{stage}/{'acc' if who == 'student' else who + '_acc'}", metric, on_epoch=True, prog_bar=stage == "val")
+            if who in MIMICS:
+                agreement = self.agreement[f"{stage}_{who}"]
+                agreement.update(predicted, predictions["teacher"])
+                self.log(f"{stage}/{'agreement' if who == 'student' else who + '_agreement'}", agreement, on_epoch=True)
         self.nll[stage].update(logits["student"], labels)
         self.log(f"{stage}/nll", self.nll[stage], on_epoch=True)
 
@@ -141,6 +149,11 @@ class DistillationTask(Task):
         if self.teacher_ckpt:
             self.teacher.load_state_dict(load_teacher_weights(self.teacher_ckpt, self.teacher))
             log.info("teacher: loaded %s", self.teacher_ckpt)
+        elif self.trainer.world_size > 1:  # each process would train a different teacher
+            raise ConfigError(
+                "task.teacher_ckpt: with several processes the teacher must come from a checkpoint; train it first "
+                "(python train.py task=classification model=convnet) and pass task.teacher_ckpt=.../checkpoints/best.ckpt"
+            )
         else:
             self.train_teacher()
         self.teacher.requires_grad_(False).eval()
