@@ -143,20 +143,24 @@ class DistillationTask(Task):
 
     # ----- the teacher ------------------------------------------------------------------------
     def setup(self, stage: str) -> None:
-        """Before fitting: load the teacher's checkpoint, or train a teacher; a resumed run has it already."""
-        if stage != "fit" or self.trainer.ckpt_path is not None:
-            return
-        if self.teacher_ckpt:
+        """Before fitting, load the teacher's checkpoint: a bad one stops the run before anything trains."""
+        if stage == "fit" and self.teacher_ckpt:
             self.teacher.load_state_dict(load_teacher_weights(self.teacher_ckpt, self.teacher))
             log.info("teacher: loaded %s", self.teacher_ckpt)
-        elif self.trainer.world_size > 1:  # each process would train a different teacher
+
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        self.teacher_restored = True  # a resumed run: the checkpoint holds the teacher already
+
+    def on_fit_start(self) -> None:
+        """Without a teacher checkpoint (and not resuming), train the teacher now, after the run's restore step."""
+        if self.teacher_ckpt or getattr(self, "teacher_restored", False):
+            return
+        if self.trainer.world_size > 1:  # each process would train a different teacher
             raise ConfigError(
                 "task.teacher_ckpt: with several processes the teacher must come from a checkpoint; train it first "
                 "(python train.py task=classification model=convnet) and pass task.teacher_ckpt=.../checkpoints/best.ckpt"
             )
-        else:
-            self.train_teacher()
-        self.teacher.requires_grad_(False).eval()
+        self.train_teacher()
 
     def train_teacher(self) -> Path:
         """Fit the teacher with the classification recipe (cross-entropy) on the same data, and save its weights."""
@@ -165,7 +169,7 @@ class DistillationTask(Task):
         outer = self.trainer
         folder = Path(outer.default_root_dir) / "teacher"
         teacher_task = ClassificationTask(
-            self.teacher.requires_grad_(True),
+            self.teacher.requires_grad_(True).train(),  # Lightning keeps each module's mode: BN needs train mode
             {"loss": loss_registry.build("ce")},
             self.optimizer_factory,
             self.scheduler_factory,
@@ -192,6 +196,9 @@ class DistillationTask(Task):
             trainer.fit(teacher_task, datamodule=datamodule)
         finally:
             datamodule.trainer = outer  # the inner fit took the datamodule over
+            self.teacher.requires_grad_(False).eval()
+            for p in self.teacher.parameters():
+                p.grad = None  # the student's optimiser holds these parameters too: leave it nothing to step
         path = folder / "teacher.pt"
         torch.save(self.teacher.state_dict(), path)
         accuracy = float(trainer.callback_metrics.get("val/acc", math.nan))

@@ -18,9 +18,12 @@ def test_smoke_run_trains_a_teacher_saves_it_and_reports_three_accuracies(smoke_
     metrics = train(smoke_config("task=distillation", *TINY_TEACHER))
     for key in ("test/acc", "test/teacher_acc", "test/baseline_acc", "test/agreement", "test/baseline_agreement", "test/nll"):
         assert math.isfinite(metrics[key]), key
-    state = torch.load(tmp_path / "teacher" / "teacher.pt", weights_only=True)
-    assert "head.1.weight" in state  # a ConvNet's weights
+    saved = torch.load(tmp_path / "teacher" / "teacher.pt", weights_only=True)
+    assert "head.1.weight" in saved  # a ConvNet's weights
+    assert saved["body.0.1.running_mean"].abs().sum() > 0  # trained in train mode: batch norm collected statistics
     assert (tmp_path / "teacher" / "csv" / "metrics.csv").exists()  # the classification recipe's log
+    state = torch.load(tmp_path / "checkpoints" / "last.ckpt", weights_only=False)["state_dict"]
+    assert all(torch.equal(state[f"teacher.{k}"], v) for k, v in saved.items())  # frozen while the student trained
 
 
 def test_distilled_student_learns_well_above_chance(smoke_config):
@@ -100,8 +103,10 @@ def test_js_div_fits_the_slot_and_trains(smoke_config):
 
 
 def test_with_alpha_one_the_student_is_the_student_alone(smoke_config):
-    metrics = train(smoke_config("task=distillation", *TINY_TEACHER, "task.alpha=1.0"))
+    # without dropout (whose masks differ between the two copies) the two students are the same function
+    metrics = train(smoke_config("task=distillation", *TINY_TEACHER, "task.alpha=1.0", "model.dropout=0.0"))
     assert metrics["test/acc"] == metrics["test/baseline_acc"]  # same init, same batches, labels only
+    assert metrics["test/agreement"] == metrics["test/baseline_agreement"]
     assert metrics["test/nll"] > 0
 
 
