@@ -136,7 +136,7 @@ class DistillationTask(Task):
         self.evaluate(batch, "test")
 
     def train(self, mode: bool = True) -> DistillationTask:
-        """Lightning switches the whole module to training mode; the teacher stays in eval mode (BN, dropout)."""
+        """Whoever switches this module to training mode, the frozen teacher stays in eval mode (BN, dropout)."""
         super().train(mode)
         self.teacher.eval()
         return self
