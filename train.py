@@ -55,16 +55,19 @@ def train(cfg: DictConfig) -> dict[str, float]:
         logger.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
 
     metrics: dict[str, float] = {}
-    if cfg.get("fit", True):
-        trainer.fit(task, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
-        metrics.update({k: float(v) for k, v in trainer.callback_metrics.items()})
-    if cfg.get("test", True):
-        best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
-        ckpt = best or (None if cfg.get("fit", True) else cfg.get("ckpt_path"))
-        if best:
-            log.info("testing the best checkpoint %s", best)
-        trainer.test(task, datamodule=datamodule, ckpt_path=ckpt, weights_only=False)
-        metrics.update({k: float(v) for k, v in trainer.callback_metrics.items()})
+    try:
+        if cfg.get("fit", True):
+            trainer.fit(task, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
+            metrics.update({k: float(v) for k, v in trainer.callback_metrics.items()})
+        if cfg.get("test", True):
+            best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
+            ckpt = best or (None if cfg.get("fit", True) else cfg.get("ckpt_path"))
+            if best:
+                log.info("testing the best checkpoint %s", best)
+            trainer.test(task, datamodule=datamodule, ckpt_path=ckpt, weights_only=False)
+            metrics.update({k: float(v) for k, v in trainer.callback_metrics.items()})
+    finally:
+        finish_wandb(loggers)  # flush and close this run's W&B logs, even on error
     return metrics
 
 
