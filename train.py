@@ -13,6 +13,8 @@ from typing import Any
 import hydra
 import lightning as L
 import torch
+from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
 from lightning.pytorch.callbacks import ProgressBar
 from omegaconf import DictConfig, OmegaConf
 
@@ -78,6 +80,8 @@ def main(cfg: DictConfig) -> float | None:
         metrics = train(cfg)
     except ConfigError as err:
         print(f"error: {err}", file=sys.stderr)
+        if HydraConfig.get().mode == RunMode.MULTIRUN:
+            raise  # a sweeper records the failed trial (Optuna tolerates up to max_failure_rate)
         raise SystemExit(2) from None
     finally:
         finish_wandb()
