@@ -33,7 +33,12 @@ def instantiate_all(group: DictConfig | None) -> list[Any]:
 
 
 def train(cfg: DictConfig) -> dict[str, float]:
-    """Fit and test the configured task; returns every metric logged at the end, as floats."""
+    """Fit and test the configured task; returns every metric logged at the end, as floats.
+
+    A config with a ``run`` node (a simulation, no data and no network) calls that instead.
+    """
+    if cfg.get("run") is not None:
+        return hydra.utils.instantiate(cfg.run)()
     slot_losses = check_config(cfg)  # raises ConfigError before any data is touched
     if cfg.get("seed") is not None:
         L.seed_everything(cfg.seed, workers=True)
