@@ -391,3 +391,34 @@ def test_bad_zoo_hyperparameters_are_refused(name, hparams, message):
     with pytest.raises(ConfigError) as err:
         losses.build(name, **hparams)
     assert message in str(err.value)
+
+
+@pytest.mark.parametrize(
+    "name,hparams,logits,target,message",
+    [
+        ("ce", {}, torch.zeros(4, 3, dtype=torch.long), torch.zeros(4, dtype=torch.long), "logits must be a floating-point"),
+        ("ce", {"weight": [1.0, 2.0]}, torch.randn(4, 3), torch.zeros(4, dtype=torch.long), "2 classes to match weight"),
+        ("ce", {}, torch.randn(4, 3), torch.rand(4, 2), r"class indices or probabilities of shape \(4, 3\)"),
+        ("ce", {}, torch.randn(4, 3), torch.zeros(5, dtype=torch.long), r"class indices of shape \(4,\)"),
+        ("focal", {}, torch.randn(4, 3), torch.rand(4, 2), r"0/1 floats of the logits' shape \(4, 3\)"),
+        ("focal", {"alpha": [0.2, 0.3, 0.5]}, torch.randn(4, 3), torch.ones(4, 3), "alpha must be a scalar for sigmoid"),
+        ("focal", {"alpha": [0.5, 0.5]}, torch.randn(4, 3), torch.zeros(4, dtype=torch.long), "2 classes to match alpha"),
+        ("bce_logits", {}, torch.randn(4, 3), torch.full((4, 3), 2), "0/1 labels of shape"),
+        ("bce_logits", {}, torch.randn(4, 3), torch.rand(4, 2), r"probabilities of shape \(4, 3\)"),
+        ("bce_logits", {"weight": [1.0, 2.0]}, torch.randn(4, 3), torch.ones(4, 3), "2 classes along dim 1 to match weight"),
+        ("hinge", {}, torch.randn(2, 3, 4), torch.zeros(2, dtype=torch.long), "logits must be scores"),
+    ],
+)
+def test_bad_inputs_name_the_loss_the_argument_and_what_is_needed(name, hparams, logits, target, message):
+    with pytest.raises(ValueError, match=message) as err:
+        losses.build(name, **hparams)(logits, target)
+    assert f"loss '{name}'" in str(err.value)
+
+
+@pytest.mark.parametrize("gamma", [0.0, 0.5])
+def test_class_balanced_focal_gradients_stay_finite_with_extreme_logits(gamma):
+    logits = torch.tensor([[60.0, -60.0, 0.0], [-80.0, 80.0, 1.0]], requires_grad=True)
+    loss = losses.build("class_balanced", samples_per_class=[10, 100, 1000], base="focal", gamma=gamma)
+    value = loss(logits, torch.tensor([0, 1]))
+    value.backward()
+    assert torch.isfinite(value) and torch.isfinite(logits.grad).all()
