@@ -115,9 +115,7 @@ def log_rate_counts(size: Size, device: torch.device) -> tuple[Tensor, ...]:
 
 def mean_target_var(size: Size, device: torch.device) -> tuple[Tensor, ...]:
     g = _gen()
-    return _on(
-        device, torch.randn(*size, generator=g), torch.randn(*size, generator=g), torch.rand(*size, generator=g) + 0.1
-    )
+    return _on(device, torch.randn(*size, generator=g), torch.randn(*size, generator=g), torch.rand(*size, generator=g) + 0.1)
 
 
 def log_probs_probs(size: Size, device: torch.device) -> tuple[Tensor, ...]:
@@ -260,108 +258,118 @@ def _torchvision_box(name: str) -> Callable[..., Tensor]:
     return fn
 
 
-REFERENCES: dict[str, list[Reference]] = {
-    # classification
-    "ce": [Reference(logits_indices, lambda x, t, **_: F.cross_entropy(x, t), "torch")],
-    "label_smoothing": [
-        Reference(logits_indices, lambda x, t, **_: F.cross_entropy(x, t, label_smoothing=0.1), "torch", {"label_smoothing": 0.1})
-    ],
-    "focal": [
-        Reference(logits_indices, softmax_focal, "formula", {"gamma": 2.0, "alpha": 0.25}, label="softmax"),
-        Reference(logits_multi_hot, sigmoid_focal, "torchvision", {"gamma": 2.0, "alpha": 0.25}, label="sigmoid"),
-    ],
-    "bce_logits": [Reference(logits_multi_hot, lambda x, t, **_: F.binary_cross_entropy_with_logits(x, t), "torch")],
-    "class_balanced": [Reference(logits_indices, effective_number_ce, "formula", long_tail_counts)],
-    "hinge": [
-        Reference(logits_indices, lambda x, t, **_: F.multi_margin_loss(x, t), "torch", label="multiclass"),
-        Reference(scores_signs, binary_hinge, "formula", label="binary"),
-    ],
-    # regression
-    "mse": [Reference(pred_target, lambda p, t, **_: F.mse_loss(p, t), "torch")],
-    "mae": [Reference(pred_target, lambda p, t, **_: F.l1_loss(p, t), "torch")],
-    "huber": [Reference(pred_target, lambda p, t, delta, **_: F.huber_loss(p, t, delta=delta), "torch", {"delta": 1.0})],
-    "smooth_l1": [
-        Reference(pred_target, lambda p, t, beta, **_: F.smooth_l1_loss(p, t, beta=beta), "torch", {"beta": 1.0})
-    ],
-    "log_cosh": [Reference(pred_target, log_cosh, "formula")],
-    "quantile": [Reference(pred_target, pinball, "formula", {"tau": 0.9})],
-    "msle": [Reference(positive_pred_target, msle, "formula")],
-    "poisson_nll": [
-        Reference(
-            log_rate_counts,
-            lambda p, t, log_input, full, **_: F.poisson_nll_loss(p, t, log_input=log_input, full=full),
-            "torch",
-            {"log_input": True, "full": False},
-        )
-    ],
-    "gaussian_nll": [
-        Reference(
-            mean_target_var,
-            lambda m, t, v, full, eps, **_: F.gaussian_nll_loss(m, t, v, full=full, eps=eps),
-            "torch",
-            {"full": False, "eps": 1e-6},
-            grad_inputs=(0, 2),
-        )
-    ],
-    # distribution: torch's KLDivLoss semantics (input log-probabilities, target probabilities)
-    "kl_div": [
-        Reference(
-            log_probs_probs,
-            lambda x, t, **_: F.kl_div(x, t, reduction="batchmean"),
-            "torch",
-            {"reduction": "batchmean", "log_target": False},
-        )
-    ],
-    # elbo
-    "elbo": [
-        Reference(vae_outputs, negative_elbo, "formula", {"beta": 1.0, "reconstruction": "bernoulli"}, grad_inputs=(0, 2, 3))
-    ],
-    # pair
-    "hinge_embedding": [
-        Reference(
-            embedding_pairs,
-            lambda a, b, y, margin, **_: F.hinge_embedding_loss(F.pairwise_distance(a, b), y, margin=margin),
-            "torch",
-            {"margin": 1.0},
-            grad_inputs=(0, 1),
-        )
-    ],
-    "cosine_embedding": [
-        Reference(
-            embedding_pairs,
-            lambda a, b, y, margin, **_: F.cosine_embedding_loss(a, b, y, margin=margin),
-            "torch",
-            {"margin": 0.0},
-            grad_inputs=(0, 1),
-        )
-    ],
-    "contrastive": [Reference(embedding_pairs, contrastive, "formula", {"margin": 1.0}, grad_inputs=(0, 1))],
-    # triplet
-    "triplet": [
-        Reference(
-            embedding_triplets,
-            lambda anc, pos, neg, margin, p, swap, **_: F.triplet_margin_loss(anc, pos, neg, margin=margin, p=p, swap=swap),
-            "torch",
-            {"margin": 1.0, "p": 2, "swap": False},
-            grad_inputs=(0, 1, 2),
-        )
-    ],
-    "margin_ranking": [
-        Reference(
-            embedding_triplets,
-            lambda a, p, n, margin, **_: F.margin_ranking_loss(
-                F.cosine_similarity(a, p), F.cosine_similarity(a, n), torch.ones(len(a), device=a.device), margin=margin
-            ),
-            "torch",
-            {"margin": 0.1},
-            grad_inputs=(0, 1, 2),
-        )
-    ],
-    # views
-    "nt_xent": [Reference(two_views, nt_xent, "formula", {"temperature": 0.5}, grad_inputs=(0, 1))],
-    # boxes
-    "iou": [Reference(box_pairs, iou_loss, "formula", {"eps": 1e-7})],
-    "giou": [Reference(box_pairs, _torchvision_box("generalized_box_iou_loss"), "torchvision", {"eps": 1e-7})],
-    "diou": [Reference(box_pairs, _torchvision_box("distance_box_iou_loss"), "torchvision", {"eps": 1e-7})],
-    "ciou": [Reference(box_pairs, _torchvision_box("complete_box_iou_loss"), "torchvision", {"eps": 1e-7})],
+BY_KIND: dict[str, dict[str, list[Reference]]] = {
+    "classification": {
+        "ce": [Reference(logits_indices, lambda x, t, **_: F.cross_entropy(x, t), "torch")],
+        "label_smoothing": [
+            Reference(
+                logits_indices, lambda x, t, **_: F.cross_entropy(x, t, label_smoothing=0.1), "torch", {"label_smoothing": 0.1}
+            )
+        ],
+        "focal": [
+            Reference(logits_indices, softmax_focal, "formula", {"gamma": 2.0, "alpha": 0.25}, label="softmax"),
+            Reference(logits_multi_hot, sigmoid_focal, "torchvision", {"gamma": 2.0, "alpha": 0.25}, label="sigmoid"),
+        ],
+        "bce_logits": [Reference(logits_multi_hot, lambda x, t, **_: F.binary_cross_entropy_with_logits(x, t), "torch")],
+        "class_balanced": [Reference(logits_indices, effective_number_ce, "formula", long_tail_counts)],
+        "hinge": [
+            Reference(logits_indices, lambda x, t, **_: F.multi_margin_loss(x, t), "torch", label="multiclass"),
+            Reference(scores_signs, binary_hinge, "formula", label="binary"),
+        ],
+    },
+    "regression": {
+        "mse": [Reference(pred_target, lambda p, t, **_: F.mse_loss(p, t), "torch")],
+        "mae": [Reference(pred_target, lambda p, t, **_: F.l1_loss(p, t), "torch")],
+        "huber": [Reference(pred_target, lambda p, t, delta, **_: F.huber_loss(p, t, delta=delta), "torch", {"delta": 1.0})],
+        "smooth_l1": [Reference(pred_target, lambda p, t, beta, **_: F.smooth_l1_loss(p, t, beta=beta), "torch", {"beta": 1.0})],
+        "log_cosh": [Reference(pred_target, log_cosh, "formula")],
+        "quantile": [Reference(pred_target, pinball, "formula", {"tau": 0.9})],
+        "msle": [Reference(positive_pred_target, msle, "formula")],
+        "poisson_nll": [
+            Reference(
+                log_rate_counts,
+                lambda p, t, log_input, full, **_: F.poisson_nll_loss(p, t, log_input=log_input, full=full),
+                "torch",
+                {"log_input": True, "full": False},
+            )
+        ],
+        "gaussian_nll": [
+            Reference(
+                mean_target_var,
+                lambda m, t, v, full, eps, **_: F.gaussian_nll_loss(m, t, v, full=full, eps=eps),
+                "torch",
+                {"full": False, "eps": 1e-6},
+                grad_inputs=(0, 2),
+            )
+        ],
+    },
+    "distribution": {
+        # torch's KLDivLoss semantics (input log-probabilities, target probabilities)
+        "kl_div": [
+            Reference(
+                log_probs_probs,
+                lambda x, t, **_: F.kl_div(x, t, reduction="batchmean"),
+                "torch",
+                {"reduction": "batchmean", "log_target": False},
+            )
+        ],
+    },
+    "elbo": {
+        "elbo": [
+            Reference(vae_outputs, negative_elbo, "formula", {"beta": 1.0, "reconstruction": "bernoulli"}, grad_inputs=(0, 2, 3))
+        ],
+    },
+    "pair": {
+        "hinge_embedding": [
+            Reference(
+                embedding_pairs,
+                lambda a, b, y, margin, **_: F.hinge_embedding_loss(F.pairwise_distance(a, b), y, margin=margin),
+                "torch",
+                {"margin": 1.0},
+                grad_inputs=(0, 1),
+            )
+        ],
+        "cosine_embedding": [
+            Reference(
+                embedding_pairs,
+                lambda a, b, y, margin, **_: F.cosine_embedding_loss(a, b, y, margin=margin),
+                "torch",
+                {"margin": 0.0},
+                grad_inputs=(0, 1),
+            )
+        ],
+        "contrastive": [Reference(embedding_pairs, contrastive, "formula", {"margin": 1.0}, grad_inputs=(0, 1))],
+    },
+    "triplet": {
+        "triplet": [
+            Reference(
+                embedding_triplets,
+                lambda anc, pos, neg, margin, p, swap, **_: F.triplet_margin_loss(anc, pos, neg, margin=margin, p=p, swap=swap),
+                "torch",
+                {"margin": 1.0, "p": 2, "swap": False},
+                grad_inputs=(0, 1, 2),
+            )
+        ],
+        "margin_ranking": [
+            Reference(
+                embedding_triplets,
+                lambda a, p, n, margin, **_: F.margin_ranking_loss(
+                    F.cosine_similarity(a, p), F.cosine_similarity(a, n), torch.ones(len(a), device=a.device), margin=margin
+                ),
+                "torch",
+                {"margin": 0.1},
+                grad_inputs=(0, 1, 2),
+            )
+        ],
+    },
+    "views": {
+        "nt_xent": [Reference(two_views, nt_xent, "formula", {"temperature": 0.5}, grad_inputs=(0, 1))],
+    },
+    "boxes": {
+        "iou": [Reference(box_pairs, iou_loss, "formula", {"eps": 1e-7})],
+        "giou": [Reference(box_pairs, _torchvision_box("generalized_box_iou_loss"), "torchvision", {"eps": 1e-7})],
+        "diou": [Reference(box_pairs, _torchvision_box("distance_box_iou_loss"), "torchvision", {"eps": 1e-7})],
+        "ciou": [Reference(box_pairs, _torchvision_box("complete_box_iou_loss"), "torchvision", {"eps": 1e-7})],
+    },
 }
+REFERENCES: dict[str, list[Reference]] = {name: refs for group in BY_KIND.values() for name, refs in group.items()}

@@ -29,9 +29,7 @@ CONFIGS = ROOT / "configs" / "loss"
 COMMAND = "python -m losses.docs"
 
 NAME = r"[A-Z][^\W\d_]+(?:[-'][^\W\d_]+)?"  # an author's surname: Lin, LeCun, Müller, Ben-David
-CITATION = re.compile(
-    rf"\b{NAME}(?:, {NAME})*(?:,? (?:and|&) {NAME})?(?: et al\.?)? (?:1[6-9]|20)\d\d[a-z]?\b"
-)
+CITATION = re.compile(rf"\b{NAME}(?:, {NAME})*(?:,? (?:and|&) {NAME})?(?: et al\.?)? (?:1[6-9]|20)\d\d[a-z]?\b")
 LIBRARY = re.compile(r"\b(?:torch|torchvision)(?:\.\w+)+|\b(?:torch|torchvision)'s \w+")
 CODE = re.compile(r"``(.+?)``")
 SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z(\x00])")
