@@ -38,7 +38,8 @@ def check_logits(loss: Loss, logits: Tensor) -> None:
     if not logits.numel() or not loss.check_values(logits):
         return
     detached = logits.detach()
-    if not bool(((detached >= 0) & (detached <= 1)).all()):
+    low, high = torch.aminmax(detached)  # one pass, no temporaries: most batches of logits leave [0, 1] at once
+    if bool(low < 0) or bool(high > 1):
         return
     rows_sum_to_one = logits.ndim >= 2 and logits.shape[1] > 1 and bool(
         torch.allclose(detached.sum(1).float(), torch.ones((), device=logits.device), atol=1e-3)
@@ -55,6 +56,14 @@ def check_logits(loss: Loss, logits: Tensor) -> None:
             "pass raw scores, not sigmoid outputs",
             stacklevel=3,
         )
+
+
+def is_zero_one(target: Tensor) -> bool:
+    """Whether integer labels are all 0 or 1 (one pass, no temporaries)."""
+    if not target.numel():
+        return True
+    low, high = torch.aminmax(target)
+    return bool(low >= 0) and bool(high <= 1)
 
 
 def check_class_logits(loss: Loss, logits: Tensor) -> None:
@@ -76,7 +85,7 @@ def check_probabilities(loss: Loss, target: Tensor, need_sum_one: bool) -> None:
     """Float targets must lie in [0, 1] (e.g. not -1/+1 labels); class-probability rows should sum to 1."""
     if not target.numel() or not loss.check_values(target):
         return
-    low, high = float(target.min()), float(target.max())
+    low, high = (float(v) for v in torch.aminmax(target.detach()))
     if low < 0 or high > 1:
         raise loss.input_error(
             "target",
@@ -104,7 +113,7 @@ def check_class_indices(loss: Loss, logits: Tensor, target: Tensor, ignore_index
     batch_shape = logits.shape[:1] + logits.shape[2:]
     if target.shape != batch_shape:
         one_hot = (
-            target.shape == logits.shape and loss.check_values(target) and bool(((target == 0) | (target == 1)).all())
+            target.shape == logits.shape and loss.check_values(target) and is_zero_one(target)
         )
         hint = "; it looks one-hot: pass target.argmax(1), or float probabilities" if one_hot else ""
         raise loss.input_error("target", f"class indices of shape {tuple(batch_shape)}{hint}", tuple(target.shape))
@@ -287,7 +296,7 @@ class BCEWithLogits(Loss):
                 target = check_class_indices(self, logits, target)
                 target = F.one_hot(target, logits.shape[1]).movedim(-1, 1)
             elif target.shape == logits.shape and (
-                not self.check_values(target) or bool(((target == 0) | (target == 1)).all())
+                target.dtype == torch.bool or not self.check_values(target) or is_zero_one(target)
             ):
                 pass
             else:
@@ -441,8 +450,8 @@ class Hinge(Loss):
             signs = self.signs(target)
             with autocast_off(logits):
                 scores = as_float(logits).flatten() if single_column else as_float(logits)
-                values = (self.margin - signs.to(scores.dtype) * scores).clamp_min(0) ** self.p
-                return self.reduce(values)
+                values = (self.margin - signs.to(scores.dtype) * scores).clamp_min(0)
+                return self.reduce(values if self.p == 1 else values**self.p)
         if logits.ndim != 2:
             raise self.input_error(
                 "logits", "scores [N] with labels [N], or [N, C] with class indices [N] or labels [N, C]", tuple(logits.shape)
@@ -454,15 +463,19 @@ class Hinge(Loss):
             return self.reduce(values)
 
     def signs(self, target: Tensor) -> Tensor:
-        """Binary labels as -1/+1: labels in {-1, +1} stay, labels in {0, 1} map 0 to -1 (no host sync)."""
-        if self.check_values(target):
-            minus, zero = target == -1, target == 0
-            if not bool((minus | zero | (target == 1)).all()):
-                raise self.input_error(
-                    "target",
-                    "binary labels in {-1, +1} or {0, 1}",
-                    f"values from {float(target.min()):g} to {float(target.max()):g}",
-                )
-            if bool(minus.any()) and bool(zero.any()):
+        """Binary labels as -1/+1: labels in {-1, +1} stay, labels in {0, 1} map 0 to -1.
+
+        Where values are checked (always on CPU) the encoding is read from the smallest label; elsewhere
+        ``where(target == 0, -1, target)`` does both without a host sync.
+        """
+        target = target.long() if target.dtype == torch.bool else target
+        if not target.numel() or not self.check_values(target):
+            return torch.where(target == 0, -1, target)
+        low, high = (float(v) for v in torch.aminmax(target))
+        if low < -1 or high > 1 or (target.is_floating_point() and not torch.equal(target, target.round())):
+            raise self.input_error("target", "binary labels in {-1, +1} or {0, 1}", f"values from {low:g} to {high:g}")
+        if low == -1:
+            if bool((target == 0).any()):
                 raise self.input_error("target", "binary labels in {-1, +1} or {0, 1}, not a mix", "both -1 and 0")
-        return torch.where(target == 0, -1, target)
+            return target
+        return 2 * target - 1

@@ -255,6 +255,12 @@ def test_binary_hinge_gives_the_same_value_for_zero_one_and_sign_labels():
     torch.testing.assert_close(hinge(scores, signs), by_hand)
 
 
+def test_binary_hinge_accepts_bool_labels():
+    scores = torch.tensor([2.0, -0.5])
+    value = losses.build("hinge", reduction="none")(scores, torch.tensor([False, True]))
+    torch.testing.assert_close(value, torch.tensor([3.0, 1.5]))
+
+
 def test_binary_hinge_accepts_a_single_logit_column():
     scores = torch.tensor([[2.0], [-0.5]])
     value = losses.build("hinge", reduction="none")(scores, torch.tensor([0, 1]))
@@ -266,6 +272,7 @@ def test_binary_hinge_accepts_a_single_logit_column():
     [
         (torch.tensor([-1, 0, 1, 1]), "not a mix"),
         (torch.tensor([0, 2, 1, 1]), r"binary labels in \{-1, \+1\} or \{0, 1\}"),
+        (torch.tensor([0.5, 1.0, 0.0, 1.0]), r"binary labels in \{-1, \+1\} or \{0, 1\}"),
     ],
 )
 def test_binary_hinge_refuses_labels_that_are_not_binary(target, message):
