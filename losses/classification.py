@@ -310,14 +310,13 @@ class BCEWithLogits(Loss):
         with autocast_off(logits):
             logits = as_float(logits)
             target = target.to(logits.dtype)
-            values = F.binary_cross_entropy_with_logits(
+            return F.binary_cross_entropy_with_logits(
                 logits,
                 target,
                 weight=self.per_class("weight", self.weight, logits),
                 pos_weight=self.per_class("pos_weight", self.pos_weight, logits),
-                reduction="none",
+                reduction=self.reduction,  # torch's none/mean/sum are ours, and fused
             )
-            return self.reduce(values)
 
     def per_class(self, arg: str, vector: Tensor | None, logits: Tensor) -> Tensor | None:
         """A scalar, or one value per class laid along dim 1 (torch would broadcast it over the last dim)."""
@@ -459,8 +458,7 @@ class Hinge(Loss):
         target = check_class_indices(self, logits, target)
         with autocast_off(logits):
             logits = as_float(logits)
-            values = F.multi_margin_loss(logits, target, p=self.p, margin=self.margin, reduction="none")
-            return self.reduce(values)
+            return F.multi_margin_loss(logits, target, p=self.p, margin=self.margin, reduction=self.reduction)
 
     def signs(self, target: Tensor) -> Tensor:
         """Binary labels as -1/+1: labels in {-1, +1} stay, labels in {0, 1} map 0 to -1.
