@@ -429,3 +429,20 @@ def test_class_balanced_focal_gradients_stay_finite_with_extreme_logits(gamma):
     value = loss(logits, torch.tensor([0, 1]))
     value.backward()
     assert torch.isfinite(value) and torch.isfinite(logits.grad).all()
+
+
+@pytest.mark.parametrize("counts", [[5.0], [5.0, float("nan")], [5.0, float("inf")]])
+def test_set_class_counts_refuses_fewer_than_two_or_non_finite_counts(counts):
+    with pytest.raises(ValueError, match="class counts must be finite, at least 2"):
+        losses.build("class_balanced").set_class_counts(counts)
+
+
+@pytest.mark.parametrize("target", [torch.tensor([1, 0, 0, 1]), torch.tensor([1.0, -1.0, -1.0, 1.0])])
+def test_binary_hinge_without_value_checks_maps_labels_the_same_way(target, monkeypatch):
+    """On an accelerator the checks stop after the first calls; the label mapping must not depend on them."""
+    scores = torch.tensor([0.3, -2.0, 0.4, 1.5])
+    checked = losses.build("hinge", reduction="none")(scores, target)
+    unchecked_loss = losses.build("hinge", reduction="none")
+    monkeypatch.setattr(unchecked_loss, "check_values", lambda tensor: False)
+    torch.testing.assert_close(unchecked_loss(scores, target), checked)
+    torch.testing.assert_close(checked, torch.tensor([0.7, 0.0, 1.4, 0.0]))
