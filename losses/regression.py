@@ -176,7 +176,7 @@ class MAPE(PointwiseLoss):
         self.eps = self.check_number("eps", eps, 0.0, low_open=True)
 
     def check_inputs(self, pred: Tensor, target: Tensor) -> None:
-        if not target.numel():
+        if not target.numel() or not self.check_values(target):
             return
         size = target.detach().abs().float()
         smallest, median = float(size.min()), float(size.median())
@@ -201,7 +201,7 @@ class MSLE(PointwiseLoss):
 
     def check_inputs(self, pred: Tensor, target: Tensor) -> None:
         for arg, t in (("pred", pred), ("target", target)):
-            if t.numel() and bool((t <= -1).any()):
+            if t.numel() and self.check_values(t) and float(t.detach().min()) <= -1:
                 raise self.input_error(
                     arg,
                     "> -1 everywhere, since log(1 + x) is undefined at x <= -1 (predict log1p(y) and apply expm1, "
@@ -228,9 +228,11 @@ class PoissonNLL(PointwiseLoss):
         self.eps = self.check_number("eps", eps, 0.0, low_open=True)
 
     def check_inputs(self, pred: Tensor, target: Tensor) -> None:
-        if target.numel() and bool((target < 0).any()):
+        if not target.numel() or not self.check_values(target):
+            return
+        if float(target.detach().min()) < 0:
             raise self.input_error("target", "counts >= 0", f"values down to {float(target.min()):.4g}")
-        if not self.log_input and pred.numel() and bool((pred < 0).any()):
+        if not self.log_input and float(pred.detach().min()) < 0:
             need = "rates >= 0 with log_input=false (set log_input=true for log-rates)"
             raise self.input_error("pred", need, f"values down to {float(pred.min()):.4g}")
 
@@ -250,8 +252,8 @@ class PoissonNLL(PointwiseLoss):
 class GaussianNLL(Loss):
     """Gaussian negative log-likelihood ``(log var + (mean - target)^2 / var) / 2`` (+ ``log(2 pi) / 2`` if ``full``).
 
-    ``forward(mean, target, var)`` as ``torch.nn.GaussianNLLLoss``: var is clamped at ``eps`` (gradient passes
-    as torch's does), negative var is an error; var may be ``[...]``, ``[..., 1]`` or one per sample.
+    ``forward(mean, target, var)`` as ``torch.nn.GaussianNLLLoss``: var is clamped at ``eps`` with the gradient
+    passing through, negative var is an error; var may be ``[...]``, ``[..., 1]`` or one per sample.
     """
 
     def __init__(self, full: bool = False, eps: float = 1e-6, reduction: str = "mean") -> None:
@@ -271,7 +273,7 @@ class GaussianNLL(Loss):
                 raise self.input_error(
                     "var", f"of shape {tuple(mean.shape)}, {tuple(mean.shape[:-1])} or {(*mean.shape[:-1], 1)}", tuple(var.shape)
                 )
-        if var.numel() and bool((var < 0).any()):
+        if var.numel() and self.check_values(var) and float(var.detach().min()) < 0:
             need = "non-negative (0 is clamped to eps, as in torch)"
             raise self.input_error("var", need, f"{int((var < 0).sum())} negative entries")
         with autocast_off(mean, target, var):

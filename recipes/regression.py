@@ -8,7 +8,7 @@ and (for ``quantile`` and ``gaussian_nll``) the interval whose empirical coverag
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import ClassVar
 
 import torch
 import torch.nn.functional as F
@@ -119,7 +119,7 @@ class QuantileHead(Head):
 
 
 def head_for(loss: nn.Module, interval: float = 0.9) -> Head:
-    """The head a loss needs; ``head_for(loss).outputs`` is the model's ``num_outputs``."""
+    """The head a loss needs; ``head_for(loss).outputs`` is the number of outputs the model gets."""
     if isinstance(loss, Quantile):
         return QuantileHead(list(loss.taus.tolist()), loss.multi)
     if isinstance(loss, GaussianNLL):
@@ -131,15 +131,20 @@ def head_for(loss: nn.Module, interval: float = 0.9) -> Head:
     return Head()
 
 
-def build_model(model: nn.Module | Any, loss: nn.Module, head: Head) -> nn.Module:
-    """Call a model factory (``_partial_: true`` in config) with ``num_outputs`` from the loss, or check a built model."""
-    if not isinstance(model, nn.Module):
-        return model(num_outputs=head.outputs)
-    got = getattr(getattr(model, "head", None), "out_features", None)
+def fit_head(model: nn.Module, loss: nn.Module, head: Head) -> nn.Module:
+    """Give a model built with ``num_outputs=0`` (no head) a linear head with as many outputs as ``loss`` needs.
+
+    A model that already has a linear head must have that many outputs; anything else is a ConfigError.
+    """
+    current = getattr(model, "head", None)
+    if isinstance(current, nn.Identity) and isinstance(getattr(model, "feature_dim", None), int):
+        model.head = nn.Linear(model.feature_dim, head.outputs)
+        return model
+    got = getattr(current, "out_features", None)
     if got is not None and got != head.outputs:
         raise ConfigError(
             f"model.num_outputs: loss '{loss.name}' needs {head.outputs} output(s) per row ({head.what}), "
-            f"but the model has {got}; give the model config `_partial_: true` and no num_outputs, and the task sets it"
+            f"but the model has {got}; set model.num_outputs=0 and the task sizes the head from the loss"
         )
     return model
 
@@ -161,7 +166,7 @@ class RegressionTask(Task):
 
     def __init__(
         self,
-        model: nn.Module | Any,
+        model: nn.Module,
         losses: dict[str, nn.Module],
         optimizer: OptimizerFactory,
         scheduler: SchedulerFactory | None = None,
@@ -170,7 +175,7 @@ class RegressionTask(Task):
         if not 0 < interval < 1:
             raise ConfigError(f"task.interval must be in (0, 1) (got {interval!r})")
         head = head_for(losses["loss"], interval)
-        super().__init__(build_model(model, losses["loss"], head), losses, optimizer, scheduler)
+        super().__init__(fit_head(model, losses["loss"], head), losses, optimizer, scheduler)
         self.save_hyperparameters(ignore=["model", "losses", "optimizer", "scheduler"])
         self.head = head
 

@@ -22,6 +22,7 @@ from torch import Tensor
 from torch.utils.data import DataLoader, TensorDataset
 
 from losses.errors import ConfigError
+from recipes.data.device import DeviceBatches
 
 DATASETS = ("diabetes", "heteroscedastic", "counts")
 SCALINGS = ("standard", "scale", "none")
@@ -174,12 +175,21 @@ class TabularDataModule(L.LightningDataModule):
             for split, (xs, ys) in raw.items()
         }
 
-    def loader(self, split: str, train: bool) -> DataLoader:
-        """A DataLoader over one in-memory split, shuffled (by the seeded global RNG) when training."""
+    def loader(self, split: str, train: bool) -> DataLoader | DeviceBatches:
+        """Batches of one in-memory split, shuffled (by the seeded global RNG) when training.
+
+        In one process the rows are cut out of tensors on the training device (no per-row DataLoader
+        work, no host copies); with several processes a DataLoader lets Lightning shard them.
+        """
         features, target = self.splits[split]
+        batch_size = self.batch_size if train else self.eval_batch_size
+        trainer = self.trainer
+        if trainer is None or trainer.world_size == 1:
+            device = trainer.strategy.root_device if trainer is not None else torch.device("cpu")
+            return DeviceBatches((features.to(device), target.to(device)), batch_size, shuffle=train, drop_last=train)
         return DataLoader(
             TensorDataset(features, target),
-            batch_size=self.batch_size if train else self.eval_batch_size,
+            batch_size=batch_size,
             shuffle=train,
             drop_last=train and len(target) > self.batch_size,
             num_workers=self.num_workers,
