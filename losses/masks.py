@@ -69,7 +69,7 @@ class OverlapLoss(Loss):
                 "target", f"class indices of shape {tuple(logits.shape[:1] + logits.shape[2:])}", tuple(target.shape)
             )
         high = max(logits.shape[1] - 1, 1)  # one sigmoid channel: 0/1 targets
-        if target.numel() and (int(target.min()) < 0 or int(target.max()) > high):
+        if target.numel() and self.check_values(target) and (int(target.min()) < 0 or int(target.max()) > high):
             raise self.input_error(
                 "target", f"class indices in [0, {high}]", f"values from {int(target.min())} to {int(target.max())}"
             )

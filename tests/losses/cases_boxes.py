@@ -53,6 +53,7 @@ CASES = {
     "iou": [Case(pred_and_target, iou_reference, hparams={"eps": 1e-7})],
     "giou": [Case(pred_and_target, torchvision_loss(torchvision.ops.generalized_box_iou_loss), hparams={"eps": 1e-7})],
     "diou": [Case(pred_and_target, torchvision_loss(torchvision.ops.distance_box_iou_loss), hparams={"eps": 1e-7})],
-    # torchvision's CIoU ignores its own eps inside DIoU (always 1e-7), so the case uses the default
-    "ciou": [Case(pred_and_target, torchvision_loss(torchvision.ops.complete_box_iou_loss))],
+    # torchvision's CIoU ignores its own eps inside DIoU (always 1e-7), so the case uses the default; its
+    # alpha is a constant under autograd, so gradcheck cannot hold: test_boxes.py compares with torchvision's grad
+    "ciou": [Case(pred_and_target, torchvision_loss(torchvision.ops.complete_box_iou_loss), gradcheck=False)],
 }
