@@ -307,6 +307,7 @@ class CanvasDataModule(ObjectDataModule):
         self.sizes = {"train": train_size, "val": val_size, "test": test_size}
         self.fractions = (test_fraction, val_fraction)
         self.masks, self.mask_classes = masks, mask_classes
+        self.mask_names = ["background", *map(str, range(10))] if masks == "digits" else ["background", "digit"]
 
     def check_spec(self) -> None:
         s = self.spec
