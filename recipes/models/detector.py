@@ -93,7 +93,9 @@ class AnchorFreeDetector(nn.Module):
         return torch.cat([locations - ltrb[..., :2] * self.stride, locations + ltrb[..., 2:] * self.stride], -1)
 
 
-def assign(locations: Tensor, boxes: Tensor, labels: Tensor, stride: int, radius: float, background: int) -> tuple[Tensor, Tensor]:
+def assign(
+    locations: Tensor, boxes: Tensor, labels: Tensor, stride: int, radius: float, background: int
+) -> tuple[Tensor, Tensor]:
     """Class target ``[B, L]`` (``background`` where no box) and matched box ``[B, L, 4]`` of each location.
 
     A location is a candidate for a box when it lies inside the box and within ``radius * stride`` of
