@@ -83,11 +83,11 @@ class SegmentationTask(Task):
         metrics = self.val_metrics if stage == "val" else self.test_metrics
         values = {}
         for name, value in metrics.compute().items():
-            if value.ndim == 0:
+            if not name.endswith("_class"):
                 values[name] = value
             else:  # per class, background (class 0) left out
                 names = self.class_names()[1:]
-                values |= {f"{name.removesuffix('_class')}_{n}": v for n, v in zip(names, value)}
+                values |= {f"{name.removesuffix('_class')}_{n}": v for n, v in zip(names, value.reshape(-1))}
         self.log_dict(values, prog_bar=stage == "val")
         metrics.reset()
 
