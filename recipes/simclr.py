@@ -90,14 +90,20 @@ class SimCLRTask(Task):
                 "model: SimCLR trains and evaluates the encoder's features; use a model with `feature_dim` "
                 "and no output head (model.num_outputs=0)"
             )
-        if knn_k < 1 or knn_temperature <= 0 or probe_steps < 1:
-            raise ConfigError(f"task: knn_k and probe_steps must be >= 1 and knn_temperature > 0 (got {knn_k}, {probe_steps}, {knn_temperature})")
+        for name, value, ok, need in (
+            ("knn_k", knn_k, knn_k >= 1, ">= 1"),
+            ("knn_temperature", knn_temperature, knn_temperature > 0, "> 0"),
+            ("probe_steps", probe_steps, probe_steps >= 1, ">= 1"),
+        ):
+            if not ok:
+                raise ConfigError(f"task.{name}: must be {need} (got {value!r})")
         self.augment = augment if augment is not None else ViewAugment()
         hidden = projection_hidden or feature_dim
         self.projector = nn.Sequential(nn.Linear(feature_dim, hidden), nn.ReLU(inplace=True), nn.Linear(hidden, projection_dim))
         self.probe = nn.Linear(feature_dim, num_classes) if online_probe else None
         # ModuleDict keys must not shadow nn.Module methods such as train()
-        self.online_acc = nn.ModuleDict({f"{s}_": MulticlassAccuracy(num_classes, average="micro") for s in ("train", "val", "test")})
+        stages = ("train_", "val_", "test_")
+        self.online_acc = nn.ModuleDict({s: MulticlassAccuracy(num_classes, average="micro") for s in stages})
         self.eval_features = nn.ModuleDict({s: CatMetric() for s in ("val", "test")})
         self.eval_labels = nn.ModuleDict({s: CatMetric() for s in ("val", "test")})
 

@@ -99,7 +99,7 @@ class TupleDataModule(ImageDataModule):
 
             kind = losses.kind_of(tuples)  # ConfigError for an unknown name
             if kind not in TUPLE_KINDS:
-                raise ConfigError(f"data.tuples: loss '{tuples}' is of kind '{kind}'; pairs and triplets serve kinds pair, triplet")
+                raise ConfigError(f"data.tuples: loss '{tuples}' is of kind '{kind}'; pairs and triplets serve pair, triplet")
             tuples = kind
         self.kind = tuples
         self.open_set = bool(open_set)
