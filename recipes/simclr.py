@@ -100,7 +100,9 @@ class SimCLRTask(Task):
         self.augment = augment if augment is not None else ViewAugment()
         hidden = projection_hidden or feature_dim
         self.projector = nn.Sequential(nn.Linear(feature_dim, hidden), nn.ReLU(inplace=True), nn.Linear(hidden, projection_dim))
-        self.probe = nn.Linear(feature_dim, num_classes) if online_probe else None
+        # standardising the detached features lets the online probe keep up with the encoder's drifting scale
+        standardise = nn.BatchNorm1d(feature_dim, affine=False)
+        self.probe = nn.Sequential(standardise, nn.Linear(feature_dim, num_classes)) if online_probe else None
         # ModuleDict keys must not shadow nn.Module methods such as train()
         stages = ("train_", "val_", "test_")
         self.online_acc = nn.ModuleDict({s: MulticlassAccuracy(num_classes, average="micro") for s in stages})
