@@ -51,7 +51,7 @@ def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("overrides", nargs="*", help="Hydra overrides on top of experiment=fashion_speedrun")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    args = parser.parse_args(argv)
+    args = parser.parse_intermixed_args(argv)
     result = summarize([run_seed(seed, args.overrides) for seed in args.seeds])
     print(json.dumps(result, indent=1))
     return result

@@ -16,7 +16,6 @@ import copy
 import itertools
 import json
 from contextlib import nullcontext
-from types import SimpleNamespace
 from typing import Any
 
 import hydra
@@ -85,7 +84,7 @@ def framework_run(cfg: DictConfig, datamodule, task, steps: int, warmup: int, de
         torch.cuda.reset_peak_memory_stats(device)
     trainer.fit(task, datamodule=datamodule)
     peak = torch.cuda.max_memory_allocated(device) / 2**20 if device.type == "cuda" else 0.0
-    return {"samples_per_s": timer.samples / timer.watch.seconds, "peak_mib": peak}
+    return {"samples_per_s": timer.samples / timer.watch.seconds, "peak_mib": peak, "trainer": trainer}
 
 
 def autocast_for(precision: str, device: torch.device):
@@ -97,13 +96,20 @@ def autocast_for(precision: str, device: torch.device):
     return nullcontext()
 
 
-def plain_run(cfg: DictConfig, datamodule, task, steps: int, warmup: int, device: torch.device) -> dict:
-    """Samples/s of a hand-written loop over the same batches, model, optimiser and precision."""
+def plain_run(
+    cfg: DictConfig, datamodule, task, trainer: L.Trainer, steps: int, warmup: int, device: torch.device
+) -> dict:
+    """Samples/s of a hand-written loop over the same batches, model, optimiser and precision.
+
+    The task stays attached to the (finished) trainer only so that recipe code reading trainer facts
+    (epoch length, the datamodule) works; ``self.log`` is switched off, and the loop is ours.
+    """
     task = task.to(device)
     task.train()
+    trainer.training = True  # the datamodule augments training batches
+    task.log = task.log_dict = lambda *args, **kwargs: None  # plain PyTorch logs nothing per step
     optimizer = task.build_optimizer()
     scaler = torch.amp.GradScaler(device.type, enabled=cfg.trainer.precision.startswith("16"))
-    datamodule.trainer = SimpleNamespace(training=True)  # the datamodule augments training batches
     loader = datamodule.train_dataloader()
     plain_classification = type(task).__name__ == "ClassificationTask"
     watch, samples = Stopwatch(device), 0
@@ -145,7 +151,7 @@ def measure(overrides: list[str], steps: int, warmup: int) -> dict:
         task.model.compile()
     framework = framework_run(cfg, datamodule, task, steps, warmup, device)
     task.load_state_dict(initial)
-    plain = plain_run(cfg, datamodule, task, steps, warmup, device)
+    plain = plain_run(cfg, datamodule, task, framework["trainer"], steps, warmup, device)
     return {
         "overrides": overrides,
         "device": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
@@ -162,7 +168,7 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("overrides", nargs="*", help="Hydra overrides, e.g. task=detection trainer=gpu")
     parser.add_argument("--steps", type=int, default=200, help="timed steps after warm-up")
     parser.add_argument("--warmup", type=int, default=30, help="untimed steps first (compile, cuDNN autotune)")
-    args = parser.parse_args(argv)
+    args = parser.parse_intermixed_args(argv)
     result = measure(["logger=csv", "callbacks=none", *args.overrides], args.steps, args.warmup)
     print(json.dumps(result))
     return result

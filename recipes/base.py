@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import inspect
+import math
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, ClassVar
@@ -49,7 +50,8 @@ class Task(L.LightningModule):
         if self.scheduler_factory is None:
             return optimizer
         # schedules of a handful of steps (smoke tests) degenerate, so give them at least 20
-        steps = max(int(self.trainer.estimated_stepping_batches), 20)
+        estimate = self.trainer.estimated_stepping_batches
+        steps = max(int(estimate) if math.isfinite(estimate) else self.trainer.max_steps, 20)
         func = getattr(self.scheduler_factory, "func", self.scheduler_factory)
         params = inspect.signature(func).parameters
         length = {name: steps for name in ("total_steps", "T_max", "total_iters") if name in params}
