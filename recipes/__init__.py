@@ -1,6 +1,6 @@
 """Task recipes: one LightningModule per task, with loss slots checked against the config."""
 
-from omegaconf import OmegaConf
+from omegaconf import ListConfig, OmegaConf
 
 
 def _scaled(scale: str, cpu: object, full: object) -> object:
@@ -12,5 +12,15 @@ def _scaled(scale: str, cpu: object, full: object) -> object:
     return full if scale == "full" else cpu
 
 
+def _inverse_frequency(imbalance: float | None, num_classes: int) -> ListConfig | None:
+    """``${inverse_frequency:${data.imbalance},${data.num_classes}}``: class weights ``1 / n_c`` of the long tail, mean 1."""
+    from recipes.data.variants import inverse_frequency_weights
+
+    weights = inverse_frequency_weights(imbalance, num_classes)
+    return None if weights is None else OmegaConf.create(weights)  # a node, so OmegaConf.resolve can store it
+
+
 if not OmegaConf.has_resolver("scaled"):
     OmegaConf.register_new_resolver("scaled", _scaled)
+if not OmegaConf.has_resolver("inverse_frequency"):
+    OmegaConf.register_new_resolver("inverse_frequency", _inverse_frequency)
