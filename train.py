@@ -12,6 +12,10 @@ from typing import Any
 
 import hydra
 import lightning as L
+import torch
+from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
+from lightning.pytorch.callbacks import ProgressBar
 from omegaconf import DictConfig, OmegaConf
 
 from losses.errors import ConfigError
@@ -29,30 +33,48 @@ def instantiate_all(group: DictConfig | None) -> list[Any]:
 
 
 def train(cfg: DictConfig) -> dict[str, float]:
-    """Fit and test the configured task; returns every metric logged at the end, as floats."""
+    """Fit and test the configured task; returns every metric logged at the end, as floats.
+
+    A config with a ``run`` node (a simulation, no data and no network) calls that instead.
+    """
+    if cfg.get("run") is not None:
+        return hydra.utils.instantiate(cfg.run)()
     slot_losses = check_config(cfg)  # raises ConfigError before any data is touched
     if cfg.get("seed") is not None:
         L.seed_everything(cfg.seed, workers=True)
 
+    if torch.cuda.is_available():
+        torch.set_float32_matmul_precision(cfg.get("float32_matmul_precision", "high"))  # TF32 matmuls
+
     datamodule: L.LightningDataModule = hydra.utils.instantiate(cfg.data)
     model = hydra.utils.instantiate(cfg.model)
+    if cfg.get("channels_last"):
+        model = model.to(memory_format=torch.channels_last)
+    if cfg.get("compile"):
+        model.compile()  # in place: state_dict keys stay free of `_orig_mod.`
     task: L.LightningModule = hydra.utils.instantiate(cfg.task, model=model, losses=slot_losses, _recursive_=True)
     loggers = instantiate_all(cfg.get("logger"))
-    trainer: L.Trainer = hydra.utils.instantiate(cfg.trainer, callbacks=instantiate_all(cfg.get("callbacks")), logger=loggers)
+    callbacks = instantiate_all(cfg.get("callbacks"))
+    if not cfg.trainer.get("enable_progress_bar", True):  # Lightning refuses a bar it was told not to show
+        callbacks = [c for c in callbacks if not isinstance(c, ProgressBar)]
+    trainer: L.Trainer = hydra.utils.instantiate(cfg.trainer, callbacks=callbacks, logger=loggers)
     for logger in loggers:
         logger.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
 
     metrics: dict[str, float] = {}
-    if cfg.get("fit", True):
-        trainer.fit(task, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
-        metrics.update({k: float(v) for k, v in trainer.callback_metrics.items()})
-    if cfg.get("test", True):
-        best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
-        ckpt = best or (None if cfg.get("fit", True) else cfg.get("ckpt_path"))
-        if best:
-            log.info("testing the best checkpoint %s", best)
-        trainer.test(task, datamodule=datamodule, ckpt_path=ckpt, weights_only=False)
-        metrics.update({k: float(v) for k, v in trainer.callback_metrics.items()})
+    try:
+        if cfg.get("fit", True):
+            trainer.fit(task, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
+            metrics.update({k: float(v) for k, v in trainer.callback_metrics.items()})
+        if cfg.get("test", True):
+            best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
+            ckpt = best or (None if cfg.get("fit", True) else cfg.get("ckpt_path"))
+            if best:
+                log.info("testing the best checkpoint %s", best)
+            trainer.test(task, datamodule=datamodule, ckpt_path=ckpt, weights_only=False)
+            metrics.update({k: float(v) for k, v in trainer.callback_metrics.items()})
+    finally:
+        finish_wandb(loggers)  # flush and close this run's W&B logs, even on error
     return metrics
 
 
@@ -63,6 +85,8 @@ def main(cfg: DictConfig) -> float | None:
         metrics = train(cfg)
     except ConfigError as err:
         print(f"error: {err}", file=sys.stderr)
+        if HydraConfig.get().mode == RunMode.MULTIRUN:
+            raise  # a sweeper records the failed trial (Optuna tolerates up to max_failure_rate)
         raise SystemExit(2) from None
     finally:
         finish_wandb()
