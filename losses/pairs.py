@@ -44,10 +44,13 @@ def check_embeddings(loss: Loss, **named: Tensor) -> None:
 
 
 def check_pair_labels(loss: Loss, y: Tensor, n: int) -> None:
-    """Pair labels are ``[N]`` values in {+1 (similar), -1 (dissimilar)}; 0/1 labels are refused."""
+    """Pair labels are ``[N]`` values in {+1 (similar), -1 (dissimilar)}; 0/1 labels are refused.
+
+    The value check reads back to the host, so off the CPU it runs on the first calls only (``check_values``).
+    """
     if not isinstance(y, Tensor) or y.shape != (n,):
         raise loss.input_error("y", f"a tensor of shape ({n},) matching the embeddings", tuple(getattr(y, "shape", ())))
-    if y.dtype == torch.bool or not bool(((y == 1) | (y == -1)).all()):
+    if y.dtype == torch.bool or (loss.check_values(y) and not bool(((y == 1) | (y == -1)).all())):
         values = sorted({float(v) for v in y.unique().tolist()}) if y.dtype != torch.bool else "booleans"
         raise loss.input_error("y", "+1 (similar) or -1 (dissimilar); map 0/1 labels with y = 2 * label - 1", values)
 
@@ -115,7 +118,7 @@ class CosineEmbedding(PairLoss):
 class Contrastive(PairLoss):
     """``d^2 / 2`` for similar pairs, ``max(0, margin - d)^2 / 2`` for dissimilar ones (Euclidean d).
 
-    The contrastive loss of Hadsell, Chopra & LeCun (CVPR 2006, eq. 4); the classic Siamese-network
+    The contrastive loss of Hadsell, Chopra and LeCun 2006 (CVPR, eq. 4); the classic Siamese-network
     loss: smooth pull, and a push that fades out at the margin.
     """
 

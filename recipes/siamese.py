@@ -148,8 +148,9 @@ class SiameseTask(Task):
     def on_validation_epoch_end(self) -> None:
         results = self.val_pairs.compute()
         self.threshold = results["threshold"]
-        self.log_dict({f"val/{k}": v for k, v in results.items() if k != "roc_auc"})
-        self.log("val/roc_auc", results["roc_auc"], prog_bar=True)
+        # computed from the pairs of every rank: the same value everywhere
+        self.log_dict({f"val/{k}": v for k, v in results.items() if k != "roc_auc"}, sync_dist=True)
+        self.log("val/roc_auc", results["roc_auc"], prog_bar=True, sync_dist=True)
         self.val_pairs.reset()
 
     def on_test_epoch_start(self) -> None:
@@ -169,7 +170,7 @@ class SiameseTask(Task):
 
     def on_test_epoch_end(self) -> None:
         results = self.test_pairs.compute(threshold=self.threshold)
-        self.log_dict({f"test/{k}": v for k, v in results.items()})
+        self.log_dict({f"test/{k}": v for k, v in results.items()}, sync_dist=True)
         self.test_pairs.reset()
         embeddings, classes = self.test_embeddings.compute(), self.test_classes.compute().long()
         self.test_embeddings.reset()

@@ -132,7 +132,7 @@ class SimCLRTask(Task):
         logits = self.probe(features)
         probe_loss = F.cross_entropy(logits, labels)
         self.online_acc[f"{stage}_"](logits, labels)
-        self.log(f"{stage}/probe_loss", probe_loss, on_step=False, on_epoch=True, batch_size=len(labels))
+        self.log(f"{stage}/probe_loss", probe_loss, on_step=False, on_epoch=True, batch_size=len(labels), sync_dist=True)
         self.log(f"{stage}/online_acc", self.online_acc[f"{stage}_"], on_step=False, on_epoch=True, batch_size=len(labels))
         return probe_loss
 
@@ -154,10 +154,11 @@ class SimCLRTask(Task):
         self.evaluate(batch, "test")
 
     def on_validation_epoch_end(self) -> None:
-        self.log("val/knn_acc", self.frozen_accuracy("val", linear_probe=False)["knn_acc"], prog_bar=True)
+        # computed from features gathered over every rank: the same value everywhere
+        self.log("val/knn_acc", self.frozen_accuracy("val", linear_probe=False)["knn_acc"], prog_bar=True, sync_dist=True)
 
     def on_test_epoch_end(self) -> None:
-        self.log_dict({f"test/{k}": v for k, v in self.frozen_accuracy("test", linear_probe=True).items()})
+        self.log_dict({f"test/{k}": v for k, v in self.frozen_accuracy("test", linear_probe=True).items()}, sync_dist=True)
 
     def frozen_accuracy(self, stage: str, linear_probe: bool) -> dict[str, Tensor]:
         """kNN (and linear-probe) accuracy of the features gathered this epoch, with the training split as bank."""

@@ -127,10 +127,11 @@ def test_siamese_refuses_a_loss_of_another_kind(make_config):
 
 
 @pytest.mark.parametrize("loss", ["contrastive", "triplet"])
-def test_a_short_run_verifies_unseen_digits_better_than_chance(make_config, tmp_path, loss):
+def test_a_short_run_verifies_digits_better_than_the_untrained_encoder(make_config, tmp_path, loss):
     cfg = make_config(
         "task=siamese",
         f"loss={loss}",
+        "task.open_set=false",  # seen classes: a clear signal after 30 steps of a tiny encoder
         "logger=csv",
         *TINY,
         "trainer.max_epochs=1",
@@ -143,10 +144,18 @@ def test_a_short_run_verifies_unseen_digits_better_than_chance(make_config, tmp_
     metrics = train(cfg)
     for key in ("roc_auc", "eer", "acc", "threshold", "pos_distance", "neg_distance"):
         assert math.isfinite(metrics[f"test/{key}"]), key
-    assert metrics["test/roc_auc"] > 0.6  # chance is 0.5; identities never seen in training
-    assert metrics["test/eer"] < 0.45
+    # chance is 0.5; the untrained encoder (seed 0, `fit=false`) scores ROC-AUC 0.63 and EER 0.40 here
+    assert metrics["test/roc_auc"] > 0.68
+    assert metrics["test/eer"] < 0.36
+    assert metrics["test/acc"] > 0.6
     assert metrics["test/pos_distance"] < metrics["test/neg_distance"]
     assert (tmp_path / "images" / "test_embeddings_pca.png").exists()
+
+
+def test_open_set_smoke_run_reports_every_verification_metric(smoke_config):
+    metrics = train(smoke_config("task=siamese", "loss=margin_ranking", *TINY, "data.eval_pairs=200"))
+    assert {f"test/{k}" for k in ("roc_auc", "eer", "acc", "threshold", "pos_distance", "neg_distance")} <= set(metrics)
+    assert 0.0 <= metrics["test/eer"] <= 1.0 and 0.0 <= metrics["test/acc"] <= 1.0
 
 
 def test_data_that_yields_pairs_for_a_triplet_loss_is_refused(smoke_config):
