@@ -93,7 +93,7 @@ class DetectionTask(Task):
             cls_loss = self.losses["loss"](logits[..., :k].reshape(-1, k), target.reshape(-1, k))
         else:
             cls_loss = self.losses["loss"](logits.reshape(-1, k + 1), classes.reshape(-1))
-        predicted = self.model.decode(ltrb.flatten(2).transpose(1, 2), locations)
+        predicted = self.model.decode(ltrb.flatten(2).transpose(1, 2).float(), locations)  # float32 under bf16
         box_loss = self.losses["box_loss"](predicted[positive] / stride, matched[positive] / stride)
         return {"loss": cls_loss / count, "box_loss": box_loss / count}
 
@@ -111,7 +111,7 @@ class DetectionTask(Task):
         class_logits, ltrb = self(images)
         for slot, value in self.loss_terms(class_logits, ltrb, boxes, labels).items():
             self.log_loss(stage, slot, value, batch_size=len(images))
-        truths = [{"boxes": b[keep].float(), "labels": lab[keep]} for b, lab in zip(boxes, labels) for keep in [lab >= 0]]
+        truths = [{"boxes": b[lab >= 0].float(), "labels": lab[lab >= 0]} for b, lab in zip(boxes, labels)]
         (self.val_map if stage == "val" else self.test_map).update(self.detect(class_logits, ltrb), truths)
 
     def log_map(self, stage: str) -> None:

@@ -37,7 +37,7 @@ class AnchorFreeDetector(nn.Module):
         num_classes: int = 10,
         widths: Sequence[int] = (16, 32, 64, 128),
         stride: int = 4,
-        head_width: int = 64,
+        head_width: int = 32,
         head_depth: int = 2,
         prior: float = 0.01,
         initial_size: float = 2.0,
