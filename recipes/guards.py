@@ -1,0 +1,155 @@
+"""Guard against training on garbage: a non-finite loss or gradient stops the run (or skips the batch).
+
+``NonFiniteGuard`` watches every step of every task: it records what each loss slot computed (value
+and named terms), checks the total loss before backward and the gradients before the optimiser
+step, and on a NaN or Inf either stops with a ``NonFiniteLossError`` that names the step, the losses
+and their terms (after saving the last good state as ``checkpoints/last_good.ckpt``), or, with
+``task.skip_nonfinite=true``, drops that step's update and counts it in ``train/skipped_nonfinite``.
+Under DDP every rank takes the same decision (the check is all-reduced), so no rank waits on another.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import torch
+from torch import Tensor
+from torch.optim import Optimizer
+
+from losses.errors import RunError
+
+log = logging.getLogger(__name__)
+
+
+class NonFiniteLossError(RunError):
+    """A training step produced a NaN or Inf loss or gradient."""
+
+
+def describe(value: Any) -> str:
+    """A short text for a loss value or term: the number, or ``nan`` / ``inf`` counts for a tensor."""
+    if not isinstance(value, Tensor):
+        return repr(value)
+    value = value.detach().float()
+    if value.numel() == 1:
+        return f"{value.item():.6g}"
+    bad = (~torch.isfinite(value)).sum().item()
+    return f"tensor of {value.numel()} values, {bad} not finite"
+
+
+def nonfinite_inputs(batch: Any) -> list[str]:
+    """Which floating-point tensors of a batch (by position or key) hold NaN or Inf."""
+    found: list[str] = []
+
+    def visit(obj: Any, where: str) -> None:
+        if isinstance(obj, Tensor):
+            if obj.is_floating_point() and not bool(torch.isfinite(obj).all()):
+                found.append(where or "batch")
+        elif isinstance(obj, (list, tuple)):
+            for i, item in enumerate(obj):
+                visit(item, f"{where}[{i}]")
+        elif isinstance(obj, dict):
+            for key, item in obj.items():
+                visit(item, f"{where}[{key!r}]")
+
+    visit(batch, "batch")
+    return found
+
+
+class NonFiniteGuard(L.Callback):
+    """Stop (default) or skip the update (``skip=True``) when a step's loss or gradients are not finite."""
+
+    def __init__(self, skip: bool = False, checkpoint_name: str = "last_good.ckpt") -> None:
+        self.skip = skip
+        self.checkpoint_name = checkpoint_name
+        self.skipped = 0
+        self._records: dict[str, tuple[str, Tensor, dict[str, Tensor]]] = {}
+        self._hooks: list[Any] = []
+        self._bad_step: str | None = None
+        self._batch: Any = None
+        self._batch_idx = -1
+
+    # ----- what each loss slot computed -------------------------------------------------------
+    def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
+        if self._hooks:
+            return
+        for slot, loss in getattr(pl_module, "losses", {}).items():
+            self._hooks.append(loss.register_forward_hook(self._recorder(slot)))
+
+    def teardown(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
+        for hook in self._hooks:
+            hook.remove()
+        self._hooks = []
+
+    def _recorder(self, slot: str) -> Any:
+        def record(module: torch.nn.Module, inputs: Any, output: Any) -> None:
+            if module.training and isinstance(output, Tensor):
+                terms = {k: v.detach() for k, v in getattr(module, "terms", {}).items()}
+                self._records[slot] = (getattr(module, "name", type(module).__name__), output.detach(), terms)
+
+        return record
+
+    def on_train_batch_start(self, trainer: L.Trainer, pl_module: L.LightningModule, batch: Any, batch_idx: int) -> None:
+        self._records = {}
+        self._batch, self._batch_idx = batch, batch_idx
+
+    # ----- the checks -------------------------------------------------------------------------
+    def on_before_backward(self, trainer: L.Trainer, pl_module: L.LightningModule, loss: Tensor) -> None:
+        finite = bool(torch.isfinite(loss.detach()).all())
+        if trainer.strategy.reduce_boolean_decision(finite, all=True):
+            return
+        where = "" if not finite else f" on another process (this is rank {trainer.global_rank})"
+        self._fail(trainer, f"the loss is {describe(loss)}{where}")
+
+    def on_before_optimizer_step(self, trainer: L.Trainer, pl_module: L.LightningModule, optimizer: Optimizer) -> None:
+        params = [p for group in optimizer.param_groups for p in group["params"] if p.grad is not None]
+        if self._bad_step is None and params and getattr(trainer.precision_plugin, "scaler", None) is None:
+            norm = torch.nn.utils.get_total_norm([p.grad for p in params], norm_type=float("inf"))
+            if not trainer.strategy.reduce_boolean_decision(bool(torch.isfinite(norm)), all=True):
+                names = {id(p): n for n, p in pl_module.named_parameters()}
+                bad = [names.get(id(p), "?") for p in params if not bool(torch.isfinite(p.grad).all())]
+                shown = ", ".join(bad[:5]) + (f" and {len(bad) - 5} more" if len(bad) > 5 else "")
+                self._fail(trainer, f"the loss is finite but the gradients of {shown or 'another rank'} are not")
+        if self._bad_step is not None:  # skip mode: drop this update (optimisers pass over params without grad)
+            for p in params:
+                p.grad = None
+            self.skipped += 1
+            pl_module.log("train/skipped_nonfinite", float(self.skipped), on_step=False, on_epoch=True, reduce_fx="max")
+            self._bad_step = None
+
+    def _fail(self, trainer: L.Trainer, what: str) -> None:
+        report = self.report(trainer, what)
+        if self.skip:
+            if trainer.is_global_zero:
+                log.warning("skipping the update (task.skip_nonfinite=true): %s", report)
+            self._bad_step = report
+            return
+        saved = self.save_last_good(trainer)
+        raise NonFiniteLossError(
+            f"{report}. {saved}Fix: lower the learning rate (task.optimizer.lr), clip gradients "
+            "(trainer.gradient_clip_val=1.0), check the data and the loss hyperparameters, "
+            "or skip such batches with task.skip_nonfinite=true"
+        )
+
+    def report(self, trainer: L.Trainer, what: str) -> str:
+        """One message: where (epoch, batch, step), what, each loss slot with its value and terms, the inputs."""
+        lines = [f"non-finite training step at epoch {trainer.current_epoch}, batch {self._batch_idx} (global step {trainer.global_step}): {what}"]
+        for slot, (name, value, terms) in self._records.items():
+            parts = ", ".join(f"{k}={describe(v)}" for k, v in terms.items())
+            lines.append(f"loss '{name}' in slot '{slot}' = {describe(value)}" + (f" (terms: {parts})" if parts else ""))
+        bad_inputs = nonfinite_inputs(self._batch)
+        lines.append(f"non-finite inputs in {', '.join(bad_inputs)}" if bad_inputs else "the batch's inputs are finite")
+        return "; ".join(lines)
+
+    def save_last_good(self, trainer: L.Trainer) -> str:
+        """Save the weights as they were before this step (the update has not happened yet)."""
+        callback = trainer.checkpoint_callback
+        folder = Path(callback.dirpath) if callback is not None and callback.dirpath else Path(trainer.default_root_dir) / "checkpoints"
+        path = folder / self.checkpoint_name
+        try:
+            trainer.save_checkpoint(path)
+        except Exception as err:  # the report matters more than the checkpoint
+            return f"The last good state could not be saved ({err}). "
+        return f"The last good state (before this step) is saved in {path}. "
