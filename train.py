@@ -12,6 +12,8 @@ from typing import Any
 
 import hydra
 import lightning as L
+import torch
+from lightning.pytorch.callbacks import ProgressBar
 from omegaconf import DictConfig, OmegaConf
 
 from losses.errors import ConfigError
@@ -34,11 +36,21 @@ def train(cfg: DictConfig) -> dict[str, float]:
     if cfg.get("seed") is not None:
         L.seed_everything(cfg.seed, workers=True)
 
+    if torch.cuda.is_available():
+        torch.set_float32_matmul_precision(cfg.get("float32_matmul_precision", "high"))  # TF32 matmuls
+
     datamodule: L.LightningDataModule = hydra.utils.instantiate(cfg.data)
     model = hydra.utils.instantiate(cfg.model)
+    if cfg.get("channels_last"):
+        model = model.to(memory_format=torch.channels_last)
+    if cfg.get("compile"):
+        model.compile()  # in place: state_dict keys stay free of `_orig_mod.`
     task: L.LightningModule = hydra.utils.instantiate(cfg.task, model=model, losses=slot_losses, _recursive_=True)
     loggers = instantiate_all(cfg.get("logger"))
-    trainer: L.Trainer = hydra.utils.instantiate(cfg.trainer, callbacks=instantiate_all(cfg.get("callbacks")), logger=loggers)
+    callbacks = instantiate_all(cfg.get("callbacks"))
+    if not cfg.trainer.get("enable_progress_bar", True):  # Lightning refuses a bar it was told not to show
+        callbacks = [c for c in callbacks if not isinstance(c, ProgressBar)]
+    trainer: L.Trainer = hydra.utils.instantiate(cfg.trainer, callbacks=callbacks, logger=loggers)
     for logger in loggers:
         logger.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
 

@@ -26,8 +26,13 @@ class Loss(nn.Module):
     kind: ClassVar[str] = ""
     reductions: ClassVar[tuple[str, ...]] = REDUCTIONS
 
+    # value checks (index ranges, probabilities passed as logits) read tensors back to the host; on an
+    # accelerator that stalls the pipeline, so they run on the first calls only (always on the CPU)
+    value_check_calls: ClassVar[int] = 8
+
     def __init__(self, reduction: str = "mean") -> None:
         super().__init__()
+        self._value_checks_done = 0
         self.check(reduction in self.reductions, f"reduction must be one of {', '.join(self.reductions)}", reduction)
         self.reduction = reduction
         self.terms: dict[str, Tensor] = {}
@@ -64,6 +69,15 @@ class Loss(nn.Module):
     def input_error(self, arg: str, need: str, got: object) -> ValueError:
         """An error for a bad tensor passed to forward, naming the loss and the argument."""
         return ValueError(f"loss '{self.name}': {arg} must be {need} (got {got})")
+
+    def check_values(self, tensor: Tensor) -> bool:
+        """Whether to run the value checks that need a host sync: always on CPU, first calls elsewhere."""
+        if tensor.device.type == "cpu":
+            return True
+        if torch.compiler.is_compiling() or self._value_checks_done >= self.value_check_calls:
+            return False
+        self._value_checks_done += 1
+        return True
 
     # ----- computation ------------------------------------------------------------------------
     def reduce(self, values: Tensor, reduction: str | None = None) -> Tensor:

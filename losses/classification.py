@@ -30,7 +30,8 @@ def check_logits(loss: Loss, logits: Tensor) -> None:
     if not logits.is_floating_point():
         raise loss.input_error("logits", "a floating-point tensor", logits.dtype)
     if (
-        logits.ndim >= 2
+        loss.check_values(logits)
+        and logits.ndim >= 2
         and logits.shape[1] > 1
         and logits.numel()
         and bool(((logits >= 0) & (logits <= 1)).all())
@@ -50,6 +51,8 @@ def check_class_indices(loss: Loss, logits: Tensor, target: Tensor, ignore_index
         raise loss.input_error(
             "target", f"class indices of shape {tuple(logits.shape[:1] + logits.shape[2:])}", tuple(target.shape)
         )
+    if not loss.check_values(target):
+        return
     valid = target if ignore_index is None else target[target != ignore_index]
     if valid.numel() and (int(valid.min()) < 0 or int(valid.max()) >= num_classes):
         raise loss.input_error(
@@ -91,7 +94,12 @@ class CrossEntropy(Loss):
                 )
         else:
             check_class_indices(self, logits, target, self.ignore_index)
-            if self.reduction == "mean" and target.numel() and bool((target == self.ignore_index).all()):
+            if (
+                self.reduction == "mean"
+                and target.numel()
+                and self.check_values(target)
+                and bool((target == self.ignore_index).all())
+            ):
                 warnings.warn(f"loss '{self.name}': every target equals ignore_index; the loss is 0", stacklevel=2)
                 return logits.sum() * 0.0
         with autocast_off(logits):
@@ -217,7 +225,7 @@ class BCEWithLogits(Loss):
             if logits.ndim >= 2 and target.shape == logits.shape[:1]:
                 check_class_indices(self, logits, target)
                 target = F.one_hot(target, logits.shape[1])
-            elif target.shape == logits.shape and bool(((target == 0) | (target == 1)).all()):
+            elif target.shape == logits.shape and (not self.check_values(target) or bool(((target == 0) | (target == 1)).all())):
                 pass
             else:
                 raise self.input_error(

@@ -43,7 +43,7 @@ class Task(L.LightningModule):
 
     # ----- optimisation -----------------------------------------------------------------------
     def configure_optimizers(self) -> Any:
-        optimizer = self.optimizer_factory(self.parameters())
+        optimizer = self.build_optimizer()
         if self.scheduler_factory is None:
             return optimizer
         # schedules of a handful of steps (smoke tests) degenerate, so give them at least 20
@@ -53,6 +53,19 @@ class Task(L.LightningModule):
         length = {name: steps for name in ("total_steps", "T_max", "total_iters") if name in params}
         scheduler = self.scheduler_factory(optimizer, **length)
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+
+    def build_optimizer(self) -> Optimizer:
+        """The configured optimiser; on CUDA its fused kernel when it has one and the config is silent."""
+        keywords = getattr(self.optimizer_factory, "keywords", {})
+        func = getattr(self.optimizer_factory, "func", None)
+        if (
+            self.device.type == "cuda"
+            and func is not None
+            and "fused" in inspect.signature(func).parameters
+            and "fused" not in keywords
+        ):
+            return self.optimizer_factory(self.parameters(), fused=True)
+        return self.optimizer_factory(self.parameters())
 
     # ----- logging ----------------------------------------------------------------------------
     def log_loss(self, stage: str, slot: str, value: Tensor, batch_size: int) -> None:

@@ -11,6 +11,7 @@ from torch.utils.data import DataLoader, TensorDataset
 
 from losses.errors import ConfigError
 from recipes.data.augment import random_hflip, random_translate
+from recipes.data.device import DeviceBatches
 from recipes.data.sources import TORCHVISION_NAMES, Arrays, load_mnist5k, load_torchvision_dataset, stratified_split
 
 DATASETS = ("mnist5k", *TORCHVISION_NAMES)
@@ -23,7 +24,11 @@ def load_splits(
     if dataset == "mnist5k":
         images, labels = load_mnist5k(data_dir)
         test, val, train = stratified_split(labels, (test_fraction, val_fraction), seed)
-        return {"train": (images[train], labels[train]), "val": (images[val], labels[val]), "test": (images[test], labels[test])}
+        return {
+            "train": (images[train], labels[train]),
+            "val": (images[val], labels[val]),
+            "test": (images[test], labels[test]),
+        }
     found = load_torchvision_dataset(dataset, data_dir, download)
     images, labels = found["train"]
     val, train = stratified_split(labels, (val_fraction,), seed)
@@ -49,6 +54,7 @@ class ImageDataModule(L.LightningDataModule):
         hflip: bool = False,
         download: bool = False,
         num_workers: int = 0,
+        on_device: str | bool = "auto",
         split_seed: int = 0,
         num_classes: int = 10,
         channels: int = 1,
@@ -67,6 +73,10 @@ class ImageDataModule(L.LightningDataModule):
         self.batch_size, self.eval_batch_size, self.num_workers = batch_size, eval_batch_size, num_workers
         self.val_fraction, self.test_fraction, self.split_seed = val_fraction, test_fraction, split_seed
         self.shift, self.hflip = shift, hflip
+        if on_device not in ("auto", True, False):
+            raise ConfigError(f"data '{dataset}': on_device must be auto, true or false (got {on_device!r})")
+        self.on_device = on_device
+        self.device = torch.device("cpu")
         self.num_classes, self.channels, self.image_size = num_classes, channels, image_size
         self.splits: dict[str, Arrays] = {}
 
@@ -77,19 +87,37 @@ class ImageDataModule(L.LightningDataModule):
     def setup(self, stage: str | None = None) -> None:
         if self.splits:
             return
-        self.splits = load_splits(self.dataset, self.data_dir, self.download, self.val_fraction, self.test_fraction, self.split_seed)
+        self.splits = load_splits(
+            self.dataset, self.data_dir, self.download, self.val_fraction, self.test_fraction, self.split_seed
+        )
         train_images = self.splits["train"][0].float().div_(255)
         dims = [0, 2, 3]
         self.register_stats(train_images.mean(dims), train_images.std(dims))
+        self.device = self.resident_device()
+        if self.device.type != "cpu":
+            self.splits = {k: (x.to(self.device), y.to(self.device)) for k, (x, y) in self.splits.items()}
+
+    def resident_device(self) -> torch.device:
+        """Where the uint8 data lives: the training GPU when ``on_device`` allows (one process), else the CPU."""
+        trainer = self.trainer
+        if self.on_device is False or trainer is None:
+            return torch.device("cpu")
+        device = trainer.strategy.root_device
+        if self.on_device == "auto" and (device.type != "cuda" or trainer.world_size > 1):
+            return torch.device("cpu")
+        return device
 
     def register_stats(self, mean: Tensor, std: Tensor) -> None:
         """Keep the per-channel statistics used to normalise every batch."""
         self.mean = mean.view(1, -1, 1, 1)
         self.std = std.clamp_min(1e-6).view(1, -1, 1, 1)
 
-    def loader(self, split: str, train: bool) -> DataLoader:
-        """A DataLoader over one in-memory split, shuffled (by the seeded global RNG) when training."""
+    def loader(self, split: str, train: bool) -> DataLoader | DeviceBatches:
+        """Batches of one in-memory split, shuffled (by the seeded global RNG) when training."""
         images, labels = self.splits[split]
+        if images.device.type != "cpu":
+            batch_size = self.batch_size if train else self.eval_batch_size
+            return DeviceBatches((images, labels), batch_size, shuffle=train, drop_last=train)
         return DataLoader(
             TensorDataset(images, labels),
             batch_size=self.batch_size if train else self.eval_batch_size,
