@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import importlib
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -53,10 +55,72 @@ def check_trainer(cfg: DictConfig) -> None:
         )
 
 
+def check_targets(cfg: DictConfig) -> None:
+    """The classes named by ``data`` and ``model`` must import (a typo is a message, not a traceback)."""
+    for group in ("data", "model"):
+        target = OmegaConf.select(cfg, f"{group}._target_")
+        if target is None:
+            continue
+        module_name, _, name = str(target).rpartition(".")
+        try:
+            getattr(importlib.import_module(module_name), name)
+        except (ImportError, AttributeError, ValueError):
+            raise ConfigError(
+                f"{group}._target_: cannot import {target!r}; choose one of the configs/{group}/ options "
+                f"with {group}=NAME, or give an importable class"
+            ) from None
+
+
+def check_output_folders(cfg: DictConfig) -> None:
+    """Every folder a run writes to (its run folder, checkpoint folders) must be creatable and writable."""
+    from recipes.launch import writable_folder_error
+
+    folders = {"paths.output_dir": OmegaConf.select(cfg, "paths.output_dir")}
+    for name, callback in (cfg.get("callbacks") or {}).items():
+        if isinstance(callback, DictConfig) and callback.get("dirpath"):
+            folders[f"callbacks.{name}.dirpath"] = callback.dirpath
+    for setting, folder in folders.items():
+        reason = folder and writable_folder_error(folder)
+        if reason:
+            raise ConfigError(f"{setting}: cannot write to {folder} ({reason}); set {setting}=<a writable folder>")
+
+
+def checkpoint_folder(cfg: DictConfig) -> Path:
+    """Where this run's checkpoints go: the checkpoint callback's folder, else ``<output_dir>/checkpoints``."""
+    dirpath = OmegaConf.select(cfg, "callbacks.model_checkpoint.dirpath")
+    return Path(dirpath) if dirpath else Path(cfg.paths.output_dir) / "checkpoints"
+
+
+def resolve_checkpoint(cfg: DictConfig) -> tuple[str | None, dict[str, Any] | None]:
+    """``ckpt_path`` as a file (``last`` is this run folder's ``checkpoints/last.ckpt``) and its contents.
+
+    The file is opened as training will open it (``weights_only=True``), so a missing, truncated or
+    foreign file is a ConfigError before any data loads.
+    """
+    from recipes.resume import read_checkpoint
+
+    value = cfg.get("ckpt_path")
+    if value is None:
+        return None, None
+    path = Path(str(value))
+    if str(value) == "last":
+        path = checkpoint_folder(cfg) / "last.ckpt"
+        if not path.is_file():
+            raise ConfigError(
+                f"ckpt_path=last: there is no {path}. `last` resumes the run whose folder this is: add "
+                "hydra.run.dir=<that run's folder> (e.g. logs/classification/runs/<date>), or give the file with "
+                "ckpt_path=<path/to/last.ckpt>"
+            )
+    return str(path), read_checkpoint(path)
+
+
 def check_config(cfg: DictConfig) -> dict[str, nn.Module]:
     """Check every slot of the configured task and return the built losses, keyed by slot."""
     if "task" not in cfg or "_target_" not in cfg.task:
         raise ConfigError("task: no task chosen; use task=NAME")
     task = task_class(cfg.task._target_)
     check_trainer(cfg)
-    return {slot: check_slot(task, slot, cfg.get(slot)) for slot in task.slots}
+    check_targets(cfg)
+    losses = {slot: check_slot(task, slot, cfg.get(slot)) for slot in task.slots}
+    check_output_folders(cfg)
+    return losses

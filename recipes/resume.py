@@ -24,9 +24,11 @@ import numpy as np
 import torch
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 from omegaconf import Container, OmegaConf
+from torch import Tensor
 from torch.utils.data import BatchSampler, DataLoader, DistributedSampler, RandomSampler, SequentialSampler
 
 from losses.errors import ConfigError, RunError
+from recipes.data.device import DeviceBatches
 
 PRIMITIVES = (str, int, float, bool, type(None), torch.Tensor)
 
@@ -52,10 +54,36 @@ class ResumableSampler(DistributedSampler):
         return iter(indices[self.consumed() :])
 
 
+class ResumableDeviceBatches(DeviceBatches):
+    """``DeviceBatches`` whose order is ``ResumableSampler``'s: seeded by (seed, epoch), starting after the batches trained."""
+
+    def __init__(self, batches: DeviceBatches, trainer: L.Trainer, seed: int) -> None:
+        super().__init__(batches.tensors, batches.batch_size, batches.shuffle, batches.drop_last)
+        self.seed, self.trainer = seed, trainer
+
+    def __iter__(self) -> Iterator[tuple[Tensor, ...]]:
+        fit_loop = self.trainer.fit_loop
+        sampler = ResumableSampler(
+            range(self.count),
+            num_replicas=self.trainer.world_size,
+            rank=self.trainer.global_rank,
+            shuffle=self.shuffle,
+            seed=self.seed,
+            consumed=lambda: fit_loop.epoch_loop.batch_progress.current.ready * self.batch_size,
+        )
+        sampler.set_epoch(fit_loop.epoch_progress.current.processed)
+        order = torch.tensor(list(sampler), dtype=torch.long, device=self.tensors[0].device)
+        for i in range(len(self) - fit_loop.epoch_loop.batch_progress.current.ready):
+            idx = order[i * self.batch_size : (i + 1) * self.batch_size]
+            yield tuple(t[idx] for t in self.tensors)
+
+
 def resumable_loader(loader: Any, trainer: L.Trainer, seed: int) -> Any:
     """The same DataLoader with a ``ResumableSampler``; other iterables are returned as they are, with a warning."""
-    if isinstance(getattr(loader, "sampler", None), ResumableSampler):
+    if isinstance(loader, ResumableDeviceBatches) or isinstance(getattr(loader, "sampler", None), ResumableSampler):
         return loader
+    if isinstance(loader, DeviceBatches):
+        return ResumableDeviceBatches(loader, trainer, seed)
     plain = (
         type(loader) is DataLoader
         and type(loader.batch_sampler) is BatchSampler
