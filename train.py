@@ -86,7 +86,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
     for logger in loggers:
         logger.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
 
-    pin_run_folder()  # DDP: the ranks Lightning starts write into this run's folder
+    pin_run_folder(trainer.world_size)  # DDP: the ranks Lightning starts write into this run's folder
     metrics: dict[str, float] = {}
     ok = False
     try:

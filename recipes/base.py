@@ -69,11 +69,18 @@ class Task(L.LightningModule):
 
     # ----- logging ----------------------------------------------------------------------------
     def log_loss(self, stage: str, slot: str, value: Tensor, batch_size: int) -> None:
-        """Log one slot's loss value and the named terms its loss exposes (e.g. reconstruction, KL)."""
+        """Log one slot's loss value and the named terms its loss exposes (e.g. reconstruction, KL).
+
+        Under DDP, epoch values are averaged over the processes (``sync_dist``); training's per-step
+        value is each process's own, so that no step waits on an all-reduce for logging.
+        """
         on_step = stage == "train"
-        self.log(f"{stage}/{slot}", value, on_step=on_step, on_epoch=True, batch_size=batch_size, prog_bar=slot == "loss")
+        self.log(
+            f"{stage}/{slot}", value, on_step=on_step, on_epoch=True, batch_size=batch_size, prog_bar=slot == "loss",
+            sync_dist=not on_step,
+        )
         for term, term_value in getattr(self.losses[slot], "terms", {}).items():
-            self.log(f"{stage}/{slot}_{term}", term_value, on_step=False, on_epoch=True, batch_size=batch_size)
+            self.log(f"{stage}/{slot}_{term}", term_value, on_step=False, on_epoch=True, batch_size=batch_size, sync_dist=True)
 
     def log_image(self, key: str, image: Tensor, caption: str | None = None) -> Path | None:
         """Save an image ``[C,H,W]`` (values in [0,1]) to the run folder and send it to W&B if present."""

@@ -135,7 +135,8 @@ class NonFiniteGuard(L.Callback):
 
     def report(self, trainer: L.Trainer, what: str) -> str:
         """One message: where (epoch, batch, step), what, each loss slot with its value and terms, the inputs."""
-        lines = [f"non-finite training step at epoch {trainer.current_epoch}, batch {self._batch_idx} (global step {trainer.global_step}): {what}"]
+        where = f"epoch {trainer.current_epoch}, batch {self._batch_idx} (global step {trainer.global_step})"
+        lines = [f"non-finite training step at {where}: {what}"]
         for slot, (name, value, terms) in self._records.items():
             parts = ", ".join(f"{k}={describe(v)}" for k, v in terms.items())
             lines.append(f"loss '{name}' in slot '{slot}' = {describe(value)}" + (f" (terms: {parts})" if parts else ""))
@@ -146,7 +147,8 @@ class NonFiniteGuard(L.Callback):
     def save_last_good(self, trainer: L.Trainer) -> str:
         """Save the weights as they were before this step (the update has not happened yet)."""
         callback = trainer.checkpoint_callback
-        folder = Path(callback.dirpath) if callback is not None and callback.dirpath else Path(trainer.default_root_dir) / "checkpoints"
+        dirpath = getattr(callback, "dirpath", None)
+        folder = Path(dirpath) if dirpath else Path(trainer.default_root_dir) / "checkpoints"
         path = folder / self.checkpoint_name
         try:
             trainer.save_checkpoint(path)

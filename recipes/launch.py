@@ -57,12 +57,21 @@ def writable_folder_error(folder: str | Path) -> str | None:
 
 
 class CheckOutputDir(Callback):
-    """Hydra callback: an output folder that cannot be written is one message and exit status 2."""
+    """Hydra callback: an output folder that cannot be written is one message and exit status 2.
+
+    In a multirun it also makes ``${hydra:...}`` interpolations (``task_name``, ``paths.root_dir``)
+    resolvable in ``hydra.sweep.dir``: Hydra sets its config only per job, after the sweep folder
+    has been resolved, so without this a sweep without ``hydra.sweep.dir=`` fails.
+    """
 
     def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
         self.check(config, "run")
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        from hydra.core.hydra_config import HydraConfig
+
+        if not HydraConfig.initialized():
+            HydraConfig.instance().set_config(config)
         self.check(config, "sweep")
 
     @staticmethod
@@ -90,7 +99,7 @@ def rank() -> int:
     return 0
 
 
-def pin_run_folder() -> None:
+def pin_run_folder(world_size: int) -> None:
     """Make the ranks that Lightning's DDP launcher will start write into this job's run folder.
 
     The launcher passes ``hydra.run.dir=<HydraConfig.run.dir>``: in a single run that is the folder
@@ -99,11 +108,14 @@ def pin_run_folder() -> None:
     """
     from hydra.core.hydra_config import HydraConfig
 
-    if not HydraConfig.initialized() or os.environ.get("LOCAL_RANK", "0") != "0":
+    if world_size < 2 or not HydraConfig.initialized() or os.environ.get("LOCAL_RANK", "0") != "0":
         return
     hydra_cfg = HydraConfig.get()
+    output_dir = OmegaConf.select(hydra_cfg, "runtime.output_dir", default=None)
+    if output_dir is None:  # composed in-process, not launched by Hydra
+        return
     with read_write(hydra_cfg), open_dict(hydra_cfg):
-        hydra_cfg.run.dir = hydra_cfg.runtime.output_dir
+        hydra_cfg.run.dir = output_dir
     if hydra_cfg.mode == RunMode.MULTIRUN:
         flags, args = [], iter(sys.argv[1:])
         for arg in args:

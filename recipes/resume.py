@@ -183,7 +183,11 @@ class ExactResume(L.Callback):
         self._original_loader = original = datamodule.train_dataloader
 
         def train_dataloader() -> Any:
-            return resumable_loader(original(), trainer, self.seed)
+            loader = resumable_loader(original(), trainer, self.seed)
+            if isinstance(loader, ResumableDeviceBatches) or isinstance(getattr(loader, "sampler", None), ResumableSampler):
+                # Lightning cannot tell that this loader resumes mid-epoch; its warning would be wrong
+                warnings.filterwarnings("ignore", message="You're resuming from a checkpoint that ended before the epoch")
+            return loader
 
         datamodule.train_dataloader = train_dataloader
 
