@@ -100,8 +100,11 @@ class NonFiniteGuard(L.Callback):
         finite = bool(torch.isfinite(loss.detach()).all())
         if trainer.strategy.reduce_boolean_decision(finite, all=True):
             return
-        where = "" if not finite else f" on another process (this is rank {trainer.global_rank})"
-        self._fail(trainer, f"the loss is {describe(loss)}{where}")
+        if finite:
+            what = f"the loss is not finite on another process (on rank {trainer.global_rank} it is {describe(loss)})"
+        else:
+            what = f"the loss is {describe(loss)}"
+        self._fail(trainer, what)
 
     def on_before_optimizer_step(self, trainer: L.Trainer, pl_module: L.LightningModule, optimizer: Optimizer) -> None:
         params = [p for group in optimizer.param_groups for p in group["params"] if p.grad is not None]
