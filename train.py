@@ -14,6 +14,7 @@ from typing import Any
 import hydra
 import lightning as L
 import torch
+from hydra.errors import InstantiationException
 from lightning.pytorch.callbacks import ProgressBar
 from lightning.pytorch.plugins.io import CheckpointIO
 from lightning.pytorch.utilities.rank_zero import rank_zero_only
@@ -29,11 +30,25 @@ from recipes.resume import AtomicCheckpointIO, ExactResume
 log = logging.getLogger("train")
 
 
+def instantiate(node: Any, **kwargs: Any) -> Any:
+    """``hydra.utils.instantiate``, except that a constructor's ConfigError reaches the caller as itself
+    (Hydra wraps every constructor error in an InstantiationException with a traceback)."""
+    try:
+        return hydra.utils.instantiate(node, **kwargs)
+    except InstantiationException as err:
+        cause = err.__cause__
+        while cause is not None and not isinstance(cause, ConfigError):
+            cause = cause.__cause__
+        if cause is None:
+            raise
+        raise cause from None
+
+
 def instantiate_all(group: DictConfig | None) -> list[Any]:
     """Instantiate every ``_target_`` entry of a config group such as ``callbacks`` or ``logger``."""
     if not group:
         return []
-    return [hydra.utils.instantiate(c) for c in group.values() if isinstance(c, DictConfig) and "_target_" in c]
+    return [instantiate(c) for c in group.values() if isinstance(c, DictConfig) and "_target_" in c]
 
 
 def split_task_config(cfg: DictConfig) -> tuple[DictConfig, bool]:
@@ -68,21 +83,21 @@ def train(cfg: DictConfig) -> dict[str, float]:
     if torch.cuda.is_available():
         torch.set_float32_matmul_precision(cfg.get("float32_matmul_precision", "high"))  # TF32 matmuls
 
-    datamodule: L.LightningDataModule = hydra.utils.instantiate(cfg.data)
-    model = hydra.utils.instantiate(cfg.model)
+    datamodule: L.LightningDataModule = instantiate(cfg.data)
+    model = instantiate(cfg.model)
     if cfg.get("channels_last"):
         model = model.to(memory_format=torch.channels_last)
     if cfg.get("compile"):
         model.compile()  # in place: state_dict keys stay free of `_orig_mod.`
     task_cfg, skip_nonfinite = split_task_config(cfg)
-    task: L.LightningModule = hydra.utils.instantiate(task_cfg, model=model, losses=slot_losses, _recursive_=True)
+    task: L.LightningModule = instantiate(task_cfg, model=model, losses=slot_losses, _recursive_=True)
     resume_wandb(cfg, checkpoint)
     loggers = instantiate_all(cfg.get("logger"))
     callbacks = instantiate_all(cfg.get("callbacks"))
     if not cfg.trainer.get("enable_progress_bar", True):  # Lightning refuses a bar it was told not to show
         callbacks = [c for c in callbacks if not isinstance(c, ProgressBar)]
     callbacks += [ExactResume(seed=cfg.get("seed")), NonFiniteGuard(skip=skip_nonfinite)]
-    trainer: L.Trainer = hydra.utils.instantiate(cfg.trainer, callbacks=callbacks, logger=loggers, plugins=plugins(cfg))
+    trainer: L.Trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers, plugins=plugins(cfg))
     for logger in loggers:
         logger.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
 

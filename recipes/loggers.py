@@ -13,6 +13,7 @@ from typing import Any
 from urllib.parse import urlparse
 
 from lightning.pytorch.loggers import CSVLogger as LightningCSVLogger
+from lightning.pytorch.loggers import WandbLogger as LightningWandbLogger
 from lightning.pytorch.loggers.csv_logs import ExperimentWriter
 from lightning.pytorch.loggers.logger import rank_zero_experiment
 
@@ -75,12 +76,37 @@ def resolve_wandb_mode(mode: str) -> str:
     return "online"
 
 
-def wandb_logger(mode: str = "auto", **kwargs: Any):  # noqa: ANN201  (lightning import stays lazy)
-    """A Lightning ``WandbLogger`` whose mode is resolved as above."""
-    from lightning.pytorch.loggers import WandbLogger
+class WandbLogger(LightningWandbLogger):
+    """Lightning's WandbLogger; with ``offline_fallback`` a run that fails to start online (the server is
+    not W&B, a proxy answers, the key is refused) starts offline instead, with a warning."""
 
+    def __init__(self, *args: Any, offline_fallback: bool = False, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.offline_fallback = offline_fallback
+
+    @property
+    @rank_zero_experiment
+    def experiment(self) -> Any:
+        if self._experiment is None and self.offline_fallback:
+            self.offline_fallback = False
+            try:
+                return super().experiment
+            except Exception as err:  # wandb raises CommError, AuthenticationError, UsageError, ...
+                import wandb
+
+                log.warning("W&B: starting online failed (%s), logging offline; `wandb sync` later", str(err)[:200])
+                if wandb.run is not None:
+                    wandb.finish(exit_code=1)
+                self._experiment = None
+                self._wandb_init["mode"] = "offline"
+        return super().experiment
+
+
+def wandb_logger(mode: str = "auto", **kwargs: Any) -> WandbLogger:
+    """A ``WandbLogger`` whose mode is resolved as above; ``auto`` falls back to offline if online fails."""
     os.makedirs(kwargs.get("save_dir", "."), exist_ok=True)
-    return WandbLogger(mode=resolve_wandb_mode(mode), **kwargs)
+    resolved = resolve_wandb_mode(mode)
+    return WandbLogger(mode=resolved, offline_fallback=mode == "auto" and resolved == "online", **kwargs)
 
 
 def finish_wandb() -> None:

@@ -34,9 +34,11 @@ def weights(path: Path) -> dict[str, torch.Tensor]:
     return torch.load(path, map_location="cpu", weights_only=True)["state_dict"]
 
 
-def run_train(*overrides: str, cwd: Path = ROOT, env_extra: dict[str, str] | None = None, timeout: int = 300):
-    env = {"PATH": "/usr/bin:/bin", "HOME": os.environ.get("HOME", "/tmp"), "WANDB_MODE": "offline", "WANDB_SILENT": "true"}
-    env.update(env_extra or {})
+def run_train(*overrides: str, cwd: Path = ROOT, env_extra: dict[str, str | None] | None = None, timeout: int = 300):
+    """``python train.py *overrides`` as a user runs it, W&B offline unless ``env_extra`` says otherwise (None unsets)."""
+    env: dict[str, str | None] = {"PATH": "/usr/bin:/bin", "HOME": os.environ.get("HOME", "/tmp"), "WANDB_MODE": "offline"}
+    env.update({"WANDB_SILENT": "true", **(env_extra or {})})
+    env = {k: v for k, v in env.items() if v is not None}
     return subprocess.run(
         [sys.executable, "train.py", *overrides], cwd=cwd, capture_output=True, text=True, timeout=timeout, env=env
     )
