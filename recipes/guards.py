@@ -6,11 +6,13 @@ step, and on a NaN or Inf either stops with a ``NonFiniteLossError`` that names 
 and their terms (after saving the last good state as ``checkpoints/last_good.ckpt``), or, with
 ``task.skip_nonfinite=true``, drops that step's update and counts it in ``train/skipped_nonfinite``.
 Under DDP every rank takes the same decision (the check is all-reduced), so no rank waits on another.
+The check is made before the optimiser step, after backward: a NaN reaches the gradients, never the weights.
 """
 
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -58,8 +60,23 @@ def nonfinite_inputs(batch: Any) -> list[str]:
     return found
 
 
+@dataclass
+class Backward:
+    """What one backward pass was given: enough to report it, kept on the device until a check fails."""
+
+    batch_idx: int
+    loss: Tensor
+    records: dict[str, tuple[str, Tensor, dict[str, Tensor]]]
+    batch: Any
+
+
 class NonFiniteGuard(L.Callback):
-    """Stop (default) or skip the update (``skip=True``) when a step's loss or gradients are not finite."""
+    """Stop (default) or skip the update (``skip=True``) when a step's loss or gradients are not finite.
+
+    The losses of the step's backward passes and the gradients' inf-norm are checked together before the
+    optimiser step, with one host sync per step (and one all-reduce under DDP); the weights are then still
+    those of the last good step.
+    """
 
     def __init__(self, skip: bool = False, checkpoint_name: str = "last_good.ckpt") -> None:
         self.skip = skip
@@ -67,7 +84,7 @@ class NonFiniteGuard(L.Callback):
         self.skipped = 0
         self._records: dict[str, tuple[str, Tensor, dict[str, Tensor]]] = {}
         self._hooks: list[Any] = []
-        self._bad_step: str | None = None
+        self._backwards: list[Backward] = []
         self._batch: Any = None
         self._batch_idx = -1
 
@@ -95,39 +112,55 @@ class NonFiniteGuard(L.Callback):
         self._records = {}
         self._batch, self._batch_idx = batch, batch_idx
 
-    # ----- the checks -------------------------------------------------------------------------
+    # ----- the check --------------------------------------------------------------------------
     def on_before_backward(self, trainer: L.Trainer, pl_module: L.LightningModule, loss: Tensor) -> None:
-        finite = bool(torch.isfinite(loss.detach()).all())
-        if trainer.strategy.reduce_boolean_decision(finite, all=True):
-            return
-        if finite:
-            what = f"the loss is not finite on another process (on rank {trainer.global_rank} it is {describe(loss)})"
-        else:
-            what = f"the loss is {describe(loss)}"
-        self._fail(trainer, what)
+        self._backwards.append(Backward(self._batch_idx, loss.detach(), self._records, self._batch))
 
     def on_before_optimizer_step(self, trainer: L.Trainer, pl_module: L.LightningModule, optimizer: Optimizer) -> None:
+        backwards, self._backwards = self._backwards, []
         params = [p for group in optimizer.param_groups for p in group["params"] if p.grad is not None]
-        if self._bad_step is None and params and getattr(trainer.precision_plugin, "scaler", None) is None:
-            norm = torch.nn.utils.get_total_norm([p.grad for p in params], norm_type=float("inf"))
-            if not trainer.strategy.reduce_boolean_decision(bool(torch.isfinite(norm)), all=True):
-                names = {id(p): n for n, p in pl_module.named_parameters()}
-                bad = [names.get(id(p), "?") for p in params if not bool(torch.isfinite(p.grad).all())]
-                shown = ", ".join(bad[:5]) + (f" and {len(bad) - 5} more" if len(bad) > 5 else "")
-                self._fail(trainer, f"the loss is finite but the gradients of {shown or 'another rank'} are not")
-        if self._bad_step is not None:  # skip mode: drop this update (optimisers pass over params without grad)
-            for p in params:
-                p.grad = None
-            self.skipped += 1
-            pl_module.log("train/skipped_nonfinite", float(self.skipped), on_step=False, on_epoch=True, reduce_fx="max")
-            self._bad_step = None
+        losses_ok = torch.stack([torch.isfinite(b.loss).all() for b in backwards]).all() if backwards else None
+        grads_ok = None
+        if params and getattr(trainer.precision_plugin, "scaler", None) is None:  # a GradScaler skips inf grads itself
+            grads_ok = torch.isfinite(torch.nn.utils.get_total_norm([p.grad for p in params], norm_type=float("inf")))
+        if losses_ok is None and grads_ok is None:
+            return
+        one = torch.ones((), dtype=torch.bool, device=params[0].device if params else backwards[0].loss.device)
+        ok = torch.stack([one if f is None else f for f in (losses_ok, grads_ok)]).float()
+        if trainer.world_size > 1:  # every rank must take the same decision
+            ok = trainer.strategy.reduce(ok, reduce_op="min")
+        if bool(ok.all()):  # the one host sync of the step
+            return
+        self._fail(trainer, pl_module, params, backwards, loss_elsewhere=bool(ok[0] < 1))
+        for p in params:  # skip mode: drop this update (optimisers pass over parameters without a gradient)
+            p.grad = None
+        self.skipped += 1
+        pl_module.log("train/skipped_nonfinite", float(self.skipped), on_step=False, on_epoch=True, reduce_fx="max")
 
-    def _fail(self, trainer: L.Trainer, what: str) -> None:
-        report = self.report(trainer, what)
+    def _fail(
+        self,
+        trainer: L.Trainer,
+        pl_module: L.LightningModule,
+        params: list[Tensor],
+        backwards: list[Backward],
+        loss_elsewhere: bool,
+    ) -> None:
+        bad = next((b for b in backwards if not bool(torch.isfinite(b.loss).all())), None)
+        last = backwards[-1] if backwards else None
+        if bad is not None:
+            what, shown = f"the loss is {describe(bad.loss)}", bad
+        elif loss_elsewhere:
+            where = f"on rank {trainer.global_rank} it is {describe(last.loss) if last else 'not computed'}"
+            what, shown = f"the loss is not finite on another process ({where})", last
+        else:
+            names = {id(p): n for n, p in pl_module.named_parameters()}
+            bad_names = [names.get(id(p), "?") for p in params if not bool(torch.isfinite(p.grad).all())]
+            listed = ", ".join(bad_names[:5]) + (f" and {len(bad_names) - 5} more" if len(bad_names) > 5 else "")
+            what, shown = f"the loss is finite but the gradients of {listed or 'another process'} are not", last
+        report = self.report(trainer, what, shown)
         if self.skip:
             if trainer.is_global_zero:
                 log.warning("skipping the update (task.skip_nonfinite=true): %s", report)
-            self._bad_step = report
             return
         saved = self.save_last_good(trainer)
         raise NonFiniteLossError(
@@ -136,14 +169,15 @@ class NonFiniteGuard(L.Callback):
             "or skip such batches with task.skip_nonfinite=true"
         )
 
-    def report(self, trainer: L.Trainer, what: str) -> str:
+    def report(self, trainer: L.Trainer, what: str, backward: Backward | None) -> str:
         """One message: where (epoch, batch, step), what, each loss slot with its value and terms, the inputs."""
-        where = f"epoch {trainer.current_epoch}, batch {self._batch_idx} (global step {trainer.global_step})"
+        batch_idx = backward.batch_idx if backward else self._batch_idx
+        where = f"epoch {trainer.current_epoch}, batch {batch_idx} (global step {trainer.global_step})"
         lines = [f"non-finite training step at {where}: {what}"]
-        for slot, (name, value, terms) in self._records.items():
+        for slot, (name, value, terms) in (backward.records if backward else {}).items():
             parts = ", ".join(f"{k}={describe(v)}" for k, v in terms.items())
             lines.append(f"loss '{name}' in slot '{slot}' = {describe(value)}" + (f" (terms: {parts})" if parts else ""))
-        bad_inputs = nonfinite_inputs(self._batch)
+        bad_inputs = nonfinite_inputs(backward.batch if backward else self._batch)
         lines.append(f"non-finite inputs in {', '.join(bad_inputs)}" if bad_inputs else "the batch's inputs are finite")
         return "; ".join(lines)
 

@@ -12,9 +12,11 @@ from __future__ import annotations
 
 import errno
 import os
+import pickle
 import random
 import shutil
 import warnings
+import zipfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -177,6 +179,8 @@ class ExactResume(L.Callback):
 
     def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
         self.trainer = trainer
+        if trainer.world_size > 1:  # without a seed each rank drew its own: take rank 0's, so the ranks split one order
+            self.seed = int(trainer.strategy.broadcast(self.seed, src=0))
         datamodule = trainer.datamodule
         if stage != "fit" or datamodule is None or self._original_loader is not None:
             return
@@ -305,14 +309,23 @@ def read_checkpoint(path: str | Path, setting: str = "ckpt_path") -> dict[str, A
             f"{setting}: {path} does not exist{' (it is a folder)' if path.is_dir() else ''}; give the path of a "
             f"checkpoint file (e.g. logs/<task>/runs/<date>/checkpoints/last.ckpt), or {setting}=null to start afresh"
         )
+    instead = f"Use another file (checkpoints/best.ckpt or an earlier one), or {setting}=null to start afresh"
+    if not zipfile.is_zipfile(path):
+        raise ConfigError(
+            f"{setting}: {path} is not a readable checkpoint (not the zip archive torch.save writes: truncated, "
+            f"or another kind of file). {instead}"
+        )
     try:
         checkpoint = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
-    except Exception as err:  # truncated zip, not a torch file, unsafe pickle: all mean "not usable"
-        reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+    except pickle.UnpicklingError:
         raise ConfigError(
-            f"{setting}: {path} is not a readable checkpoint ({reason}); it may be truncated or not a checkpoint. "
-            f"Use another file (checkpoints/best.ckpt or an earlier one), or {setting}=null to start afresh"
+            f"{setting}: {path} holds Python objects that loading with weights_only=True refuses (it was not written "
+            f"by this train.py); load it only if you trust its source. {instead}"
         ) from None
+    except Exception as err:  # a damaged archive
+        text = str(err).strip()
+        reason = text.splitlines()[0].split(". ")[0][:160] if text else type(err).__name__
+        raise ConfigError(f"{setting}: {path} is not a readable checkpoint ({reason}). {instead}") from None
     if not isinstance(checkpoint, dict) or "state_dict" not in checkpoint:
         raise ConfigError(f"{setting}: {path} is not a Lightning checkpoint (no 'state_dict'); give a .ckpt written by train.py")
     return checkpoint
