@@ -52,6 +52,18 @@ def check_trainer(cfg: DictConfig) -> None:
     if accelerator in ("gpu", "cuda") and not torch.cuda.is_available():
         raise ConfigError(
             f"trainer.accelerator: '{accelerator}' asked for, but this machine has no CUDA GPU; use trainer=cpu"
+            " (or trainer=ddp_cpu for DDP on CPU processes)"
+        )
+    on_cpu = accelerator == "cpu" or (accelerator == "auto" and not torch.cuda.is_available())
+    strategy = cfg.trainer.get("strategy")
+    name = str(strategy.get("_target_", "")) if isinstance(strategy, DictConfig) else str(strategy or "")
+    if on_cpu and "fsdp" in name.lower():
+        raise ConfigError("trainer.strategy: FSDP runs on GPUs only (Lightning refuses the CPU); use trainer=ddp_cpu on CPU")
+    several = str(cfg.trainer.get("devices", 1)) not in ("1", "auto", "None") or str(cfg.trainer.get("num_nodes", 1)) != "1"
+    if on_cpu and cfg.trainer.get("sync_batchnorm") and several:
+        raise ConfigError(
+            "trainer.sync_batchnorm: PyTorch's SyncBatchNorm runs on GPUs only; set trainer.sync_batchnorm=false "
+            "on CPU processes (trainer=ddp_cpu does)"
         )
 
 

@@ -162,3 +162,18 @@ def test_gpu_strategies_compose_and_are_refused_on_a_machine_without_cuda(make_c
         pytest.skip("this machine has a GPU")
     with pytest.raises(ConfigError, match="no CUDA GPU"):
         check_config(cfg)
+
+
+@pytest.mark.parametrize(
+    "overrides,message",
+    [
+        (("trainer=fsdp", "trainer.accelerator=cpu"), "trainer.strategy: FSDP runs on GPUs only"),
+        (("trainer=ddp_cpu", "trainer.sync_batchnorm=true"), "trainer.sync_batchnorm: PyTorch's SyncBatchNorm runs on GPUs only"),
+    ],
+)
+def test_gpu_only_options_on_cpu_processes_are_refused_before_anything_starts(make_config, overrides, message):
+    from losses import ConfigError
+    from recipes.checks import check_config
+
+    with pytest.raises(ConfigError, match=message):
+        check_config(make_config(*overrides))
