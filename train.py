@@ -51,13 +51,6 @@ def instantiate_all(group: DictConfig | None) -> list[Any]:
     return [instantiate(c) for c in group.values() if isinstance(c, DictConfig) and "_target_" in c]
 
 
-def split_task_config(cfg: DictConfig) -> tuple[DictConfig, bool]:
-    """``cfg.task`` without the options every task shares (handled here, not by its constructor)."""
-    task_cfg = OmegaConf.create(OmegaConf.to_container(cfg.task, resolve=True))
-    skip_nonfinite = bool(task_cfg.pop("skip_nonfinite", False))
-    return task_cfg, skip_nonfinite
-
-
 def resume_wandb(cfg: DictConfig, checkpoint: dict[str, Any] | None) -> None:
     """A run resumed from a checkpoint logs to the W&B run the checkpoint came from."""
     wandb_id = (checkpoint or {}).get("wandb_id")
@@ -89,14 +82,13 @@ def train(cfg: DictConfig) -> dict[str, float]:
         model = model.to(memory_format=torch.channels_last)
     if cfg.get("compile"):
         model.compile()  # in place: state_dict keys stay free of `_orig_mod.`
-    task_cfg, skip_nonfinite = split_task_config(cfg)
-    task: L.LightningModule = instantiate(task_cfg, model=model, losses=slot_losses, _recursive_=True)
+    task: L.LightningModule = instantiate(cfg.task, model=model, losses=slot_losses, _recursive_=True)
     resume_wandb(cfg, checkpoint)
     loggers = instantiate_all(cfg.get("logger"))
     callbacks = instantiate_all(cfg.get("callbacks"))
     if not cfg.trainer.get("enable_progress_bar", True):  # Lightning refuses a bar it was told not to show
         callbacks = [c for c in callbacks if not isinstance(c, ProgressBar)]
-    callbacks += [ExactResume(seed=cfg.get("seed")), NonFiniteGuard(skip=skip_nonfinite)]
+    callbacks += [ExactResume(seed=cfg.get("seed")), NonFiniteGuard(skip=bool(cfg.get("skip_nonfinite")))]
     trainer: L.Trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers, plugins=plugins(cfg))
     for logger in loggers:
         logger.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))

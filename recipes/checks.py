@@ -87,10 +87,13 @@ def check_output_folders(cfg: DictConfig) -> None:
     """Every folder a run writes to (its run folder, checkpoint folders) must be creatable and writable."""
     from recipes.launch import writable_folder_error
 
-    folders = {"paths.output_dir": OmegaConf.select(cfg, "paths.output_dir")}
+    def select(key: str) -> Any:  # None where an interpolation cannot be resolved outside a Hydra run
+        return OmegaConf.select(cfg, key, throw_on_resolution_failure=False)
+
+    folders = {"paths.output_dir": select("paths.output_dir")}
     for name, callback in (cfg.get("callbacks") or {}).items():
-        if isinstance(callback, DictConfig) and callback.get("dirpath"):
-            folders[f"callbacks.{name}.dirpath"] = callback.dirpath
+        if isinstance(callback, DictConfig) and "dirpath" in callback:
+            folders[f"callbacks.{name}.dirpath"] = select(f"callbacks.{name}.dirpath")
     for setting, folder in folders.items():
         reason = folder and writable_folder_error(folder)
         if reason:

@@ -4,7 +4,7 @@
 and named terms), checks the total loss before backward and the gradients before the optimiser
 step, and on a NaN or Inf either stops with a ``NonFiniteLossError`` that names the step, the losses
 and their terms (after saving the last good state as ``checkpoints/last_good.ckpt``), or, with
-``task.skip_nonfinite=true``, drops that step's update and counts it in ``train/skipped_nonfinite``.
+``skip_nonfinite=true``, drops that step's update and counts it in ``train/skipped_nonfinite``.
 Under DDP every rank takes the same decision (the check is all-reduced), so no rank waits on another.
 The check is made before the optimiser step, after backward: a NaN reaches the gradients, never the weights.
 """
@@ -160,13 +160,13 @@ class NonFiniteGuard(L.Callback):
         report = self.report(trainer, what, shown)
         if self.skip:
             if trainer.is_global_zero:
-                log.warning("skipping the update (task.skip_nonfinite=true): %s", report)
+                log.warning("skipping the update (skip_nonfinite=true): %s", report)
             return
         saved = self.save_last_good(trainer)
         raise NonFiniteLossError(
             f"{report}. {saved}Fix: lower the learning rate (task.optimizer.lr), clip gradients "
             "(trainer.gradient_clip_val=1.0), check the data and the loss hyperparameters, "
-            "or skip such batches with task.skip_nonfinite=true"
+            "or skip such batches with skip_nonfinite=true"
         )
 
     def report(self, trainer: L.Trainer, what: str, backward: Backward | None) -> str:

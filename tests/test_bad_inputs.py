@@ -209,17 +209,31 @@ def closed_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.mark.parametrize("server", ["none", "not wandb"])
-def test_wandb_auto_with_a_key_and_no_wandb_server_logs_offline_without_hanging(tmp_path, data_dir, server, request):
-    url = f"http://127.0.0.1:{closed_port()}" if server == "none" else request.getfixturevalue("not_wandb_server")
+def test_wandb_auto_with_a_key_and_no_server_resolves_to_offline_at_once(monkeypatch, caplog):
+    from recipes.loggers import resolve_wandb_mode
+
+    monkeypatch.delenv("WANDB_MODE", raising=False)
+    monkeypatch.setenv("WANDB_API_KEY", "fake" * 10)
+    monkeypatch.setenv("WANDB_BASE_URL", f"http://127.0.0.1:{closed_port()}")
+    started = time.monotonic()
+    assert resolve_wandb_mode("auto") == "offline"
+    assert time.monotonic() - started < 3.5
+    assert "unreachable, logging offline" in caplog.text
+
+
+def test_wandb_auto_with_a_key_and_a_server_that_is_not_wandb_logs_offline_without_hanging(
+    tmp_path, data_dir, not_wandb_server
+):
+    """A proxy or captive portal answers the probe, then W&B fails to start: the run goes on offline."""
     started = time.monotonic()
     result = run_train(
         *TINY, "logger=wandb", "logger.wandb.mode=auto", f"hydra.run.dir={tmp_path}",
-        env_extra={"DATA_DIR": str(data_dir), "WANDB_MODE": None, "WANDB_API_KEY": "fake" * 10, "WANDB_BASE_URL": url},
+        env_extra={
+            "DATA_DIR": str(data_dir), "WANDB_MODE": None, "WANDB_API_KEY": "fake" * 10, "WANDB_BASE_URL": not_wandb_server,
+        },
     )
     assert result.returncode == 0, result.stderr[-3000:]
-    expected = "unreachable, logging offline" if server == "none" else "starting online failed"
-    assert expected in result.stdout + result.stderr  # Hydra's log goes to stdout and train.log
+    assert "starting online failed" in result.stdout + result.stderr  # Hydra's log goes to stdout and train.log
     assert len(list((tmp_path / "wandb").glob("offline-run-*"))) == 1
     assert (tmp_path / "csv" / "metrics.csv").exists()
     assert time.monotonic() - started < 240

@@ -40,21 +40,23 @@ def last_value(table: list[dict[str, str]], key: str) -> float:
 
 @pytest.fixture(scope="module")
 def ddp_and_single(tmp_path_factory, data_dir):
-    """``trainer=ddp_cpu`` (2 x batch 16) as a user runs it, and one in-process run on batch 32."""
+    """``trainer=ddp_cpu`` (2 x batch 16) as a user runs it, as a one-job multirun in the default sweep folder,
+    and one in-process run on batch 32."""
     root = tmp_path_factory.mktemp("ddp")
     result = run_train(
-        *RUN, "trainer=ddp_cpu", "data.batch_size=16", "data.eval_batch_size=250", f"paths.log_dir={root / 'logs'}",
-        env_extra={"DATA_DIR": str(data_dir)},
+        "-m", *RUN, "trainer=ddp_cpu", "data.batch_size=16", "data.eval_batch_size=250", "loss=ce",
+        f"paths.log_dir={root / 'logs'}", env_extra={"DATA_DIR": str(data_dir)},
     )
     assert result.returncode == 0, result.stderr[-4000:]
-    runs = list((root / "logs" / "classification" / "runs").iterdir())
+    sweeps = list((root / "logs" / "classification" / "multiruns").iterdir())
     single = root / "single"
     metrics = train(compose_config([*RUN, "data.batch_size=32", "data.eval_batch_size=500"], single, data_dir))
-    return runs, single, metrics, result
+    return sweeps, single, metrics, result
 
 
 def test_ddp_on_two_cpu_processes_ends_with_the_weights_of_one_process_on_the_global_batch(ddp_and_single):
-    (ddp_run, *_), single, _, _ = ddp_and_single
+    (sweep, *_), single, _, _ = ddp_and_single
+    ddp_run = sweep / "0"
     ddp, one = weights(ddp_run / "checkpoints" / "last.ckpt"), weights(single / "checkpoints" / "last.ckpt")
     assert set(ddp) == set(one)
     assert max((ddp[k] - one[k]).abs().max().item() for k in one) < 1e-5
@@ -66,38 +68,27 @@ def test_ddp_on_two_cpu_processes_ends_with_the_weights_of_one_process_on_the_gl
 
 def test_ddp_metrics_are_synced_over_both_processes(ddp_and_single):
     """Each process sees half of the validation and test sets; the logged values cover all of them."""
-    (ddp_run, *_), _, single, _ = ddp_and_single
-    table = rows(ddp_run)
+    (sweep, *_), _, single, _ = ddp_and_single
+    table = rows(sweep / "0")
     for key in ("val/acc", "test/acc", "test/ece"):
         assert last_value(table, key) == pytest.approx(single[key], abs=1e-6), key
     for key in ("val/loss", "val/nll", "test/loss", "test/nll"):
         assert last_value(table, key) == pytest.approx(single[key], rel=1e-5), key
 
 
-def test_ddp_ranks_share_one_run_folder_and_only_rank_zero_writes_outputs(ddp_and_single):
-    runs, _, _, result = ddp_and_single
-    assert len(runs) == 1, runs  # rank 1 did not make a folder of its own (a later ${now})
-    run = runs[0]
+def test_ddp_ranks_share_one_folder_and_only_rank_zero_writes_outputs(ddp_and_single):
+    """Lightning restarts ranks > 0 with this command line, which holds -m: they must run this job in its
+    folder, not the sweep again (which would make a second sweep folder a second later)."""
+    sweeps, _, _, result = ddp_and_single
+    assert len(sweeps) == 1, sweeps
+    assert sorted(p.name for p in sweeps[0].iterdir()) == ["0", "multirun.yaml"]
+    run = sweeps[0] / "0"
     assert (run / "train_ddp_process_1.log").exists()  # rank 1 ran, in this folder
     assert sorted(p.name for p in run.iterdir() if p.name.startswith(".hydra")) == [".hydra"]
     assert sorted(p.name for p in (run / "checkpoints").iterdir()) == ["best.ckpt", "last.ckpt"]
     steps = [row["step"] for row in rows(run) if row.get("train/loss_step")]
     assert len(steps) == len(set(steps)) == 8  # one row per step: rank 1 logged nothing
     assert result.stderr.count("error:") == 0
-
-
-def test_a_multirun_job_on_ddp_writes_one_sweep_folder(tmp_path, data_dir):
-    """Lightning restarts ranks > 0 with the command line, which holds -m: they must run this job, not the sweep."""
-    result = run_train(
-        "-m", *RUN[:-2], "trainer.max_epochs=1", "trainer=ddp_cpu", "loss=ce", f"paths.log_dir={tmp_path}",
-        env_extra={"DATA_DIR": str(data_dir)},
-    )
-    assert result.returncode == 0, result.stderr[-4000:]
-    sweeps = list((tmp_path / "classification" / "multiruns").iterdir())
-    assert len(sweeps) == 1, sweeps
-    job = sweeps[0] / "0"
-    assert (job / "checkpoints" / "last.ckpt").exists() and (job / "train_ddp_process_1.log").exists()
-    assert sorted(p.name for p in sweeps[0].iterdir()) == ["0", "multirun.yaml"]
 
 
 # ----- configs that need hardware this machine lacks: composed and checked, not run ----------------
