@@ -14,7 +14,9 @@ from typing import Any
 import hydra
 import lightning as L
 import torch
+from hydra.core.hydra_config import HydraConfig
 from hydra.errors import InstantiationException
+from hydra.types import RunMode
 from lightning.pytorch.callbacks import ProgressBar
 from lightning.pytorch.plugins.io import CheckpointIO
 from lightning.pytorch.utilities.rank_zero import rank_zero_only
@@ -67,7 +69,12 @@ def plugins(cfg: DictConfig) -> list[Any]:
 
 
 def train(cfg: DictConfig) -> dict[str, float]:
-    """Fit and test the configured task; returns every metric logged at the end, as floats."""
+    """Fit and test the configured task; returns every metric logged at the end, as floats.
+
+    A config with a ``run`` node (a simulation, no data and no network) calls that instead.
+    """
+    if cfg.get("run") is not None:
+        return hydra.utils.instantiate(cfg.run)()
     slot_losses = check_config(cfg)  # raises ConfigError before any data is touched
     ckpt_path, checkpoint = resolve_checkpoint(cfg)  # `last` resolved; unreadable is a ConfigError, still before data
     if cfg.get("seed") is not None:
@@ -109,18 +116,22 @@ def train(cfg: DictConfig) -> dict[str, float]:
             metrics.update({k: float(v) for k, v in trainer.callback_metrics.items()})
         ok = True
     finally:
+        finish_wandb(loggers)  # flush and close this run's W&B logs, even on error
         finish_processes(trainer, ok)
     return metrics
 
 
 def run(cfg: DictConfig) -> dict[str, float]:
     """``train`` with the errors of docs/reliability.md as one message (from rank 0) and an exit status:
-    2 for a configuration error (nothing was started), 1 for a run that could not go on."""
+    2 for a configuration error (nothing was started), 1 for a run that could not go on. In a multirun the
+    error is raised on, so that the sweeper records the failed job (Optuna tolerates up to max_failure_rate)."""
     try:
         return train(cfg)
     except (ConfigError, RunError) as err:
         if rank_zero_only.rank == 0:
             print(f"error: {err}", file=sys.stderr)
+        if HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN:
+            raise
         raise SystemExit(2 if isinstance(err, ConfigError) else 1) from None
     finally:
         finish_wandb()

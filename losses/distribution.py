@@ -1,1 +1,128 @@
-"""Distribution losses: ``forward(student_logits, teacher_logits)`` comparing two categorical distributions."""
+"""Distribution losses: ``forward(input, target)`` between two categorical distributions, as torch's KLDivLoss.
+
+The contract of the kind: ``input`` holds the log-probabilities of the model being trained (``log_softmax``
+over dim 1), ``target`` the probabilities it should match, or their logarithms when ``log_target=true``.
+Temperature, the T^2 factor and the hard-label mix belong to the distillation recipe, not to the loss.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import torch
+from torch import Tensor
+
+from losses.base import REDUCTIONS, Loss, as_float, autocast_off
+from losses.registry import register
+
+DIRECTIONS = ("forward", "reverse")
+
+
+def check_log_probs(loss: Loss, arg: str, values: Tensor) -> None:
+    """Log-probabilities are floats <= 0 whose exponentials sum to one over dim 1 (a warning when not)."""
+    if not values.is_floating_point():
+        raise loss.input_error(arg, "floating-point log-probabilities", values.dtype)
+    if not values.numel() or not loss.check_values(values):
+        return
+    top = float(values.detach().max())
+    if top > 1e-6:
+        raise loss.input_error(
+            arg, "log-probabilities (every value <= 0, e.g. log_softmax(logits, 1))", f"values up to {top:.4g}"
+        )
+    if values.ndim >= 2:
+        tolerance = 1e-3 if values.dtype in (torch.float32, torch.float64) else 3e-2
+        drift = float(torch.logsumexp(values.detach().float(), dim=1).abs().max())
+        if drift > tolerance:
+            warnings.warn(
+                f"loss '{loss.name}': {arg} is not normalised over dim 1 (logsumexp off by {drift:.3g}); "
+                "pass log_softmax(logits, 1), not raw logits",
+                stacklevel=3,
+            )
+
+
+def check_probs(loss: Loss, arg: str, values: Tensor) -> None:
+    """Probabilities are floats in [0, 1] that sum to one over dim 1 (a warning when not)."""
+    if not values.is_floating_point():
+        raise loss.input_error(arg, "floating-point probabilities", values.dtype)
+    if not values.numel() or not loss.check_values(values):
+        return
+    low, high = float(values.detach().min()), float(values.detach().max())
+    if low < 0 or high > 1 + 1e-6:
+        hint = "; pass log_target=true if they are log-probabilities" if high <= 0 else ""
+        got = f"values from {low:.4g} to {high:.4g}{hint}"
+        raise loss.input_error(arg, "probabilities in [0, 1] (e.g. softmax(logits, 1))", got)
+    if values.ndim >= 2:
+        tolerance = 1e-3 if values.dtype in (torch.float32, torch.float64) else 3e-2
+        drift = float((values.detach().float().sum(1) - 1).abs().max())
+        if drift > tolerance:
+            warnings.warn(f"loss '{loss.name}': {arg} does not sum to 1 over dim 1 (off by {drift:.3g})", stacklevel=3)
+
+
+class DistributionLoss(Loss):
+    """What kl_div and js_div share: ``log_target``, the input checks, batchmean as the default reduction."""
+
+    reductions = (*REDUCTIONS, "batchmean")
+
+    def __init__(self, log_target: bool = False, reduction: str = "batchmean") -> None:
+        super().__init__(reduction)
+        self.check(isinstance(log_target, bool), "log_target must be true or false", log_target)
+        self.log_target = log_target
+        if reduction == "mean":
+            warnings.warn(
+                f"loss '{self.name}': reduction='mean' averages over batch and classes, so its value is the "
+                "divergence divided by the number of classes; use reduction='batchmean' for the divergence per sample",
+                stacklevel=3,
+            )
+
+    def check_inputs(self, input: Tensor, target: Tensor) -> None:
+        """Same shapes; input log-probabilities; target probabilities (log-probabilities with ``log_target``)."""
+        if input.shape != target.shape:
+            raise self.input_error("target", f"the input's shape {tuple(input.shape)}", tuple(target.shape))
+        check_log_probs(self, "input", input)
+        (check_log_probs if self.log_target else check_probs)(self, "target", target)
+
+
+@register("kl_div", kind="distribution")
+class KLDiv(DistributionLoss):
+    """KL divergence ``sum_c p_c (log p_c - log q_c)`` with q = exp(input), p = target: ``torch.nn.KLDivLoss``.
+
+    ``direction=forward`` is KL(p || q), mean-seeking (q spreads over every mode of p; distillation);
+    ``reverse`` is KL(q || p), mode-seeking (q settles on one mode). batchmean gives the KL per sample.
+    """
+
+    def __init__(self, direction: str = "forward", log_target: bool = False, reduction: str = "batchmean") -> None:
+        super().__init__(log_target, reduction)
+        self.check(direction in DIRECTIONS, f"direction must be one of {', '.join(DIRECTIONS)}", direction)
+        self.direction = direction
+
+    def forward(self, input: Tensor, target: Tensor) -> Tensor:
+        self.check_inputs(input, target)
+        with autocast_off(input, target):
+            log_q, target = as_float(input), as_float(target)
+            if self.direction == "forward" and not self.log_target:
+                values = torch.xlogy(target, target) - target * log_q  # as torch: 0 where p = 0
+            else:
+                log_p = target if self.log_target else target.log()
+                if self.direction == "forward":
+                    values = log_p.exp() * (log_p - log_q)
+                else:
+                    values = log_q.exp() * (log_q - log_p)
+            return self.reduce(values)
+
+
+@register("js_div", kind="distribution")
+class JSDiv(DistributionLoss):
+    """Jensen-Shannon divergence ``1/2 KL(p || m) + 1/2 KL(q || m)``, m = (p + q) / 2 (Lin 1991), in nats.
+
+    Symmetric and bounded by log 2, so it has no direction and stays finite where one distribution is zero.
+    """
+
+    def forward(self, input: Tensor, target: Tensor) -> Tensor:
+        self.check_inputs(input, target)
+        with autocast_off(input, target):
+            input, target = as_float(input), as_float(target)
+            q, p = input.exp(), (target.exp() if self.log_target else target)
+            m = (p + q) / 2
+            values = 0.5 * (torch.xlogy(p, p) - torch.xlogy(p, m) + torch.xlogy(q, q) - torch.xlogy(q, m))
+            return self.reduce(values)
+

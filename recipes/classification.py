@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import ClassVar
 
+import torch
 from torch import Tensor, nn
 from torchmetrics import MetricCollection
 from torchmetrics.classification import MulticlassAccuracy, MulticlassCalibrationError
@@ -40,6 +41,21 @@ class ClassificationTask(Task):
 
         self.val_metrics, self.test_metrics = metrics("val"), metrics("test")
         self.val_nll, self.test_nll = NegativeLogLikelihood(), NegativeLogLikelihood()
+
+    def setup(self, stage: str) -> None:
+        """Losses that weight classes by their frequency (class_balanced with null counts) get them here."""
+        wanting = [loss for loss in self.losses.values() if getattr(loss, "counts_from_data", False)]
+        if wanting and self.trainer is not None and self.trainer.datamodule is not None:
+            counts = self.training_class_counts()
+            for loss in wanting:
+                loss.set_class_counts(counts)
+
+    def training_class_counts(self) -> Tensor:
+        """How many training examples each class has, from the datamodule's training labels."""
+        dm = self.trainer.datamodule
+        splits = getattr(dm, "splits", None)
+        labels = splits["train"][1] if splits else torch.cat([batch[1] for batch in dm.train_dataloader()])
+        return torch.bincount(labels.flatten().long().cpu(), minlength=self.hparams.num_classes)
 
     def forward(self, images: Tensor) -> Tensor:
         return self.model(images)

@@ -109,10 +109,14 @@ def wandb_logger(mode: str = "auto", **kwargs: Any) -> WandbLogger:
     return WandbLogger(mode=resolved, offline_fallback=mode == "auto" and resolved == "online", **kwargs)
 
 
-def finish_wandb() -> None:
-    """Close the active W&B run, if any, so that the next job of a multirun starts its own."""
+def finish_wandb(loggers: list | None = None) -> None:
+    """Close the W&B runs of ``loggers`` and the global one, flushing them, so the next job starts its own."""
     import sys
 
+    for logger in loggers or []:
+        run = getattr(logger, "_experiment", None)  # only runs that were started; never start one here
+        if type(logger).__name__ == "WandbLogger" and run is not None:
+            run.finish()
     wandb = sys.modules.get("wandb")
     if wandb is not None and getattr(wandb, "run", None) is not None:
         wandb.finish()

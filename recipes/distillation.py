@@ -1,0 +1,230 @@
+"""Knowledge distillation (Hinton et al. 2015): one ``loss`` slot of kind distribution.
+
+The student (``model=``) learns from the teacher's outputs softened at temperature T:
+``alpha * CE(student, labels) + (1 - alpha) * T^2 * D(softmax(teacher/T), softmax(student/T))``, where D is
+the slot's loss called as torch's KLDivLoss is, ``D(log_softmax(student/T), softmax(teacher/T))`` (the
+target as log-probabilities when the loss has ``log_target``). The teacher (``task.teacher_model``) is
+loaded from ``task.teacher_ckpt`` or, when that is null, trained first in this run by the classification
+recipe and saved to ``<run>/teacher/teacher.pt``. With ``task.baseline`` a copy of the student (same
+initial weights, same batches) trains on the labels alone, so one run reports all three accuracies.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import math
+from pathlib import Path
+from typing import ClassVar
+
+import lightning as L
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+from torchmetrics.classification import MulticlassAccuracy
+
+import losses as loss_registry
+from losses.errors import ConfigError
+from recipes.base import OptimizerFactory, SchedulerFactory, Task
+from recipes.metrics import NegativeLogLikelihood
+
+log = logging.getLogger(__name__)
+
+STAGES = ("val", "test")
+MODELS = ("student", "teacher", "baseline")  # metric names: acc (the student), teacher_acc, baseline_acc
+
+
+class DistillationTask(Task):
+    """Train a small student from a frozen teacher; report its accuracy next to the teacher's and the student alone."""
+
+    slots: ClassVar[dict[str, tuple[str, ...]]] = {"loss": ("distribution",)}
+
+    def __init__(
+        self,
+        model: nn.Module,
+        losses: dict[str, nn.Module],
+        optimizer: OptimizerFactory,
+        scheduler: SchedulerFactory | None = None,
+        teacher_model: nn.Module | None = None,
+        teacher_ckpt: str | None = None,
+        teacher_epochs: int | None = None,
+        temperature: float = 4.0,
+        alpha: float = 0.1,
+        baseline: bool = True,
+        num_classes: int = 10,
+    ) -> None:
+        super().__init__(model, losses, optimizer, scheduler)
+        if not isinstance(teacher_model, nn.Module):
+            raise ConfigError(
+                "task.teacher_model: the teacher's architecture is needed, e.g. model@task.teacher_model=convnet "
+                f"(got {teacher_model!r})"
+            )
+        check_number("temperature", temperature, low=0.0, low_open=True)
+        check_number("alpha", alpha, low=0.0, high=1.0)
+        if teacher_epochs is not None and (not isinstance(teacher_epochs, int) or teacher_epochs < 1):
+            raise ConfigError(f"task.teacher_epochs must be a positive integer or null (got {teacher_epochs!r})")
+        if getattr(losses["loss"], "reduction", "batchmean") == "none":
+            raise ConfigError("loss.reduction: distillation needs one number per batch; use batchmean (got 'none')")
+        self.save_hyperparameters(ignore=["model", "losses", "optimizer", "scheduler", "teacher_model"])
+        self.teacher = teacher_model.requires_grad_(False).eval()
+        self.teacher_ckpt, self.teacher_epochs = teacher_ckpt, teacher_epochs
+        self.temperature, self.alpha = float(temperature), float(alpha)
+        self.baseline = copy.deepcopy(model) if baseline else None  # same initial weights as the student
+        self.accuracy = nn.ModuleDict(
+            {f"{stage}_{who}": MulticlassAccuracy(num_classes, average="micro") for stage in STAGES for who in MODELS}
+        )
+        self.nll = nn.ModuleDict({stage: NegativeLogLikelihood() for stage in STAGES})
+        self.num_classes = num_classes
+
+    # ----- the recipe -------------------------------------------------------------------------
+    def forward(self, images: Tensor) -> Tensor:
+        return self.model(images)
+
+    def training_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> Tensor:
+        images, labels = batch
+        student_logits = self.model(images)
+        with torch.no_grad():
+            teacher_logits = self.teacher(images)
+        soft = self.soft_loss(student_logits, teacher_logits)
+        hard = F.cross_entropy(student_logits.float(), labels)
+        loss = self.alpha * hard + (1 - self.alpha) * soft
+        self.log_loss("train", "loss", loss, batch_size=len(labels))
+        self.log_dict({"train/soft": soft, "train/hard": hard}, on_step=False, on_epoch=True, batch_size=len(labels))
+        if self.baseline is None:
+            return loss
+        baseline_loss = F.cross_entropy(self.baseline(images).float(), labels)  # the student alone, on labels
+        self.log("train/baseline_loss", baseline_loss, on_step=False, on_epoch=True, batch_size=len(labels))
+        return loss + baseline_loss  # disjoint parameters: each model gets only its own gradient
+
+    def soft_loss(self, student_logits: Tensor, teacher_logits: Tensor) -> Tensor:
+        """``T^2 * D(log_softmax(student/T), softmax(teacher/T))``: T^2 keeps the gradients' scale as T changes."""
+        t = self.temperature
+        log_q = F.log_softmax(student_logits.float() / t, dim=1)
+        log_p = F.log_softmax(teacher_logits.float() / t, dim=1)
+        target = log_p if getattr(self.losses["loss"], "log_target", False) else log_p.exp()
+        return t * t * self.losses["loss"](log_q, target)
+
+    def evaluate(self, batch: tuple[Tensor, Tensor], stage: str) -> None:
+        """Accuracy of the student, the teacher and the student alone; the student's loss and NLL."""
+        images, labels = batch
+        logits = {"student": self.model(images), "teacher": self.teacher(images)}
+        if self.baseline is not None:
+            logits["baseline"] = self.baseline(images)
+        soft = self.soft_loss(logits["student"], logits["teacher"])
+        hard = F.cross_entropy(logits["student"].float(), labels)
+        self.log_loss(stage, "loss", self.alpha * hard + (1 - self.alpha) * soft, batch_size=len(labels))
+        for who, value in logits.items():
+            metric = self.accuracy[f"{stage}_{who}"]
+            metric.update(value.float().argmax(1), labels)
+            name = "acc" if who == "student" else f"{who}_acc"
+            self.log(f"{stage}/{name}", metric, on_epoch=True, prog_bar=stage == "val")
+        self.nll[stage].update(logits["student"], labels)
+        self.log(f"{stage}/nll", self.nll[stage], on_epoch=True)
+
+    def validation_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> None:
+        self.evaluate(batch, "val")
+
+    def test_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> None:
+        self.evaluate(batch, "test")
+
+    def train(self, mode: bool = True) -> DistillationTask:
+        """Lightning switches the whole module to training mode; the teacher stays in eval mode (BN, dropout)."""
+        super().train(mode)
+        self.teacher.eval()
+        return self
+
+    # ----- the teacher ------------------------------------------------------------------------
+    def setup(self, stage: str) -> None:
+        """Before fitting: load the teacher's checkpoint, or train a teacher; a resumed run has it already."""
+        if stage != "fit" or self.trainer.ckpt_path is not None:
+            return
+        if self.teacher_ckpt:
+            self.teacher.load_state_dict(load_teacher_weights(self.teacher_ckpt, self.teacher))
+            log.info("teacher: loaded %s", self.teacher_ckpt)
+        else:
+            self.train_teacher()
+        self.teacher.requires_grad_(False).eval()
+
+    def train_teacher(self) -> Path:
+        """Fit the teacher with the classification recipe (cross-entropy) on the same data, and save its weights."""
+        from recipes.classification import ClassificationTask
+
+        outer = self.trainer
+        folder = Path(outer.default_root_dir) / "teacher"
+        teacher_task = ClassificationTask(
+            self.teacher.requires_grad_(True),
+            {"loss": loss_registry.build("ce")},
+            self.optimizer_factory,
+            self.scheduler_factory,
+            num_classes=self.num_classes,
+        )
+        device = outer.strategy.root_device
+        trainer = L.Trainer(
+            accelerator="cpu" if device.type == "cpu" else "gpu",
+            devices=1 if device.type == "cpu" else [device.index or 0],
+            precision=outer.precision,
+            max_epochs=self.teacher_epochs or outer.max_epochs,
+            limit_train_batches=outer.limit_train_batches,
+            limit_val_batches=outer.limit_val_batches,
+            log_every_n_steps=outer.log_every_n_steps,
+            logger=L.pytorch.loggers.CSVLogger(folder, name="csv", version=""),
+            enable_checkpointing=False,
+            enable_progress_bar=False,
+            enable_model_summary=False,
+            default_root_dir=folder,
+        )
+        datamodule = outer.datamodule
+        log.info("teacher: no task.teacher_ckpt, training %s for %d epochs", type(self.teacher).__name__, trainer.max_epochs)
+        try:
+            trainer.fit(teacher_task, datamodule=datamodule)
+        finally:
+            datamodule.trainer = outer  # the inner fit took the datamodule over
+        path = folder / "teacher.pt"
+        torch.save(self.teacher.state_dict(), path)
+        accuracy = float(trainer.callback_metrics.get("val/acc", math.nan))
+        log.info("teacher: val/acc %.4f, weights saved to %s (reuse with task.teacher_ckpt=%s)", accuracy, path, path)
+        return path
+
+
+def check_number(name: str, value: object, low: float, high: float | None = None, low_open: bool = False) -> None:
+    """A task hyperparameter must be a finite number in its range, else a ConfigError naming it."""
+    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    ok = ok and (value > low if low_open else value >= low) and (high is None or value <= high)
+    if not ok:
+        bounds = f"> {low:g}" if low_open else f">= {low:g}" if high is None else f"in [{low:g}, {high:g}]"
+        raise ConfigError(f"task.{name} must be a number {bounds} (got {value!r})")
+
+
+def load_teacher_weights(path: str | Path, teacher: nn.Module) -> dict[str, Tensor]:
+    """The teacher's state dict from ``path``, read with ``weights_only=True`` (no code runs while loading).
+
+    Takes the ``teacher.pt`` a distillation run saves, a bare state dict, or a Lightning checkpoint of the
+    classification recipe (its ``model.`` weights). Every failure is a ConfigError that says what to do.
+    """
+    path = Path(path)
+    fix = "train one with `python train.py task=classification` and pass its checkpoints/best.ckpt, or set task.teacher_ckpt=null"
+    if not path.is_file():
+        raise ConfigError(f"task.teacher_ckpt: {path} does not exist; {fix}")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # truncated files, other formats, pickled objects that weights_only refuses
+        reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise ConfigError(f"task.teacher_ckpt: {path} is not a weights-only PyTorch checkpoint ({reason[:200]}); {fix}") from None
+    if isinstance(state, dict) and isinstance(state.get("state_dict"), dict):  # a Lightning checkpoint
+        state = {k.removeprefix("model."): v for k, v in state["state_dict"].items() if k.startswith("model.")}
+    if not isinstance(state, dict) or not state or not all(isinstance(v, Tensor) for v in state.values()):
+        raise ConfigError(f"task.teacher_ckpt: {path} holds no model weights (a state dict of tensors); {fix}")
+    expected = teacher.state_dict()
+    missing, unexpected = sorted(set(expected) - set(state)), sorted(set(state) - set(expected))
+    wrong = [k for k in expected if k in state and state[k].shape != expected[k].shape]
+    if missing or unexpected or wrong:
+        details = "; ".join(
+            f"{label}: {', '.join(keys[:3])}{' ...' if len(keys) > 3 else ''}"
+            for label, keys in (("missing", missing), ("unexpected", unexpected), ("other shapes", wrong))
+            if keys
+        )
+        raise ConfigError(
+            f"task.teacher_ckpt: the weights in {path} do not fit task.teacher_model ({type(teacher).__name__}) — {details}; "
+            "set task.teacher_model to the architecture the teacher was trained with (e.g. model@task.teacher_model=mlp)"
+        )
+    return state

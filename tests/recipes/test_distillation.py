@@ -1,0 +1,160 @@
+"""The distillation recipe: teacher trained or loaded safely, student distilled, all three accuracies reported."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from losses import ConfigError
+from train import train
+
+TINY_TEACHER = ("task.teacher_model.widths=[8,16]",)
+
+
+def test_smoke_run_trains_a_teacher_saves_it_and_reports_three_accuracies(smoke_config, tmp_path):
+    metrics = train(smoke_config("task=distillation", *TINY_TEACHER))
+    for key in ("test/acc", "test/teacher_acc", "test/baseline_acc", "test/nll", "val/acc"):
+        assert math.isfinite(metrics[key]), key
+    state = torch.load(tmp_path / "teacher" / "teacher.pt", weights_only=True)
+    assert "head.1.weight" in state  # a ConvNet's weights
+    assert (tmp_path / "teacher" / "csv" / "metrics.csv").exists()  # the classification recipe's log
+
+
+def test_distilled_student_learns_well_above_chance(smoke_config):
+    metrics = train(
+        smoke_config(
+            "task=distillation",
+            "model@task.teacher_model=mlp",
+            "trainer.max_epochs=2",
+            "trainer.limit_train_batches=25",
+            "data.batch_size=64",
+            "task.baseline=false",
+        )
+    )
+    assert metrics["test/teacher_acc"] > 0.6
+    assert metrics["test/acc"] > 0.4  # chance is 0.1
+    assert "test/baseline_acc" not in metrics
+
+
+def test_teacher_from_a_classification_checkpoint_is_loaded_not_retrained(smoke_config, tmp_path, data_dir):
+    from tests.conftest import compose_config
+
+    first = tmp_path / "classification"
+    teacher_metrics = train(compose_config(["debug=smoke", "model.widths=[8,16]"], first, data_dir))
+    second = tmp_path / "distillation"
+    cfg = compose_config(
+        ["debug=smoke", "task=distillation", *TINY_TEACHER, f"task.teacher_ckpt={first}/checkpoints/best.ckpt"],
+        second,
+        data_dir,
+    )
+    metrics = train(cfg)
+    assert not (second / "teacher").exists()
+    # the same weights on the same test batches: the teacher scores what the classification run scored
+    assert metrics["test/teacher_acc"] == pytest.approx(teacher_metrics["test/acc"])
+    state = torch.load(second / "checkpoints" / "last.ckpt", weights_only=False)["state_dict"]
+    original = torch.load(first / "checkpoints" / "best.ckpt", weights_only=False)["state_dict"]
+    for key, value in original.items():
+        if key.startswith("model."):
+            assert torch.equal(state["teacher." + key.removeprefix("model.")], value), key  # frozen
+
+
+def test_missing_teacher_checkpoint_is_a_config_error(smoke_config, tmp_path):
+    with pytest.raises(ConfigError, match=r"task.teacher_ckpt: .*nope.pt does not exist; train one with"):
+        train(smoke_config("task=distillation", *TINY_TEACHER, f"task.teacher_ckpt={tmp_path}/nope.pt"))
+
+
+def test_corrupt_teacher_checkpoint_is_a_config_error(smoke_config, tmp_path):
+    corrupt = tmp_path / "teacher.pt"
+    corrupt.write_bytes(b"not a checkpoint at all")
+    with pytest.raises(ConfigError, match=r"task.teacher_ckpt: .*teacher.pt is not a weights-only PyTorch checkpoint"):
+        train(smoke_config("task=distillation", *TINY_TEACHER, f"task.teacher_ckpt={corrupt}"))
+
+
+class Payload:
+    """An object whose unpickling would run code: what weights_only loading must refuse."""
+
+    def __reduce__(self):
+        return (print, ("code ran while loading",))
+
+
+def test_teacher_checkpoint_that_would_run_code_is_refused(smoke_config, tmp_path):
+    unsafe = tmp_path / "unsafe.pt"
+    torch.save({"weight": torch.zeros(1), "extra": Payload()}, unsafe)
+    with pytest.raises(ConfigError, match="is not a weights-only PyTorch checkpoint"):
+        train(smoke_config("task=distillation", *TINY_TEACHER, f"task.teacher_ckpt={unsafe}"))
+
+
+def test_teacher_checkpoint_of_another_architecture_names_task_teacher_model(smoke_config, tmp_path):
+    path = tmp_path / "mlp.pt"
+    torch.save(torch.nn.Linear(784, 10).state_dict(), path)
+    with pytest.raises(ConfigError, match=r"do not fit task.teacher_model \(ConvNet\) .*missing: .*model@task.teacher_model"):
+        train(smoke_config("task=distillation", *TINY_TEACHER, f"task.teacher_ckpt={path}"))
+
+
+@pytest.mark.parametrize("loss", ["loss=js_div", "loss.direction=reverse", "loss.log_target=true"])
+def test_any_distribution_loss_fits_the_slot(smoke_config, loss):
+    cfg = smoke_config("task=distillation", *TINY_TEACHER, loss, "task.baseline=false", "trainer.limit_train_batches=2")
+    metrics = train(cfg)
+    assert math.isfinite(metrics["test/loss"])
+
+
+def test_a_classification_loss_in_the_slot_is_refused_before_anything_runs(smoke_config):
+    from recipes.checks import check_config
+
+    with pytest.raises(ConfigError, match="loss 'ce' is of kind 'classification'.*kl_div"):
+        check_config(smoke_config("task=distillation", "loss=ce"))
+
+
+@pytest.mark.parametrize(
+    "override,message",
+    [
+        ("task.temperature=0", "task.temperature must be a number > 0 (got 0)"),
+        ("task.alpha=1.5", "task.alpha must be a number in [0, 1] (got 1.5)"),
+    ],
+)
+def test_bad_task_hyperparameters_are_refused(smoke_config, override, message):
+    from hydra.utils import instantiate
+
+    from recipes.checks import check_config
+
+    cfg = smoke_config("task=distillation", *TINY_TEACHER, override)
+    with pytest.raises(Exception) as err:  # Hydra wraps what the constructor raises
+        instantiate(cfg.task, model=instantiate(cfg.model), losses=check_config(cfg))
+    assert message in str(err.value)
+
+
+def soft_targets_by_hand(student, teacher, t):
+    p = F.softmax(teacher / t, 1)
+    return t * t * (p * (p.log() - F.log_softmax(student / t, 1))).sum(1).mean()
+
+
+@pytest.mark.parametrize("loss_name,hparams", [("kl_div", {}), ("kl_div", {"log_target": True})])
+def test_soft_loss_is_t_squared_times_kl_of_softened_distributions(loss_name, hparams):
+    import losses
+    from recipes.distillation import DistillationTask
+    from recipes.models import MLP
+
+    task = DistillationTask(
+        MLP(4, 3, hidden=[]), {"loss": losses.build(loss_name, **hparams)}, torch.optim.SGD, teacher_model=MLP(4, 3, hidden=[]),
+        temperature=3.0, num_classes=3,
+    )
+    g = torch.Generator().manual_seed(0)
+    student, teacher = torch.randn(5, 3, generator=g) * 4, torch.randn(5, 3, generator=g) * 4
+    torch.testing.assert_close(task.soft_loss(student, teacher), soft_targets_by_hand(student, teacher, 3.0))
+
+
+def test_the_teacher_stays_in_eval_mode_when_lightning_switches_to_training():
+    import losses
+    from recipes.distillation import DistillationTask
+    from recipes.models import MLP, ConvNet
+
+    task = DistillationTask(
+        MLP(784, 10, hidden=[8]), {"loss": losses.build("kl_div")}, torch.optim.SGD, teacher_model=ConvNet(widths=[4])
+    )
+    task.train()
+    assert task.model.training and not task.teacher.training
+    assert not any(p.requires_grad for p in task.teacher.parameters())
+    assert torch.equal(next(task.baseline.parameters()), next(task.model.parameters()))  # the same start
