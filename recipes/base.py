@@ -78,11 +78,13 @@ class Task(L.LightningModule):
         Training values accumulate on the device; Lightning gets the step value only on the steps it
         writes logs (``log_every_n_steps``) and the epoch mean at epoch end. Handing a progress-bar
         value to Lightning every step reads it back to the host every step, which stalls a GPU.
+        Under DDP, epoch values are averaged over the processes (``sync_dist``, once per epoch);
+        a step value is each process's own.
         """
         values = {slot: value, **{f"{slot}_{t}": v for t, v in getattr(self.losses[slot], "terms", {}).items()}}
         if stage != "train":
             for name, v in values.items():
-                self.log(f"{stage}/{name}", v, on_step=False, on_epoch=True, batch_size=batch_size)
+                self.log(f"{stage}/{name}", v, on_step=False, on_epoch=True, batch_size=batch_size, sync_dist=True)
             return
         for name, v in values.items():
             weighted = v.detach().float() * batch_size
@@ -101,7 +103,7 @@ class Task(L.LightningModule):
     def on_train_epoch_end(self) -> None:
         """Log the epoch means of the accumulated training losses (subclasses call ``super()``)."""
         for name, total in self._train_sums.items():
-            self.log(f"train/{name}_epoch", total / max(self._train_count, 1), on_step=False, on_epoch=True)
+            self.log(f"train/{name}_epoch", total / max(self._train_count, 1), on_step=False, on_epoch=True, sync_dist=True)
         self._train_sums, self._train_count = {}, 0
 
     def log_image(self, key: str, image: Tensor, caption: str | None = None) -> Path | None:
