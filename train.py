@@ -95,7 +95,9 @@ def train(cfg: DictConfig) -> dict[str, float]:
     callbacks = instantiate_all(cfg.get("callbacks"))
     if not cfg.trainer.get("enable_progress_bar", True):  # Lightning refuses a bar it was told not to show
         callbacks = [c for c in callbacks if not isinstance(c, ProgressBar)]
-    callbacks += [ExactResume(seed=cfg.get("seed")), NonFiniteGuard(skip=bool(cfg.get("skip_nonfinite")))]
+    callbacks += [ExactResume(seed=cfg.get("seed")), NonFiniteGuard(
+        skip=bool(cfg.get("skip_nonfinite")), check_every=int(cfg.get("nonfinite_check_every", 1))
+    )]
     trainer: L.Trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers, plugins=plugins(cfg))
     for logger in loggers:
         logger.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))

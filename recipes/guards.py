@@ -21,7 +21,7 @@ import torch
 from torch import Tensor
 from torch.optim import Optimizer
 
-from losses.errors import RunError
+from losses.errors import ConfigError, RunError
 
 log = logging.getLogger(__name__)
 
@@ -78,7 +78,13 @@ class NonFiniteGuard(L.Callback):
     those of the last good step.
     """
 
-    def __init__(self, skip: bool = False, checkpoint_name: str = "last_good.ckpt") -> None:
+    def __init__(self, skip: bool = False, checkpoint_name: str = "last_good.ckpt", check_every: int = 1) -> None:
+        if not isinstance(check_every, int) or check_every < 1:
+            raise ConfigError(f"nonfinite_check_every: must be an integer >= 1 (got {check_every!r})")
+        if skip and check_every > 1:
+            raise ConfigError("nonfinite_check_every: skip_nonfinite=true needs a check every step (set it to 1)")
+        self.check_every = check_every  # > 1: flags accumulate on the device, read every N steps (GPU speed)
+        self._pending_ok: Tensor | None = None
         self.skip = skip
         self.checkpoint_name = checkpoint_name
         self.skipped = 0
@@ -127,10 +133,22 @@ class NonFiniteGuard(L.Callback):
             return
         one = torch.ones((), dtype=torch.bool, device=params[0].device if params else backwards[0].loss.device)
         ok = torch.stack([one if f is None else f for f in (losses_ok, grads_ok)]).float()
+        if self.check_every > 1:
+            self._pending_ok = ok if self._pending_ok is None else torch.minimum(self._pending_ok, ok)
+            if (trainer.global_step + 1) % self.check_every:
+                return  # no host sync on this step
+            ok, self._pending_ok = self._pending_ok, None
         if trainer.world_size > 1:  # every rank must take the same decision
             ok = trainer.strategy.reduce(ok, reduce_op="min")
-        if bool(ok.all()):  # the one host sync of the step
+        if bool(ok.all()):  # the one host sync of the step (of every check_every steps)
             return
+        if self.check_every > 1:
+            raise NonFiniteLossError(
+                f"non-finite loss or gradients within the {self.check_every} steps before global step "
+                f"{trainer.global_step} (nonfinite_check_every={self.check_every}); the weights may already hold "
+                "them. Rerun from the last checkpoint with nonfinite_check_every=1 to find the step, or lower the "
+                "learning rate (task.optimizer.lr) / clip gradients (trainer.gradient_clip_val=1.0)"
+            )
         self._fail(trainer, pl_module, params, backwards, loss_elsewhere=bool(ok[0] < 1))
         for p in params:  # skip mode: drop this update (optimisers pass over parameters without a gradient)
             p.grad = None

@@ -96,3 +96,16 @@ def test_a_nan_on_one_ddp_rank_stops_both_ranks_with_one_message(tmp_path, data_
     assert len(errors) == 1, errors
     assert "batch 2 (global step 2): the loss is not finite on another process (on rank 0 it is" in errors[0]
     assert torch.load(tmp_path / "checkpoints" / "last_good.ckpt", weights_only=True)["global_step"] == 2
+
+
+def test_checking_every_n_steps_still_stops_the_run_without_a_sync_per_step(smoke_config, nan_from_call):
+    nan_from_call(2)  # the second step goes bad; with checks every 3 steps it is caught at the third
+    with pytest.raises(NonFiniteLossError, match=r"within the 3 steps before global step 2 \(nonfinite_check_every=3\)"):
+        train(smoke_config(*TINY, "nonfinite_check_every=3"))
+
+
+def test_skip_mode_needs_a_check_every_step(smoke_config):
+    from losses import ConfigError
+
+    with pytest.raises(ConfigError, match="skip_nonfinite=true needs a check every step"):
+        train(smoke_config(*TINY, "skip_nonfinite=true", "nonfinite_check_every=4"))
