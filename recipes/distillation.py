@@ -32,6 +32,7 @@ log = logging.getLogger(__name__)
 
 STAGES = ("val", "test")
 MODELS = ("student", "teacher", "baseline")  # metric names: acc (the student), teacher_acc, baseline_acc
+MIMICS = ("student", "baseline")  # agreement with the teacher's predictions: agreement, baseline_agreement
 
 
 class DistillationTask(Task):
@@ -73,6 +74,9 @@ class DistillationTask(Task):
         self.accuracy = nn.ModuleDict(
             {f"{stage}_{who}": MulticlassAccuracy(num_classes, average="micro") for stage in STAGES for who in MODELS}
         )
+        self.agreement = nn.ModuleDict(
+            {f"{stage}_{who}": MulticlassAccuracy(num_classes, average="micro") for stage in STAGES for who in MIMICS}
+        )
         self.nll = nn.ModuleDict({stage: NegativeLogLikelihood() for stage in STAGES})
         self.num_classes = num_classes
 
@@ -105,7 +109,7 @@ class DistillationTask(Task):
         return t * t * self.losses["loss"](log_q, target)
 
     def evaluate(self, batch: tuple[Tensor, Tensor], stage: str) -> None:
-        """Accuracy of the student, the teacher and the student alone; the student's loss and NLL."""
+        """Accuracy of the student, the teacher and the student alone; how often each agrees with the teacher."""
         images, labels = batch
         logits = {"student": self.model(images), "teacher": self.teacher(images)}
         if self.baseline is not None:
@@ -113,11 +117,15 @@ class DistillationTask(Task):
         soft = self.soft_loss(logits["student"], logits["teacher"])
         hard = F.cross_entropy(logits["student"].float(), labels)
         self.log_loss(stage, "loss", self.alpha * hard + (1 - self.alpha) * soft, batch_size=len(labels))
-        for who, value in logits.items():
+        predictions = {who: value.argmax(1) for who, value in logits.items()}
+        for who, predicted in predictions.items():
             metric = self.accuracy[f"{stage}_{who}"]
-            metric.update(value.float().argmax(1), labels)
-            name = "acc" if who == "student" else f"{who}_acc"
-            self.log(f"{stage}/{name}", metric, on_epoch=True, prog_bar=stage == "val")
+            metric.update(predicted, labels)
+            self.log(f"{stage}/{'acc' if who == 'student' else who + '_acc'}", metric, on_epoch=True, prog_bar=stage == "val")
+            if who in MIMICS:
+                agreement = self.agreement[f"{stage}_{who}"]
+                agreement.update(predicted, predictions["teacher"])
+                self.log(f"{stage}/{'agreement' if who == 'student' else who + '_agreement'}", agreement, on_epoch=True)
         self.nll[stage].update(logits["student"], labels)
         self.log(f"{stage}/nll", self.nll[stage], on_epoch=True)
 
@@ -135,15 +143,24 @@ class DistillationTask(Task):
 
     # ----- the teacher ------------------------------------------------------------------------
     def setup(self, stage: str) -> None:
-        """Before fitting: load the teacher's checkpoint, or train a teacher; a resumed run has it already."""
-        if stage != "fit" or self.trainer.ckpt_path is not None:
-            return
-        if self.teacher_ckpt:
+        """Before fitting, load the teacher's checkpoint: a bad one stops the run before anything trains."""
+        if stage == "fit" and self.teacher_ckpt:
             self.teacher.load_state_dict(load_teacher_weights(self.teacher_ckpt, self.teacher))
             log.info("teacher: loaded %s", self.teacher_ckpt)
-        else:
-            self.train_teacher()
-        self.teacher.requires_grad_(False).eval()
+
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        self.teacher_restored = True  # a resumed run: the checkpoint holds the teacher already
+
+    def on_fit_start(self) -> None:
+        """Without a teacher checkpoint (and not resuming), train the teacher now, after the run's restore step."""
+        if self.teacher_ckpt or getattr(self, "teacher_restored", False):
+            return
+        if self.trainer.world_size > 1:  # each process would train a different teacher
+            raise ConfigError(
+                "task.teacher_ckpt: with several processes the teacher must come from a checkpoint; train it first "
+                "(python train.py task=classification model=convnet) and pass task.teacher_ckpt=.../checkpoints/best.ckpt"
+            )
+        self.train_teacher()
 
     def train_teacher(self) -> Path:
         """Fit the teacher with the classification recipe (cross-entropy) on the same data, and save its weights."""
@@ -152,7 +169,7 @@ class DistillationTask(Task):
         outer = self.trainer
         folder = Path(outer.default_root_dir) / "teacher"
         teacher_task = ClassificationTask(
-            self.teacher.requires_grad_(True),
+            self.teacher.requires_grad_(True).train(),  # Lightning keeps each module's mode: BN needs train mode
             {"loss": loss_registry.build("ce")},
             self.optimizer_factory,
             self.scheduler_factory,
@@ -179,6 +196,9 @@ class DistillationTask(Task):
             trainer.fit(teacher_task, datamodule=datamodule)
         finally:
             datamodule.trainer = outer  # the inner fit took the datamodule over
+            self.teacher.requires_grad_(False).eval()
+            for p in self.teacher.parameters():
+                p.grad = None  # the student's optimiser holds these parameters too: leave it nothing to step
         path = folder / "teacher.pt"
         torch.save(self.teacher.state_dict(), path)
         accuracy = float(trainer.callback_metrics.get("val/acc", math.nan))

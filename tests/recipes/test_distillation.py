@@ -16,11 +16,14 @@ TINY_TEACHER = ("task.teacher_model.widths=[8,16]",)
 
 def test_smoke_run_trains_a_teacher_saves_it_and_reports_three_accuracies(smoke_config, tmp_path):
     metrics = train(smoke_config("task=distillation", *TINY_TEACHER))
-    for key in ("test/acc", "test/teacher_acc", "test/baseline_acc", "test/nll", "val/acc"):
+    for key in ("test/acc", "test/teacher_acc", "test/baseline_acc", "test/agreement", "test/baseline_agreement", "test/nll"):
         assert math.isfinite(metrics[key]), key
-    state = torch.load(tmp_path / "teacher" / "teacher.pt", weights_only=True)
-    assert "head.1.weight" in state  # a ConvNet's weights
+    saved = torch.load(tmp_path / "teacher" / "teacher.pt", weights_only=True)
+    assert "head.1.weight" in saved  # a ConvNet's weights
+    assert saved["body.0.1.running_mean"].abs().sum() > 0  # trained in train mode: batch norm collected statistics
     assert (tmp_path / "teacher" / "csv" / "metrics.csv").exists()  # the classification recipe's log
+    state = torch.load(tmp_path / "checkpoints" / "last.ckpt", weights_only=False)["state_dict"]
+    assert all(torch.equal(state[f"teacher.{k}"], v) for k, v in saved.items())  # frozen while the student trained
 
 
 def test_distilled_student_learns_well_above_chance(smoke_config):
@@ -94,11 +97,31 @@ def test_teacher_checkpoint_of_another_architecture_names_task_teacher_model(smo
         train(smoke_config("task=distillation", *TINY_TEACHER, f"task.teacher_ckpt={path}"))
 
 
-@pytest.mark.parametrize("loss", ["loss=js_div", "loss.direction=reverse", "loss.log_target=true"])
-def test_any_distribution_loss_fits_the_slot(smoke_config, loss):
-    cfg = smoke_config("task=distillation", *TINY_TEACHER, loss, "task.baseline=false", "trainer.limit_train_batches=2")
-    metrics = train(cfg)
-    assert math.isfinite(metrics["test/loss"])
+def test_js_div_fits_the_slot_and_trains(smoke_config):
+    cfg = smoke_config("task=distillation", *TINY_TEACHER, "loss=js_div", "task.baseline=false", "trainer.limit_train_batches=2")
+    assert math.isfinite(train(cfg)["test/loss"])
+
+
+def test_with_alpha_one_the_student_is_the_student_alone(smoke_config):
+    # without dropout (whose masks differ between the two copies) the two students are the same function
+    metrics = train(smoke_config("task=distillation", *TINY_TEACHER, "task.alpha=1.0", "model.dropout=0.0"))
+    assert metrics["test/acc"] == metrics["test/baseline_acc"]  # same init, same batches, labels only
+    assert metrics["test/agreement"] == metrics["test/baseline_agreement"]
+    assert metrics["test/nll"] > 0
+
+
+def test_resuming_a_run_does_not_train_the_teacher_again(tmp_path, data_dir):
+    from tests.conftest import compose_config
+
+    first = tmp_path / "first"
+    train(compose_config(["debug=smoke", "task=distillation", *TINY_TEACHER, "task.scheduler=null"], first, data_dir))
+    second = tmp_path / "second"
+    overrides = ["debug=smoke", "task=distillation", *TINY_TEACHER, "task.scheduler=null", "trainer.max_epochs=2"]
+    train(compose_config([*overrides, f"ckpt_path={first}/checkpoints/last.ckpt"], second, data_dir))
+    assert not (second / "teacher").exists()
+    saved = torch.load(first / "teacher" / "teacher.pt", weights_only=True)
+    state = torch.load(second / "checkpoints" / "last.ckpt", weights_only=False)["state_dict"]
+    assert all(torch.equal(state[f"teacher.{k}"], v) for k, v in saved.items())
 
 
 def test_a_classification_loss_in_the_slot_is_refused_before_anything_runs(smoke_config):
@@ -126,24 +149,40 @@ def test_bad_task_hyperparameters_are_refused(smoke_config, override, message):
     assert message in str(err.value)
 
 
-def soft_targets_by_hand(student, teacher, t):
-    p = F.softmax(teacher / t, 1)
-    return t * t * (p * (p.log() - F.log_softmax(student / t, 1))).sum(1).mean()
+def by_hand(student, teacher, t, name, direction="forward"):
+    """T^2 times the divergence between softmax(teacher/T) and softmax(student/T), averaged over the batch."""
+    p, q = F.softmax(teacher / t, 1), F.softmax(student / t, 1)
+    if name == "js_div":
+        m = (p + q) / 2
+        divergence = 0.5 * (p * (p / m).log()).sum(1) + 0.5 * (q * (q / m).log()).sum(1)
+    elif direction == "reverse":
+        divergence = (q * (q.log() - p.log())).sum(1)
+    else:
+        divergence = (p * (p.log() - q.log())).sum(1)
+    return t * t * divergence.mean()
 
 
-@pytest.mark.parametrize("loss_name,hparams", [("kl_div", {}), ("kl_div", {"log_target": True})])
-def test_soft_loss_is_t_squared_times_kl_of_softened_distributions(loss_name, hparams):
+@pytest.mark.parametrize(
+    "loss_name,hparams",
+    [("kl_div", {}), ("kl_div", {"log_target": True}), ("kl_div", {"direction": "reverse"}), ("js_div", {"log_target": True})],
+)
+def test_soft_loss_is_t_squared_times_the_divergence_of_softened_distributions(loss_name, hparams):
     import losses
     from recipes.distillation import DistillationTask
     from recipes.models import MLP
 
     task = DistillationTask(
-        MLP(4, 3, hidden=[]), {"loss": losses.build(loss_name, **hparams)}, torch.optim.SGD, teacher_model=MLP(4, 3, hidden=[]),
-        temperature=3.0, num_classes=3,
+        MLP(4, 3, hidden=[]),
+        {"loss": losses.build(loss_name, **hparams)},
+        torch.optim.SGD,
+        teacher_model=MLP(4, 3, hidden=[]),
+        temperature=3.0,
+        num_classes=3,
     )
     g = torch.Generator().manual_seed(0)
     student, teacher = torch.randn(5, 3, generator=g) * 4, torch.randn(5, 3, generator=g) * 4
-    torch.testing.assert_close(task.soft_loss(student, teacher), soft_targets_by_hand(student, teacher, 3.0))
+    expected = by_hand(student, teacher, 3.0, loss_name, hparams.get("direction", "forward"))
+    torch.testing.assert_close(task.soft_loss(student, teacher), expected)
 
 
 def test_the_teacher_stays_in_eval_mode_when_lightning_switches_to_training():
