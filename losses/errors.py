@@ -8,3 +8,7 @@ class ConfigError(ValueError):
 def config_error(owner: str, message: str) -> ConfigError:
     """Build the house-style message: ``loss 'focal': gamma must be >= 0 (got -1)``."""
     return ConfigError(f"{owner}: {message}")
+
+
+class RunError(RuntimeError):
+    """The run cannot go on (a full disk, a non-finite loss); printed as one message, the run's outputs kept."""

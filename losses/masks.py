@@ -1,1 +1,121 @@
-"""Dense segmentation losses: ``forward(logits [N,C,H,W], target [N,H,W])``."""
+"""Dense segmentation losses: ``forward(logits [N,C,H,W] or [N,1,H,W], target [N,H,W])``, one value per sample.
+
+Probabilities are ``softmax`` over C > 1 channels (target: class indices in [0, C)) or ``sigmoid`` of a
+single channel (target: 0/1 foreground). Per sample and class, with p the probabilities and t the one-hot
+target summed over pixels: ``I = sum p t``, ``P = sum p``, ``T = sum t``; the loss is ``1 - score``.
+
+Absent classes: a class that is absent from a sample's target (T = 0) *and* from its hard prediction
+(argmax over C, or p > 0.5 for one channel, at no pixel) is left out of that sample's mean over classes:
+there was nothing to find and nothing was wrongly found, so it neither rewards nor dilutes. A class present
+in either counts (a false positive scores ``smooth / (P + smooth)``, near 0). A sample with no counted class
+(binary: empty target, empty prediction) has loss 0. ``smooth > 0`` also gives false positives a gradient.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from losses.base import Loss, as_float, autocast_off
+from losses.registry import register
+
+
+def overlap_sums(logits: Tensor, target: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    """``I, P, T`` per sample and class ``[N, C]``, and the mask of the (sample, class) pairs that count."""
+    if logits.shape[1] == 1:
+        prob = torch.sigmoid(logits)
+        onehot = target.unsqueeze(1).to(prob.dtype)
+        predicted = (logits > 0).flatten(2).any(-1)
+    else:
+        prob = torch.softmax(logits, dim=1)
+        onehot = F.one_hot(target, logits.shape[1]).movedim(-1, 1).to(prob.dtype)
+        hard = logits.argmax(1)
+        predicted = F.one_hot(hard, logits.shape[1]).movedim(-1, 1).flatten(2).any(-1)
+    inter = (prob * onehot).flatten(2).sum(-1)
+    pred_sum = prob.flatten(2).sum(-1)
+    target_sum = onehot.flatten(2).sum(-1)
+    counted = predicted | (target_sum > 0)
+    return inter, pred_sum, target_sum, counted
+
+
+class OverlapLoss(Loss):
+    """What Dice, Jaccard and Tversky share: input checks, the sums, the absent-class policy, reduction."""
+
+    def __init__(self, smooth: float = 1.0, eps: float = 1e-7, reduction: str = "mean") -> None:
+        super().__init__(reduction)
+        self.smooth = self.check_number("smooth", smooth, 0.0)
+        self.eps = self.check_number("eps", eps, 0.0, low_open=True)
+
+    def forward(self, logits: Tensor, target: Tensor) -> Tensor:
+        self.check_inputs(logits, target)
+        with autocast_off(logits):
+            logits = as_float(logits)
+            inter, pred_sum, target_sum, counted = overlap_sums(logits, target.long())
+            score = self.score(inter, pred_sum, target_sum)
+            counted = counted.to(score.dtype)
+            values = ((1 - score) * counted).sum(1) / counted.sum(1).clamp_min(1)
+            return self.reduce(values)
+
+    def check_inputs(self, logits: Tensor, target: Tensor) -> None:
+        if not logits.is_floating_point():
+            raise self.input_error("logits", "a floating-point tensor", logits.dtype)
+        if logits.ndim < 3:
+            raise self.input_error("logits", "scores of shape [N, C, H, W] or [N, 1, H, W]", tuple(logits.shape))
+        if target.is_floating_point() or target.dtype == torch.bool:
+            raise self.input_error("target", "integer class indices (long)", target.dtype)
+        if target.shape != logits.shape[:1] + logits.shape[2:]:
+            raise self.input_error(
+                "target", f"class indices of shape {tuple(logits.shape[:1] + logits.shape[2:])}", tuple(target.shape)
+            )
+        high = max(logits.shape[1] - 1, 1)  # one sigmoid channel: 0/1 targets
+        if target.numel() and self.check_values(target) and (int(target.min()) < 0 or int(target.max()) > high):
+            raise self.input_error(
+                "target", f"class indices in [0, {high}]", f"values from {int(target.min())} to {int(target.max())}"
+            )
+
+    def score(self, inter: Tensor, pred_sum: Tensor, target_sum: Tensor) -> Tensor:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+
+@register("dice", kind="masks")
+class Dice(OverlapLoss):
+    """Soft Dice ``1 - (2 I + smooth) / (P + T + smooth)`` per class, averaged (Milletari et al. 2016, V-Net).
+
+    Insensitive to class imbalance (a small object counts as much as the background); the segmentation default.
+    """
+
+    def score(self, inter: Tensor, pred_sum: Tensor, target_sum: Tensor) -> Tensor:
+        return (2 * inter + self.smooth) / (pred_sum + target_sum + self.smooth).clamp_min(self.eps)
+
+
+@register("jaccard", kind="masks")
+class Jaccard(OverlapLoss):
+    """Soft Jaccard (IoU) ``1 - (I + smooth) / (P + T - I + smooth)`` per class (Rahman & Wang 2016).
+
+    Optimises IoU directly; penalises errors more than Dice where overlap is already large.
+    """
+
+    def score(self, inter: Tensor, pred_sum: Tensor, target_sum: Tensor) -> Tensor:
+        return (inter + self.smooth) / (pred_sum + target_sum - inter + self.smooth).clamp_min(self.eps)
+
+
+@register("tversky", kind="masks")
+class Tversky(OverlapLoss):
+    """Tversky ``1 - (I + smooth) / (I + alpha FP + beta FN + smooth)``, FP = P - I, FN = T - I (Salehi et al. 2017).
+
+    beta > alpha favours recall (thin or small structures); alpha = beta = 1 is Jaccard, 0.5 is Dice (with 2 smooth).
+    """
+
+    def __init__(
+        self, alpha: float = 0.3, beta: float = 0.7, smooth: float = 1.0, eps: float = 1e-7, reduction: str = "mean"
+    ) -> None:
+        super().__init__(smooth=smooth, eps=eps, reduction=reduction)
+        self.alpha = self.check_number("alpha", alpha, 0.0)
+        self.beta = self.check_number("beta", beta, 0.0)
+        self.check(self.alpha + self.beta > 0, "alpha + beta must be > 0", (alpha, beta))
+
+    def score(self, inter: Tensor, pred_sum: Tensor, target_sum: Tensor) -> Tensor:
+        false_pos, false_neg = pred_sum - inter, target_sum - inter
+        denominator = inter + self.alpha * false_pos + self.beta * false_neg + self.smooth
+        return (inter + self.smooth) / denominator.clamp_min(self.eps)

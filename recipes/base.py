@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import inspect
+import math
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, ClassVar
@@ -40,6 +41,8 @@ class Task(L.LightningModule):
         self.losses = nn.ModuleDict(dict(losses))
         self.optimizer_factory = optimizer
         self.scheduler_factory = scheduler
+        self._train_sums: dict[str, Tensor] = {}  # running sums of training losses, on the device
+        self._train_count = 0
 
     # ----- optimisation -----------------------------------------------------------------------
     def configure_optimizers(self) -> Any:
@@ -47,7 +50,8 @@ class Task(L.LightningModule):
         if self.scheduler_factory is None:
             return optimizer
         # schedules of a handful of steps (smoke tests) degenerate, so give them at least 20
-        steps = max(int(self.trainer.estimated_stepping_batches), 20)
+        estimate = self.trainer.estimated_stepping_batches
+        steps = max(int(estimate) if math.isfinite(estimate) else self.trainer.max_steps, 20)
         func = getattr(self.scheduler_factory, "func", self.scheduler_factory)
         params = inspect.signature(func).parameters
         length = {name: steps for name in ("total_steps", "T_max", "total_iters") if name in params}
@@ -69,11 +73,38 @@ class Task(L.LightningModule):
 
     # ----- logging ----------------------------------------------------------------------------
     def log_loss(self, stage: str, slot: str, value: Tensor, batch_size: int) -> None:
-        """Log one slot's loss value and the named terms its loss exposes (e.g. reconstruction, KL)."""
-        on_step = stage == "train"
-        self.log(f"{stage}/{slot}", value, on_step=on_step, on_epoch=True, batch_size=batch_size, prog_bar=slot == "loss")
-        for term, term_value in getattr(self.losses[slot], "terms", {}).items():
-            self.log(f"{stage}/{slot}_{term}", term_value, on_step=False, on_epoch=True, batch_size=batch_size)
+        """Log one slot's loss value and the named terms its loss exposes (e.g. reconstruction, KL).
+
+        Training values accumulate on the device; Lightning gets the step value only on the steps it
+        writes logs (``log_every_n_steps``) and the epoch mean at epoch end. Handing a progress-bar
+        value to Lightning every step reads it back to the host every step, which stalls a GPU.
+        Under DDP, epoch values are averaged over the processes (``sync_dist``, once per epoch);
+        a step value is each process's own.
+        """
+        values = {slot: value, **{f"{slot}_{t}": v for t, v in getattr(self.losses[slot], "terms", {}).items()}}
+        if stage != "train":
+            for name, v in values.items():
+                self.log(f"{stage}/{name}", v, on_step=False, on_epoch=True, batch_size=batch_size, sync_dist=True)
+            return
+        for name, v in values.items():
+            weighted = v.detach().float() * batch_size
+            self._train_sums[name] = weighted if name not in self._train_sums else self._train_sums[name] + weighted
+        self._train_count += batch_size
+        if self.step_logs_due():
+            for name, v in values.items():
+                self.log(f"train/{name}", v, on_step=True, on_epoch=False, prog_bar=name == "loss", batch_size=batch_size)
+
+    def step_logs_due(self) -> bool:
+        """Whether Lightning writes step logs after this step (every ``log_every_n_steps``)."""
+        if self._trainer is None:
+            return True
+        return bool(getattr(self.trainer._logger_connector, "should_update_logs", True))
+
+    def on_train_epoch_end(self) -> None:
+        """Log the epoch means of the accumulated training losses (subclasses call ``super()``)."""
+        for name, total in self._train_sums.items():
+            self.log(f"train/{name}_epoch", total / max(self._train_count, 1), on_step=False, on_epoch=True, sync_dist=True)
+        self._train_sums, self._train_count = {}, 0
 
     def log_image(self, key: str, image: Tensor, caption: str | None = None) -> Path | None:
         """Save an image ``[C,H,W]`` (values in [0,1]) to the run folder and send it to W&B if present."""

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import importlib
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -50,7 +52,81 @@ def check_trainer(cfg: DictConfig) -> None:
     if accelerator in ("gpu", "cuda") and not torch.cuda.is_available():
         raise ConfigError(
             f"trainer.accelerator: '{accelerator}' asked for, but this machine has no CUDA GPU; use trainer=cpu"
+            " (or trainer=ddp_cpu for DDP on CPU processes)"
         )
+    on_cpu = accelerator == "cpu" or (accelerator == "auto" and not torch.cuda.is_available())
+    strategy = cfg.trainer.get("strategy")
+    name = str(strategy.get("_target_", "")) if isinstance(strategy, DictConfig) else str(strategy or "")
+    if on_cpu and "fsdp" in name.lower():
+        raise ConfigError("trainer.strategy: FSDP runs on GPUs only (Lightning refuses the CPU); use trainer=ddp_cpu on CPU")
+    several = str(cfg.trainer.get("devices", 1)) not in ("1", "auto", "None") or str(cfg.trainer.get("num_nodes", 1)) != "1"
+    if on_cpu and cfg.trainer.get("sync_batchnorm") and several:
+        raise ConfigError(
+            "trainer.sync_batchnorm: PyTorch's SyncBatchNorm runs on GPUs only; set trainer.sync_batchnorm=false "
+            "on CPU processes (trainer=ddp_cpu does)"
+        )
+
+
+def check_targets(cfg: DictConfig) -> None:
+    """The classes named by ``data`` and ``model`` must import (a typo is a message, not a traceback)."""
+    for group in ("data", "model"):
+        target = OmegaConf.select(cfg, f"{group}._target_")
+        if target is None:
+            continue
+        module_name, _, name = str(target).rpartition(".")
+        try:
+            getattr(importlib.import_module(module_name), name)
+        except (ImportError, AttributeError, ValueError):
+            raise ConfigError(
+                f"{group}._target_: cannot import {target!r}; choose one of the configs/{group}/ options "
+                f"with {group}=NAME, or give an importable class"
+            ) from None
+
+
+def check_output_folders(cfg: DictConfig) -> None:
+    """Every folder a run writes to (its run folder, checkpoint folders) must be creatable and writable."""
+    from recipes.launch import writable_folder_error
+
+    def select(key: str) -> Any:  # None where an interpolation cannot be resolved outside a Hydra run
+        return OmegaConf.select(cfg, key, throw_on_resolution_failure=False)
+
+    folders = {"paths.output_dir": select("paths.output_dir")}
+    for name, callback in (cfg.get("callbacks") or {}).items():
+        if isinstance(callback, DictConfig) and "dirpath" in callback:
+            folders[f"callbacks.{name}.dirpath"] = select(f"callbacks.{name}.dirpath")
+    for setting, folder in folders.items():
+        reason = folder and writable_folder_error(folder)
+        if reason:
+            raise ConfigError(f"{setting}: cannot write to {folder} ({reason}); set {setting}=<a writable folder>")
+
+
+def checkpoint_folder(cfg: DictConfig) -> Path:
+    """Where this run's checkpoints go: the checkpoint callback's folder, else ``<output_dir>/checkpoints``."""
+    dirpath = OmegaConf.select(cfg, "callbacks.model_checkpoint.dirpath")
+    return Path(dirpath) if dirpath else Path(cfg.paths.output_dir) / "checkpoints"
+
+
+def resolve_checkpoint(cfg: DictConfig) -> tuple[str | None, dict[str, Any] | None]:
+    """``ckpt_path`` as a file (``last`` is this run folder's ``checkpoints/last.ckpt``) and its contents.
+
+    The file is opened as training will open it (``weights_only=True``), so a missing, truncated or
+    foreign file is a ConfigError before any data loads.
+    """
+    from recipes.resume import read_checkpoint
+
+    value = cfg.get("ckpt_path")
+    if value is None:
+        return None, None
+    path = Path(str(value))
+    if str(value) == "last":
+        path = checkpoint_folder(cfg) / "last.ckpt"
+        if not path.is_file():
+            raise ConfigError(
+                f"ckpt_path=last: there is no {path}. `last` resumes the run whose folder this is: add "
+                "hydra.run.dir=<that run's folder> (e.g. logs/classification/runs/<date>), or give the file with "
+                "ckpt_path=<path/to/last.ckpt>"
+            )
+    return str(path), read_checkpoint(path)
 
 
 def check_config(cfg: DictConfig) -> dict[str, nn.Module]:
@@ -59,4 +135,7 @@ def check_config(cfg: DictConfig) -> dict[str, nn.Module]:
         raise ConfigError("task: no task chosen; use task=NAME")
     task = task_class(cfg.task._target_)
     check_trainer(cfg)
-    return {slot: check_slot(task, slot, cfg.get(slot)) for slot in task.slots}
+    check_targets(cfg)
+    losses = {slot: check_slot(task, slot, cfg.get(slot)) for slot in task.slots}
+    check_output_folders(cfg)
+    return losses

@@ -56,6 +56,30 @@ def history(path: str | Path) -> list[dict[str, object]]:
     return rows
 
 
+def record_types(path: str | Path) -> list[str]:
+    """The type of every record in a ``.wandb`` file, in order (``history``, ``summary``, ``exit``, ...)."""
+    from wandb.proto import wandb_internal_pb2 as pb
+
+    types = []
+    for payload in payloads(path):
+        record = pb.Record()
+        record.ParseFromString(payload)
+        types.append(record.WhichOneof("record_type"))
+    return types
+
+
+def wait_until_closed(path: str | Path, timeout: float = 60.0) -> bool:
+    """Wait for the run's ``exit`` record: W&B's writer process may still be flushing after ``finish()``."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if "exit" in record_types(path):
+            return True
+        time.sleep(0.2)
+    return False
+
+
 def run_files(run_dir: str | Path) -> list[Path]:
     """Every ``run-*.wandb`` file under a run folder."""
     return sorted(Path(run_dir).rglob("run-*.wandb"))

@@ -18,15 +18,15 @@ def test_every_loss_config_composes_and_builds(make_config, loss):
 
     cfg = make_config(f"loss={loss}")
     kind = losses.kind_of(cfg.loss.name)
-    task = next(t for t in options("task") if kind in _task_kinds(make_config, t))
-    built = check_config(make_config(f"task={task}", f"loss={loss}"))
-    assert built["loss"].name == cfg.loss.name
+    task, slot = next((t, s) for t in options("task") for s, kinds in _task_slots(make_config, t).items() if kind in kinds)
+    built = check_config(make_config(f"task={task}", f"{slot}={loss}"))  # e.g. box_loss=giou (configs/box_loss/)
+    assert built[slot].name == cfg.loss.name
 
 
-def _task_kinds(make_config, task: str) -> tuple[str, ...]:
+def _task_slots(make_config, task: str) -> dict[str, tuple[str, ...]]:
     from recipes.tasks import task_class
 
-    return task_class(make_config(f"task={task}").task._target_).slots["loss"]
+    return task_class(make_config(f"task={task}").task._target_).slots
 
 
 @pytest.mark.parametrize("task", options("task"))

@@ -13,6 +13,7 @@ from losses.errors import ConfigError
 from recipes.data.augment import random_hflip, random_translate
 from recipes.data.device import DeviceBatches
 from recipes.data.sources import TORCHVISION_NAMES, Arrays, load_mnist5k, load_torchvision_dataset, stratified_split
+from recipes.data.variants import long_tail_indices, noisy_labels
 
 DATASETS = ("mnist5k", *TORCHVISION_NAMES)
 
@@ -35,11 +36,18 @@ def load_splits(
     return {"train": (images[train], labels[train]), "val": (images[val], labels[val]), "test": found["test"]}
 
 
+def _is_number(value: object) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
 class ImageDataModule(L.LightningDataModule):
     """mnist5k (embedded), mnist, fashion_mnist or cifar10 as ``(image, label)`` batches.
 
     Images stay uint8 until a batch reaches its device; there they are scaled, normalised with the
     training split's mean and std, and (in training) shifted by up to ``shift`` pixels and flipped.
+    ``imbalance`` (e.g. 10 or 100) subsamples the training split to a long tail and ``label_noise``
+    replaces that fraction of its labels by another class; both follow ``split_seed``, and validation
+    and test stay balanced and clean.
     """
 
     def __init__(
@@ -59,6 +67,8 @@ class ImageDataModule(L.LightningDataModule):
         num_classes: int = 10,
         channels: int = 1,
         image_size: int = 28,
+        imbalance: float | None = None,
+        label_noise: float = 0.0,
     ) -> None:
         super().__init__()
         if dataset not in DATASETS:
@@ -76,6 +86,14 @@ class ImageDataModule(L.LightningDataModule):
         if on_device not in ("auto", True, False):
             raise ConfigError(f"data '{dataset}': on_device must be auto, true or false (got {on_device!r})")
         self.on_device = on_device
+        if imbalance is not None and not (_is_number(imbalance) and imbalance >= 1):
+            raise ConfigError(
+                f"data '{dataset}': imbalance must be null or a ratio >= 1 of the largest to the smallest class "
+                f"(got {imbalance!r})"
+            )
+        if not (_is_number(label_noise) and 0 <= label_noise < 1):
+            raise ConfigError(f"data '{dataset}': label_noise must be a fraction in [0, 1) (got {label_noise!r})")
+        self.imbalance, self.label_noise = imbalance, float(label_noise)
         self.device = torch.device("cpu")
         self.num_classes, self.channels, self.image_size = num_classes, channels, image_size
         self.splits: dict[str, Arrays] = {}
@@ -90,12 +108,22 @@ class ImageDataModule(L.LightningDataModule):
         self.splits = load_splits(
             self.dataset, self.data_dir, self.download, self.val_fraction, self.test_fraction, self.split_seed
         )
+        self.splits["train"] = self.harder_training_split(*self.splits["train"])
         train_images = self.splits["train"][0].float().div_(255)
         dims = [0, 2, 3]
         self.register_stats(train_images.mean(dims), train_images.std(dims))
         self.device = self.resident_device()
         if self.device.type != "cpu":
             self.splits = {k: (x.to(self.device), y.to(self.device)) for k, (x, y) in self.splits.items()}
+
+    def harder_training_split(self, images: Tensor, labels: Tensor) -> Arrays:
+        """The training split, long-tailed when ``imbalance`` is set, with ``label_noise`` of its labels changed."""
+        if self.imbalance is not None:
+            keep = long_tail_indices(labels, self.num_classes, self.imbalance, self.split_seed)
+            images, labels = images[keep], labels[keep]
+        if self.label_noise:
+            labels = noisy_labels(labels, self.label_noise, self.num_classes, self.split_seed)
+        return images, labels
 
     def resident_device(self) -> torch.device:
         """Where the uint8 data lives: the training GPU when ``on_device`` allows (one process), else the CPU."""

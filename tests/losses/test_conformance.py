@@ -54,6 +54,8 @@ def test_equals_reference_in_float64(name, case, reduction):
 
 @pytest.mark.parametrize("name,case", PARAMS)
 def test_gradcheck_in_float64(name, case):
+    if not case.gradcheck:
+        pytest.skip(f"{name}: the gradient is not the value's derivative by design; see tests/losses/test_<family>.py")
     inputs = list(case.make_inputs(torch.Generator().manual_seed(1), torch.float64))
     loss = losses.build(name, **case.hparams)
     for i in case.grad_inputs:

@@ -5,7 +5,14 @@ from __future__ import annotations
 import csv
 import math
 from pathlib import Path
+from types import SimpleNamespace
 
+import pytest
+import torch
+
+import losses
+from losses import ConfigError
+from recipes.checks import check_config
 from train import train
 
 TINY_MODEL = ("model.widths=[8,16]",)
@@ -55,7 +62,7 @@ def test_resume_from_last_checkpoint_continues_the_epoch_count(smoke_config, tmp
 
 def test_metrics_reach_the_csv_file_and_the_wandb_offline_run(smoke_config, tmp_path):
     from recipes.loggers import finish_wandb
-    from recipes.wandb_offline import history, run_files
+    from recipes.wandb_offline import history, run_files, wait_until_closed
 
     try:
         train(smoke_config(*TINY_MODEL, "logger=wandb", "logger.wandb.mode=offline"))
@@ -66,8 +73,35 @@ def test_metrics_reach_the_csv_file_and_the_wandb_offline_run(smoke_config, tmp_
     assert any(row.get("test/acc") for row in csv_rows)
     files = run_files(tmp_path / "wandb")
     assert len(files) == 1
+    assert wait_until_closed(files[0]), "the W&B run never wrote its exit record"
     logged = {key for row in history(files[0]) for key in row}
-    assert {"val/acc", "test/acc", "train/loss_step"} <= logged
+    assert {"val/acc", "test/acc", "train/loss"} <= logged
     test_rows = [row for row in history(files[0]) if "test/acc" in row]
     csv_test = next(float(row["test/acc"]) for row in csv_rows if row.get("test/acc"))
     assert test_rows[-1]["test/acc"] == csv_test
+
+
+def test_class_balanced_counts_its_classes_from_the_training_labels(data_dir):
+    from recipes.classification import ClassificationTask
+    from recipes.data.images import ImageDataModule
+    from recipes.models.mlp import MLP
+
+    dm = ImageDataModule(data_dir=str(data_dir))
+    dm.setup("fit")
+    loss = losses.build("class_balanced", beta=0.99)
+    task = ClassificationTask(MLP(), {"loss": loss}, optimizer=torch.optim.SGD)
+    task.trainer = SimpleNamespace(datamodule=dm)
+    task.setup("fit")
+    expected = torch.bincount(dm.splits["train"][1], minlength=10)
+    assert loss.samples_per_class == expected.tolist()
+    assert sum(loss.samples_per_class) == len(dm.splits["train"][1])
+
+
+def test_class_balanced_with_counts_from_data_trains_end_to_end(smoke_config):
+    metrics = train(smoke_config(*TINY_MODEL, "loss=class_balanced", "loss.base=focal"))
+    assert math.isfinite(metrics["train/loss_epoch"]) and math.isfinite(metrics["test/acc"])
+
+
+def test_class_balanced_bad_beta_is_refused_at_check_time(make_config):
+    with pytest.raises(ConfigError, match=r"loss 'class_balanced': beta must be < 1 \(got 1.0\)"):
+        check_config(make_config("loss=class_balanced", "loss.beta=1.0"))

@@ -1,0 +1,1 @@
+"""Benchmarks: the framework against plain PyTorch, measured in the same process."""

@@ -1,0 +1,115 @@
+"""Your own detection data: a folder with COCO-format annotations (``data=coco_folder data.root=FOLDER``).
+
+Layout (paths relative to ``root``, each configurable)::
+
+    annotations/train.json   annotations/val.json   [annotations/test.json]   images/<file_name>
+
+Categories become classes 0..K-1 in the order of their ids; ``data.num_classes`` must be K. Images
+are read in grey (``channels: 1``) or RGB (``channels: 3``) and resized to ``image_size`` squared, boxes
+with them. Crowd annotations are skipped. A box that leaves its image, or has no area, is an error
+that names the file, the annotation and the image size.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from losses.errors import ConfigError
+from recipes.data.canvas import ObjectDataModule
+
+
+class COCOFolderDataModule(ObjectDataModule):
+    """``(images, boxes, labels)`` batches from COCO json files and their images, held in memory as uint8."""
+
+    name = "coco_folder"
+
+    def __init__(
+        self,
+        root: str | None = None,
+        train: str = "annotations/train.json",
+        val: str = "annotations/val.json",
+        test: str | None = None,
+        images: str = "images",
+        image_size: int = 96,
+        num_classes: int = 10,
+        channels: int = 1,
+        batch_size: int = 32,
+        eval_batch_size: int = 100,
+        num_workers: int = 0,
+        on_device: str | bool = "auto",
+    ) -> None:
+        super().__init__(batch_size, eval_batch_size, num_workers, on_device, num_classes, channels)
+        if not root:
+            raise ConfigError("data 'coco_folder': no folder given; set data.root=FOLDER (with annotations/ and images/)")
+        if channels not in (1, 3):
+            raise ConfigError(f"data 'coco_folder': channels must be 1 (grey) or 3 (RGB) (got {channels!r})")
+        if not isinstance(image_size, int) or image_size < 16:
+            raise ConfigError(f"data 'coco_folder': image_size must be an integer >= 16 (got {image_size!r})")
+        self.root, self.image_dir, self.image_size = Path(root), images, image_size
+        self.files = {"train": train, "val": val, "test": test or val}
+
+    def load(self) -> dict[str, dict[str, Tensor]]:
+        return {split: self.read_split(self.root / name) for split, name in self.files.items()}
+
+    def read_split(self, path: Path) -> dict[str, Tensor]:
+        """Images, padded xyxy boxes (pixels of the resized image) and labels (-1 padding) of one json file."""
+        if not path.exists():
+            raise ConfigError(f"data 'coco_folder': {path} not found; set data.train / data.val / data.test to its json files")
+        coco = json.loads(path.read_text())
+        categories = sorted(c["id"] for c in coco.get("categories", []))
+        if len(categories) != self.num_classes:
+            raise ConfigError(
+                f"data 'coco_folder': {path.name} has {len(categories)} categories but data.num_classes is "
+                f"{self.num_classes}; set data.num_classes={len(categories)}"
+            )
+        index = {cat: i for i, cat in enumerate(categories)}
+        per_image: dict[int, list[dict]] = {image["id"]: [] for image in coco["images"]}
+        for ann in coco.get("annotations", []):
+            if not ann.get("iscrowd", 0):
+                per_image[ann["image_id"]].append(ann)
+        most = max([len(a) for a in per_image.values()] + [1])
+        n, size = len(coco["images"]), self.image_size
+        images = torch.zeros(n, self.channels, size, size, dtype=torch.uint8)
+        boxes = torch.zeros(n, most, 4)
+        labels = torch.full((n, most), -1, dtype=torch.long)
+        for i, info in enumerate(coco["images"]):
+            pixels = self.read_image(info["file_name"])
+            height, width = pixels.shape[-2:]
+            images[i] = self.resize(pixels)
+            for j, ann in enumerate(per_image[info["id"]]):
+                x, y, w, h = (float(v) for v in ann["bbox"])
+                if w <= 0 or h <= 0 or x < 0 or y < 0 or x + w > width or y + h > height:
+                    raise ConfigError(
+                        f"data 'coco_folder': annotation {ann.get('id')} in {path.name} has bbox [x, y, w, h] = "
+                        f"{ann['bbox']}, which is empty or outside its image {info['file_name']} ({width}x{height}); "
+                        "fix or clip the box"
+                    )
+                if ann["category_id"] not in index:
+                    raise ConfigError(
+                        f"data 'coco_folder': annotation {ann.get('id')} in {path.name} has category_id "
+                        f"{ann['category_id']}, not among the categories {categories}"
+                    )
+                sx, sy = size / width, size / height
+                boxes[i, j] = torch.tensor([x * sx, y * sy, (x + w) * sx, (y + h) * sy])
+                labels[i, j] = index[ann["category_id"]]
+        return {"images": images, "boxes": boxes, "labels": labels}
+
+    def read_image(self, file_name: str) -> Tensor:
+        from torchvision.io import ImageReadMode, decode_image
+
+        path = self.root / self.image_dir / file_name
+        if not path.exists():
+            raise ConfigError(f"data 'coco_folder': image {path} is listed in the annotations but missing")
+        mode = ImageReadMode.GRAY if self.channels == 1 else ImageReadMode.RGB
+        return decode_image(str(path), mode=mode)
+
+    def resize(self, pixels: Tensor) -> Tensor:
+        if pixels.shape[-2:] == (self.image_size, self.image_size):
+            return pixels
+        x = F.interpolate(pixels[None].float(), size=(self.image_size,) * 2, mode="bilinear", antialias=True)
+        return x[0].round().clamp(0, 255).to(torch.uint8)

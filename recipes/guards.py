@@ -1,0 +1,212 @@
+"""Guard against training on garbage: a non-finite loss or gradient stops the run (or skips the batch).
+
+``NonFiniteGuard`` watches every step of every task: it records what each loss slot computed (value
+and named terms), checks the total loss before backward and the gradients before the optimiser
+step, and on a NaN or Inf either stops with a ``NonFiniteLossError`` that names the step, the losses
+and their terms (after saving the last good state as ``checkpoints/last_good.ckpt``), or, with
+``skip_nonfinite=true``, drops that step's update and counts it in ``train/skipped_nonfinite``.
+Under DDP every rank takes the same decision (the check is all-reduced), so no rank waits on another.
+The check is made before the optimiser step, after backward: a NaN reaches the gradients, never the weights.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import torch
+from torch import Tensor
+from torch.optim import Optimizer
+
+from losses.errors import ConfigError, RunError
+
+log = logging.getLogger(__name__)
+
+
+class NonFiniteLossError(RunError):
+    """A training step produced a NaN or Inf loss or gradient."""
+
+
+def describe(value: Any) -> str:
+    """A short text for a loss value or term: the number, or ``nan`` / ``inf`` counts for a tensor."""
+    if not isinstance(value, Tensor):
+        return repr(value)
+    value = value.detach().float()
+    if value.numel() == 1:
+        return f"{value.item():.6g}"
+    bad = (~torch.isfinite(value)).sum().item()
+    return f"tensor of {value.numel()} values, {bad} not finite"
+
+
+def nonfinite_inputs(batch: Any) -> list[str]:
+    """Which floating-point tensors of a batch (by position or key) hold NaN or Inf."""
+    found: list[str] = []
+
+    def visit(obj: Any, where: str) -> None:
+        if isinstance(obj, Tensor):
+            if obj.is_floating_point() and not bool(torch.isfinite(obj).all()):
+                found.append(where or "batch")
+        elif isinstance(obj, (list, tuple)):
+            for i, item in enumerate(obj):
+                visit(item, f"{where}[{i}]")
+        elif isinstance(obj, dict):
+            for key, item in obj.items():
+                visit(item, f"{where}[{key!r}]")
+
+    visit(batch, "batch")
+    return found
+
+
+@dataclass
+class Backward:
+    """What one backward pass was given: enough to report it, kept on the device until a check fails."""
+
+    batch_idx: int
+    loss: Tensor
+    records: dict[str, tuple[str, Tensor, dict[str, Tensor]]]
+    batch: Any
+
+
+class NonFiniteGuard(L.Callback):
+    """Stop (default) or skip the update (``skip=True``) when a step's loss or gradients are not finite.
+
+    The losses of the step's backward passes and the gradients' inf-norm are checked together before the
+    optimiser step, with one host sync per step (and one all-reduce under DDP); the weights are then still
+    those of the last good step.
+    """
+
+    def __init__(self, skip: bool = False, checkpoint_name: str = "last_good.ckpt", check_every: int = 1) -> None:
+        if not isinstance(check_every, int) or check_every < 1:
+            raise ConfigError(f"nonfinite_check_every: must be an integer >= 1 (got {check_every!r})")
+        if skip and check_every > 1:
+            raise ConfigError("nonfinite_check_every: skip_nonfinite=true needs a check every step (set it to 1)")
+        self.check_every = check_every  # > 1: flags accumulate on the device, read every N steps (GPU speed)
+        self._pending_ok: Tensor | None = None
+        self.skip = skip
+        self.checkpoint_name = checkpoint_name
+        self.skipped = 0
+        self._records: dict[str, tuple[str, Tensor, dict[str, Tensor]]] = {}
+        self._hooks: list[Any] = []
+        self._backwards: list[Backward] = []
+        self._batch: Any = None
+        self._batch_idx = -1
+
+    # ----- what each loss slot computed -------------------------------------------------------
+    def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
+        if self._hooks:
+            return
+        for slot, loss in getattr(pl_module, "losses", {}).items():
+            self._hooks.append(loss.register_forward_hook(self._recorder(slot)))
+
+    def teardown(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
+        for hook in self._hooks:
+            hook.remove()
+        self._hooks = []
+
+    def _recorder(self, slot: str) -> Any:
+        def record(module: torch.nn.Module, inputs: Any, output: Any) -> None:
+            if module.training and isinstance(output, Tensor):
+                terms = {k: v.detach() for k, v in getattr(module, "terms", {}).items()}
+                self._records[slot] = (getattr(module, "name", type(module).__name__), output.detach(), terms)
+
+        return record
+
+    def on_train_batch_start(self, trainer: L.Trainer, pl_module: L.LightningModule, batch: Any, batch_idx: int) -> None:
+        self._records = {}
+        self._batch, self._batch_idx = batch, batch_idx
+
+    # ----- the check --------------------------------------------------------------------------
+    def on_before_backward(self, trainer: L.Trainer, pl_module: L.LightningModule, loss: Tensor) -> None:
+        self._backwards.append(Backward(self._batch_idx, loss.detach(), self._records, self._batch))
+
+    def on_before_optimizer_step(self, trainer: L.Trainer, pl_module: L.LightningModule, optimizer: Optimizer) -> None:
+        backwards, self._backwards = self._backwards, []
+        params = [p for group in optimizer.param_groups for p in group["params"] if p.grad is not None]
+        losses_ok = torch.stack([torch.isfinite(b.loss).all() for b in backwards]).all() if backwards else None
+        grads_ok = None
+        if params and getattr(trainer.precision_plugin, "scaler", None) is None:  # a GradScaler skips inf grads itself
+            grads_ok = torch.isfinite(torch.nn.utils.get_total_norm([p.grad for p in params], norm_type=float("inf")))
+        if losses_ok is None and grads_ok is None:
+            return
+        one = torch.ones((), dtype=torch.bool, device=params[0].device if params else backwards[0].loss.device)
+        ok = torch.stack([one if f is None else f for f in (losses_ok, grads_ok)]).float()
+        if self.check_every > 1:
+            self._pending_ok = ok if self._pending_ok is None else torch.minimum(self._pending_ok, ok)
+            if (trainer.global_step + 1) % self.check_every:
+                return  # no host sync on this step
+            ok, self._pending_ok = self._pending_ok, None
+        if trainer.world_size > 1:  # every rank must take the same decision
+            ok = trainer.strategy.reduce(ok, reduce_op="min")
+        if bool(ok.all()):  # the one host sync of the step (of every check_every steps)
+            return
+        if self.check_every > 1:
+            raise NonFiniteLossError(
+                f"non-finite loss or gradients within the {self.check_every} steps before global step "
+                f"{trainer.global_step} (nonfinite_check_every={self.check_every}); the weights may already hold "
+                "them. Rerun from the last checkpoint with nonfinite_check_every=1 to find the step, or lower the "
+                "learning rate (task.optimizer.lr) / clip gradients (trainer.gradient_clip_val=1.0)"
+            )
+        self._fail(trainer, pl_module, params, backwards, loss_elsewhere=bool(ok[0] < 1))
+        for p in params:  # skip mode: drop this update (optimisers pass over parameters without a gradient)
+            p.grad = None
+        self.skipped += 1
+        pl_module.log("train/skipped_nonfinite", float(self.skipped), on_step=False, on_epoch=True, reduce_fx="max")
+
+    def _fail(
+        self,
+        trainer: L.Trainer,
+        pl_module: L.LightningModule,
+        params: list[Tensor],
+        backwards: list[Backward],
+        loss_elsewhere: bool,
+    ) -> None:
+        bad = next((b for b in backwards if not bool(torch.isfinite(b.loss).all())), None)
+        last = backwards[-1] if backwards else None
+        if bad is not None:
+            what, shown = f"the loss is {describe(bad.loss)}", bad
+        elif loss_elsewhere:
+            where = f"on rank {trainer.global_rank} it is {describe(last.loss) if last else 'not computed'}"
+            what, shown = f"the loss is not finite on another process ({where})", last
+        else:
+            names = {id(p): n for n, p in pl_module.named_parameters()}
+            bad_names = [names.get(id(p), "?") for p in params if not bool(torch.isfinite(p.grad).all())]
+            listed = ", ".join(bad_names[:5]) + (f" and {len(bad_names) - 5} more" if len(bad_names) > 5 else "")
+            what, shown = f"the loss is finite but the gradients of {listed or 'another process'} are not", last
+        report = self.report(trainer, what, shown)
+        if self.skip:
+            if trainer.is_global_zero:
+                log.warning("skipping the update (skip_nonfinite=true): %s", report)
+            return
+        saved = self.save_last_good(trainer)
+        raise NonFiniteLossError(
+            f"{report}. {saved}Fix: lower the learning rate (task.optimizer.lr), clip gradients "
+            "(trainer.gradient_clip_val=1.0), check the data and the loss hyperparameters, "
+            "or skip such batches with skip_nonfinite=true"
+        )
+
+    def report(self, trainer: L.Trainer, what: str, backward: Backward | None) -> str:
+        """One message: where (epoch, batch, step), what, each loss slot with its value and terms, the inputs."""
+        batch_idx = backward.batch_idx if backward else self._batch_idx
+        where = f"epoch {trainer.current_epoch}, batch {batch_idx} (global step {trainer.global_step})"
+        lines = [f"non-finite training step at {where}: {what}"]
+        for slot, (name, value, terms) in (backward.records if backward else {}).items():
+            parts = ", ".join(f"{k}={describe(v)}" for k, v in terms.items())
+            lines.append(f"loss '{name}' in slot '{slot}' = {describe(value)}" + (f" (terms: {parts})" if parts else ""))
+        bad_inputs = nonfinite_inputs(backward.batch if backward else self._batch)
+        lines.append(f"non-finite inputs in {', '.join(bad_inputs)}" if bad_inputs else "the batch's inputs are finite")
+        return "; ".join(lines)
+
+    def save_last_good(self, trainer: L.Trainer) -> str:
+        """Save the weights as they were before this step (the update has not happened yet)."""
+        callback = trainer.checkpoint_callback
+        dirpath = getattr(callback, "dirpath", None)
+        folder = Path(dirpath) if dirpath else Path(trainer.default_root_dir) / "checkpoints"
+        path = folder / self.checkpoint_name
+        try:
+            trainer.save_checkpoint(path)
+        except Exception as err:  # the report matters more than the checkpoint
+            return f"The last good state could not be saved ({err}). "
+        return f"The last good state (before this step) is saved in {path}. "

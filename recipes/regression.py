@@ -1,0 +1,235 @@
+"""Tabular regression: one ``loss`` slot of kind regression; reports MAE, RMSE and interval coverage.
+
+The network's output count follows the loss: one number for point losses, a mean and a variance for
+``gaussian_nll``, a log-rate (or a rate) for ``poisson_nll``, one number per ``tau`` for ``quantile``.
+A ``Head`` turns the raw outputs into what the loss takes, the point prediction that MAE and RMSE score,
+and (for ``quantile`` and ``gaussian_nll``) the interval whose empirical coverage is reported.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+from torchmetrics import MeanAbsoluteError, MeanMetric, MeanSquaredError, MetricCollection
+
+from losses.errors import ConfigError
+from losses.regression import MSLE, GaussianNLL, PoissonNLL, Quantile
+from recipes.base import OptimizerFactory, SchedulerFactory, Task
+from recipes.metrics import IntervalCoverage
+
+MIN_LOG1P = -15.0  # msle: expm1 of a smaller output rounds to -1 in float32, which msle refuses
+
+
+class Head:
+    """Point losses: one output per row, the prediction itself. Subclasses map outputs for other losses."""
+
+    outputs = 1
+    nominal: float | None = None  # the coverage the interval should have; None: no interval
+    what = "one prediction"
+
+    def point(self, raw: Tensor) -> Tensor:
+        """The point prediction ``[N]`` that MAE and RMSE score."""
+        return raw[:, 0]
+
+    def loss(self, loss: nn.Module, raw: Tensor, target: Tensor) -> Tensor:
+        return loss(self.point(raw), target)
+
+    def interval(self, raw: Tensor) -> tuple[Tensor, Tensor] | None:
+        return None
+
+
+class Log1pHead(Head):
+    """msle: the network outputs ``log(1 + prediction)``, so predictions stay above -1 (and msle is MSE in log space)."""
+
+    what = "log(1 + prediction)"
+
+    def point(self, raw: Tensor) -> Tensor:
+        return torch.expm1(raw[:, 0].clamp_min(MIN_LOG1P))
+
+
+class PoissonHead(Head):
+    """poisson_nll: a log-rate with ``log_input`` (the prediction is its exp), else a softplus rate."""
+
+    def __init__(self, log_input: bool) -> None:
+        self.log_input = log_input
+        self.what = "a log-rate" if log_input else "a rate (softplus)"
+
+    def rate_input(self, raw: Tensor) -> Tensor:
+        return raw[:, 0] if self.log_input else F.softplus(raw[:, 0])
+
+    def point(self, raw: Tensor) -> Tensor:
+        return raw[:, 0].exp() if self.log_input else F.softplus(raw[:, 0])
+
+    def loss(self, loss: nn.Module, raw: Tensor, target: Tensor) -> Tensor:
+        return loss(self.rate_input(raw), target)
+
+
+class GaussianHead(Head):
+    """gaussian_nll: a mean and a variance (softplus of the second output); the interval is mean ± z sd."""
+
+    outputs = 2
+    what = "a mean and a variance"
+
+    def __init__(self, level: float) -> None:
+        self.nominal = level
+        self.z = float(torch.distributions.Normal(0.0, 1.0).icdf(torch.tensor((1 + level) / 2)))
+
+    def variance(self, raw: Tensor) -> Tensor:
+        return F.softplus(raw[:, 1])
+
+    def loss(self, loss: nn.Module, raw: Tensor, target: Tensor) -> Tensor:
+        return loss(self.point(raw), target, self.variance(raw))
+
+    def interval(self, raw: Tensor) -> tuple[Tensor, Tensor]:
+        half = self.z * self.variance(raw).sqrt()
+        return self.point(raw) - half, self.point(raw) + half
+
+
+class QuantileHead(Head):
+    """quantile: one output per tau. Outputs are sorted before use (quantiles cannot cross; Chernozhukov et al.
+
+    2010), the point prediction is the quantile nearest the median, and the interval spans the lowest to the
+    highest tau (nominal coverage ``tau_max - tau_min``); with one tau it is ``(-inf, q_tau]`` (nominal ``tau``).
+    """
+
+    def __init__(self, taus: list[float], multi: bool) -> None:
+        self.multi, self.taus = multi, sorted(taus)
+        self.outputs = len(taus)
+        self.nominal = self.taus[-1] - self.taus[0] if len(taus) > 1 else self.taus[0]
+        self.middle = min(range(len(taus)), key=lambda i: abs(self.taus[i] - 0.5))
+        self.what = f"one quantile per tau {taus}"
+
+    def sorted_quantiles(self, raw: Tensor) -> Tensor:
+        return raw.sort(dim=1).values
+
+    def point(self, raw: Tensor) -> Tensor:
+        return self.sorted_quantiles(raw)[:, self.middle]
+
+    def loss(self, loss: nn.Module, raw: Tensor, target: Tensor) -> Tensor:
+        return loss(raw if self.multi else raw[:, 0], target)
+
+    def interval(self, raw: Tensor) -> tuple[Tensor, Tensor]:
+        q = self.sorted_quantiles(raw)
+        if q.shape[1] == 1:
+            return torch.full_like(q[:, 0], float("-inf")), q[:, 0]
+        return q[:, 0], q[:, -1]
+
+
+def head_for(loss: nn.Module, interval: float = 0.9) -> Head:
+    """The head a loss needs; ``head_for(loss).outputs`` is the number of outputs the model gets."""
+    if isinstance(loss, Quantile):
+        return QuantileHead(list(loss.taus.tolist()), loss.multi)
+    if isinstance(loss, GaussianNLL):
+        return GaussianHead(interval)
+    if isinstance(loss, PoissonNLL):
+        return PoissonHead(loss.log_input)
+    if isinstance(loss, MSLE):
+        return Log1pHead()
+    return Head()
+
+
+def fit_head(model: nn.Module, loss: nn.Module, head: Head) -> nn.Module:
+    """Give a model built with ``num_outputs=0`` (no head) a linear head with as many outputs as ``loss`` needs.
+
+    A model that already has a linear head must have that many outputs; anything else is a ConfigError.
+    """
+    current = getattr(model, "head", None)
+    if isinstance(current, nn.Identity) and isinstance(getattr(model, "feature_dim", None), int):
+        model.head = nn.Linear(model.feature_dim, head.outputs)
+        return model
+    got = getattr(current, "out_features", None)
+    if got is not None and got != head.outputs:
+        raise ConfigError(
+            f"model.num_outputs: loss '{loss.name}' needs {head.outputs} output(s) per row ({head.what}), "
+            f"but the model has {got}; set model.num_outputs=0 and the task sizes the head from the loss"
+        )
+    return model
+
+
+# what a loss needs of the training targets (checked once at setup, with the fix in the message)
+TARGET_NEEDS = {
+    "msle": (lambda y: bool((y > -1).all()), "> -1"),
+    "poisson_nll": (lambda y: bool((y >= 0).all()), ">= 0 (counts)"),
+}
+
+
+class RegressionTask(Task):
+    """Fit a tabular regressor with any regression loss; MAE and RMSE of the point prediction, and coverage.
+
+    ``interval`` is the central interval of ``gaussian_nll`` whose coverage is reported (0.9: mean ± 1.645 sd).
+    """
+
+    slots: ClassVar[dict[str, tuple[str, ...]]] = {"loss": ("regression",)}
+
+    def __init__(
+        self,
+        model: nn.Module,
+        losses: dict[str, nn.Module],
+        optimizer: OptimizerFactory,
+        scheduler: SchedulerFactory | None = None,
+        interval: float = 0.9,
+    ) -> None:
+        if not 0 < interval < 1:
+            raise ConfigError(f"task.interval must be in (0, 1) (got {interval!r})")
+        head = head_for(losses["loss"], interval)
+        super().__init__(fit_head(model, losses["loss"], head), losses, optimizer, scheduler)
+        self.save_hyperparameters(ignore=["model", "losses", "optimizer", "scheduler"])
+        self.head = head
+
+        def metrics(stage: str) -> MetricCollection:
+            return MetricCollection({"mae": MeanAbsoluteError(), "rmse": MeanSquaredError(squared=False)}, prefix=f"{stage}/")
+
+        self.val_metrics, self.test_metrics = metrics("val"), metrics("test")
+        self.val_coverage, self.test_coverage = IntervalCoverage(), IntervalCoverage()
+        self.val_width, self.test_width = MeanMetric(), MeanMetric()
+
+    def setup(self, stage: str) -> None:
+        """Refuse data whose targets the loss cannot take (e.g. standardised targets for msle), with the fix."""
+        dm = self._trainer.datamodule if self._trainer is not None else None
+        name = self.losses["loss"].name
+        if name not in TARGET_NEEDS or not getattr(dm, "splits", None):
+            return
+        ok, need = TARGET_NEEDS[name]
+        target = dm.splits["train"][1]
+        if not ok(target):
+            raise ConfigError(
+                f"loss={name}: needs targets {need}, but data '{getattr(dm, 'dataset', '?')}' has targets down to "
+                f"{float(target.min()):.3g} (target_scaling={getattr(dm, 'target_scaling', '?')}); "
+                "use data.target_scaling=scale or none, or data=counts"
+            )
+
+    def forward(self, features: Tensor) -> Tensor:
+        """Raw outputs ``[N, head.outputs]``; ``self.head`` says what they mean."""
+        return self.model(features)
+
+    def training_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> Tensor:
+        features, target = batch
+        loss = self.head.loss(self.losses["loss"], self(features), target)
+        self.log_loss("train", "loss", loss, batch_size=len(target))
+        return loss
+
+    def evaluate(self, batch: tuple[Tensor, Tensor], stage: str) -> None:
+        """Loss, MAE and RMSE of the point prediction, and coverage and width of the interval, per epoch."""
+        features, target = batch
+        raw = self(features)
+        self.log_loss(stage, "loss", self.head.loss(self.losses["loss"], raw, target), batch_size=len(target))
+        metrics = self.val_metrics if stage == "val" else self.test_metrics
+        metrics.update(self.head.point(raw).float(), target.float())
+        self.log_dict(metrics, on_epoch=True, prog_bar=stage == "val")
+        bounds = self.head.interval(raw.float())
+        if bounds is not None:
+            coverage, width = (self.val_coverage, self.val_width) if stage == "val" else (self.test_coverage, self.test_width)
+            coverage.update(*bounds, target.float())
+            self.log(f"{stage}/coverage", coverage, on_epoch=True)
+            if bool(torch.isfinite(bounds[0]).all()):
+                width.update(bounds[1] - bounds[0])
+                self.log(f"{stage}/interval_width", width, on_epoch=True)
+
+    def validation_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> None:
+        self.evaluate(batch, "val")
+
+    def test_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> None:
+        self.evaluate(batch, "test")

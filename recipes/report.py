@@ -1,0 +1,198 @@
+"""Turn a sweep folder into a table and plots: ``python -m recipes.report logs/<task>/multiruns/<date>``.
+
+Reads what every run wrote to disk (``.hydra/overrides.yaml``, ``.hydra/config.yaml``,
+``csv/metrics.csv``), so it works with W&B offline or off. Runs that differ only in ``seed`` are
+grouped and reported as mean ± std. Writes ``report.md``, ``report.csv`` and one
+``report_<param>.png`` per swept numeric hyperparameter into the sweep folder, and prints the best point.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import math
+import statistics
+from collections import defaultdict
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+
+SEED_KEY = "seed"
+
+
+@dataclass
+class Run:
+    """One job of a sweep: its overrides (as ``key=value``), final metrics and chosen metric."""
+
+    folder: Path
+    overrides: dict[str, str]
+    metrics: dict[str, float]
+    optimized_metric: str | None
+    mode: str
+
+
+def final_metrics(metrics_csv: Path) -> dict[str, float]:
+    """The last value logged for every column of a Lightning ``metrics.csv``."""
+    last: dict[str, float] = {}
+    with open(metrics_csv) as f:
+        for row in csv.DictReader(f):
+            for key, value in row.items():
+                if value not in ("", None) and key not in ("epoch", "step"):
+                    last[key] = float(value)
+    return last
+
+
+def read_run(folder: Path) -> Run | None:
+    """A run from its folder, or None when it has no metrics (a crashed or unfinished job)."""
+    metrics_csv = folder / "csv" / "metrics.csv"
+    overrides_file = folder / ".hydra" / "overrides.yaml"
+    if not metrics_csv.exists() or not overrides_file.exists():
+        return None
+    overrides = {}
+    for item in yaml.safe_load(overrides_file.read_text()) or []:
+        key, _, value = str(item).partition("=")
+        overrides[key.lstrip("+~")] = value
+    config = yaml.safe_load((folder / ".hydra" / "config.yaml").read_text()) or {}
+    mode = (config.get("monitor") or {}).get("mode", "max")
+    return Run(folder, overrides, final_metrics(metrics_csv), config.get("optimized_metric"), mode)
+
+
+def read_sweep(sweep: Path) -> list[Run]:
+    """Every finished run below a sweep folder, in job order."""
+    runs = [read_run(p.parent.parent) for p in sorted(sweep.rglob(".hydra/overrides.yaml"))]
+    return [r for r in runs if r is not None]
+
+
+def swept_keys(runs: list[Run]) -> list[str]:
+    """Override keys whose values differ between runs (the sweep's axes)."""
+    values: dict[str, set[str]] = defaultdict(set)
+    for run in runs:
+        for key, value in run.overrides.items():
+            values[key].add(value)
+    return sorted(k for k, v in values.items() if len(v) > 1 or any(k not in r.overrides for r in runs))
+
+
+def mean_std(values: list[float]) -> tuple[float, float]:
+    return statistics.mean(values), statistics.stdev(values) if len(values) > 1 else 0.0
+
+
+def group(runs: list[Run], axes: list[str]) -> list[dict]:
+    """One row per point of the sweep (all axes but the seed): mean and std of every metric over seeds."""
+    points: dict[tuple, list[Run]] = defaultdict(list)
+    params = [a for a in axes if a != SEED_KEY]
+    for run in runs:
+        points[tuple(run.overrides.get(a, "") for a in params)].append(run)
+    rows = []
+    for key, members in points.items():
+        row: dict = dict(zip(params, key))
+        row["seeds"] = len(members)
+        names = sorted({m for r in members for m in r.metrics})
+        for name in names:
+            values = [r.metrics[name] for r in members if name in r.metrics]
+            row[name] = mean_std(values)
+        rows.append(row)
+    return rows
+
+
+def best_row(rows: list[dict], metric: str, mode: str) -> dict | None:
+    """The point with the best mean of ``metric`` (max or min)."""
+    scored = [r for r in rows if metric in r]
+    if not scored:
+        return None
+    pick = max if mode == "max" else min
+    return pick(scored, key=lambda r: r[metric][0])
+
+
+def fmt(value) -> str:
+    if isinstance(value, tuple):
+        mean, std = value
+        return f"{mean:.4g} ± {std:.2g}"
+    return str(value)
+
+
+def write_tables(rows: list[dict], params: list[str], metrics: list[str], out: Path) -> None:
+    """``report.md`` (mean ± std) and ``report.csv`` (separate mean and std columns)."""
+    header = [*params, "seeds", *metrics]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for row in rows:
+        lines.append("| " + " | ".join(fmt(row.get(h, "")) for h in header) + " |")
+    (out / "report.md").write_text("\n".join(lines) + "\n")
+    with open(out / "report.csv", "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow([*params, "seeds", *(f"{m}_{s}" for m in metrics for s in ("mean", "std"))])
+        for row in rows:
+            cells = [row.get(p, "") for p in params] + [row["seeds"]]
+            for m in metrics:
+                cells += list(row.get(m, ("", "")))
+            writer.writerow(cells)
+
+
+def as_number(text: str) -> float | None:
+    try:
+        value = float(text)
+    except ValueError:
+        return None
+    return value if math.isfinite(value) else None
+
+
+def plot(rows: list[dict], params: list[str], metric: str, out: Path) -> list[Path]:
+    """``metric`` (mean ± std over seeds) against each swept numeric hyperparameter, one PNG each."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    written = []
+    for param in params:
+        points = sorted(
+            (as_number(r[param]), *r[metric]) for r in rows if metric in r and as_number(r.get(param, "")) is not None
+        )
+        if len(points) < 2:
+            continue
+        xs, means, stds = zip(*points)
+        fig, ax = plt.subplots(figsize=(4.5, 3.2))
+        ax.errorbar(xs, means, yerr=stds, marker="o", capsize=3)
+        ax.set_xlabel(param)
+        ax.set_ylabel(metric)
+        ax.grid(alpha=0.3)
+        fig.tight_layout()
+        path = out / f"report_{param.replace('/', '_')}.png"
+        fig.savefig(path, dpi=120)
+        plt.close(fig)
+        written.append(path)
+    return written
+
+
+def report(sweep: Path, metric: str | None = None) -> dict:
+    """Write the tables and plots for a sweep folder; returns the rows and the best point."""
+    runs = read_sweep(sweep)
+    if not runs:
+        raise SystemExit(f"report: no finished runs (csv/metrics.csv + .hydra/) under {sweep}")
+    axes = swept_keys(runs)
+    params = [a for a in axes if a != SEED_KEY]
+    rows = group(runs, axes)
+    metric = metric or runs[0].optimized_metric or "val/acc"
+    metrics = sorted({m for r in runs for m in r.metrics if m.startswith(("val/", "test/"))})
+    write_tables(rows, params, metrics, sweep)
+    plots = plot(rows, params, metric, sweep)
+    best = best_row(rows, metric, runs[0].mode)
+    return {"rows": rows, "params": params, "metric": metric, "best": best, "plots": plots, "runs": len(runs)}
+
+
+def main(argv: list[str] | None = None) -> dict:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("sweep", type=Path, help="a multirun folder (holds one folder per job)")
+    parser.add_argument("--metric", help="the metric to rank and plot (default: the runs' optimized_metric)")
+    args = parser.parse_args(argv)
+    result = report(args.sweep, args.metric)
+    print((args.sweep / "report.md").read_text())
+    best = result["best"]
+    if best is not None:
+        point = ", ".join(f"{p}={best[p]}" for p in result["params"]) or "(single point)"
+        print(f"best {result['metric']}: {fmt(best[result['metric']])} at {point} over {best['seeds']} seed(s)")
+    return result
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,128 @@
+"""Semantic segmentation: one ``loss`` slot of kind masks (default dice) or classification (per pixel).
+
+A masks loss takes the logits ``[N, C, H, W]`` and the class map ``[N, H, W]`` as they are. A
+classification loss sees every pixel as one sample: logits ``[N*H*W, C]`` and targets ``[N*H*W]``, so
+``ce``, ``focal`` (softmax), ``bce_logits`` (one-hot) and the rest work unchanged. Reports Dice and IoU
+over the object classes (background left out; macro on validation and test, per class on test, named
+by the datamodule: ``test/dice_7`` is digit 7) via
+torchmetrics, and logs test images next to their predicted and true masks.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+import torch
+from torch import Tensor, nn
+from torchmetrics import MetricCollection
+from torchmetrics.segmentation import DiceScore, MeanIoU
+
+from losses.errors import ConfigError
+from recipes.base import OptimizerFactory, SchedulerFactory, Task
+
+
+class SegmentationTask(Task):
+    """Train a per-pixel classifier (the UNet) with a masks loss or a per-pixel classification loss."""
+
+    slots: ClassVar[dict[str, tuple[str, ...]]] = {"loss": ("masks", "classification")}
+
+    def __init__(
+        self,
+        model: nn.Module,
+        losses: dict[str, nn.Module],
+        optimizer: OptimizerFactory,
+        scheduler: SchedulerFactory | None = None,
+        num_classes: int = 11,
+        image_count: int = 8,
+    ) -> None:
+        super().__init__(model, losses, optimizer, scheduler)
+        self.save_hyperparameters(ignore=["model", "losses", "optimizer", "scheduler"])
+        if num_classes < 2:
+            raise ConfigError(f"task.num_classes: segmentation needs background and at least one class (got {num_classes})")
+        self.num_classes, self.image_count = num_classes, image_count
+
+        def metrics(stage: str) -> MetricCollection:
+            common = {"num_classes": num_classes, "include_background": False, "input_format": "index"}
+            found = {"dice": DiceScore(average="macro", **common), "iou": MeanIoU(**common)}
+            if stage == "test":
+                found |= {"dice_class": DiceScore(average="none", **common), "iou_class": MeanIoU(per_class=True, **common)}
+            return MetricCollection(found, prefix=f"{stage}/")
+
+        self.val_metrics, self.test_metrics = metrics("val"), metrics("test")
+
+    def forward(self, images: Tensor) -> Tensor:
+        return self.model(images)
+
+    def training_step(self, batch: tuple[Tensor, ...], batch_idx: int) -> Tensor:
+        images, masks = self.images_and_masks(batch)
+        loss = self.pixel_loss(self(images), masks)
+        self.log_loss("train", "loss", loss, batch_size=len(images))
+        return loss
+
+    # ----- the recipe's parts -----------------------------------------------------------------
+    def images_and_masks(self, batch: tuple[Tensor, ...]) -> tuple[Tensor, Tensor]:
+        if len(batch) < 4:
+            raise ConfigError("data: segmentation needs masks; this datamodule gives none (use data=canvas)")
+        return batch[0], batch[3].long()
+
+    def pixel_loss(self, logits: Tensor, masks: Tensor) -> Tensor:
+        """The slot's loss on dense logits (masks kind) or on every pixel as a sample (classification kind)."""
+        loss = self.losses["loss"]
+        if loss.kind == "masks":
+            return loss(logits, masks)
+        return loss(logits.movedim(1, -1).reshape(-1, logits.shape[1]), masks.reshape(-1))
+
+    # ----- evaluation -------------------------------------------------------------------------
+    def evaluate(self, batch: tuple[Tensor, ...], stage: str) -> None:
+        images, masks = self.images_and_masks(batch)
+        logits = self(images)
+        self.log_loss(stage, "loss", self.pixel_loss(logits, masks), batch_size=len(images))
+        (self.val_metrics if stage == "val" else self.test_metrics).update(logits.argmax(1), masks)
+
+    def log_metrics(self, stage: str) -> None:
+        metrics = self.val_metrics if stage == "val" else self.test_metrics
+        values = {}
+        for name, value in metrics.compute().items():
+            if not name.endswith("_class"):
+                values[name] = value
+            else:  # per class, background (class 0) left out
+                names = self.class_names()[1:]
+                values |= {f"{name.removesuffix('_class')}_{n}": v for n, v in zip(names, value.reshape(-1))}
+        self.log_dict(values, prog_bar=stage == "val")
+        metrics.reset()
+
+    def class_names(self) -> list[str]:
+        """The datamodule's names of the mask classes (``mask_names``), else ``class0``, ``class1``, ..."""
+        names = getattr(getattr(self.trainer, "datamodule", None), "mask_names", None)
+        return list(names) if names and len(names) == self.num_classes else [f"class{c}" for c in range(self.num_classes)]
+
+    def validation_step(self, batch: tuple[Tensor, ...], batch_idx: int) -> None:
+        self.evaluate(batch, "val")
+
+    def on_validation_epoch_end(self) -> None:
+        self.log_metrics("val")
+
+    def test_step(self, batch: tuple[Tensor, ...], batch_idx: int) -> None:
+        self.evaluate(batch, "test")
+
+    def on_test_epoch_end(self) -> None:
+        self.log_metrics("test")
+        self.log_masks("test")
+
+    @torch.no_grad()
+    def log_masks(self, stage: str) -> None:
+        """Rows of image | predicted mask | true mask, classes as evenly spaced grey levels."""
+        import torchvision
+
+        if self.image_count <= 0:
+            return
+        batch = self.examples(stage, self.image_count)
+        images, masks = self.images_and_masks(batch)
+        predicted = self(images).argmax(1)
+        shown = (images - images.amin((1, 2, 3), keepdim=True)) / (
+            images.amax((1, 2, 3), keepdim=True) - images.amin((1, 2, 3), keepdim=True)
+        ).clamp_min(1e-6)
+        level = 1.0 / (self.num_classes - 1)
+        tiles = [t for row in zip(shown[:, :1], predicted[:, None] * level, masks[:, None] * level) for t in row]
+        grid = torchvision.utils.make_grid(torch.stack(tiles).float(), nrow=3, padding=2, pad_value=0.5)
+        self.log_image(f"{stage}/masks", grid, caption="image | predicted | true (grey level = class)")

@@ -1,0 +1,200 @@
+"""SimCLR (Chen et al. 2020): two random views per image, encoder + projection head, a ``loss`` slot of kind views.
+
+The loss sees the projections; evaluation uses the encoder's features, frozen: a kNN classifier
+(cosine, weighted vote) and a linear probe fitted on the training split, accuracy on val and test.
+An online linear probe on detached features may train alongside (labels never reach the encoder).
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+import torch
+import torch.nn.functional as F
+import torchvision
+from torch import Tensor, nn
+from torchmetrics import CatMetric
+from torchmetrics.classification import MulticlassAccuracy
+
+from losses.errors import ConfigError
+from recipes.base import OptimizerFactory, SchedulerFactory, Task
+from recipes.data.views import ViewAugment
+
+
+def knn_predict(features: Tensor, bank: Tensor, bank_labels: Tensor, num_classes: int, k: int, temperature: float) -> Tensor:
+    """Class scores of a weighted kNN vote (Wu et al. 2018): the k most cosine-similar bank rows vote ``exp(s / T)``."""
+    features, bank = F.normalize(features, dim=1), F.normalize(bank, dim=1)
+    similarity, index = (features @ bank.T).topk(min(k, len(bank)), dim=1)
+    votes = torch.zeros(len(features), num_classes, device=features.device, dtype=features.dtype)
+    return votes.scatter_add_(1, bank_labels[index], (similarity / temperature).exp())
+
+
+def fit_linear_probe(features: Tensor, labels: Tensor, num_classes: int, steps: int, weight_decay: float) -> nn.Module:
+    """Multinomial logistic regression on standardised frozen features, full-batch L-BFGS."""
+    with torch.inference_mode(False), torch.enable_grad():
+        x, y = features.clone().float(), labels.clone()
+        mean, std = x.mean(0), x.std(0).clamp_min(1e-6)
+        linear = nn.Linear(x.shape[1], num_classes).to(x.device)
+        optimizer = torch.optim.LBFGS(linear.parameters(), lr=1.0, max_iter=steps, line_search_fn="strong_wolfe")
+        x = (x - mean) / std
+
+        def closure() -> Tensor:
+            optimizer.zero_grad()
+            loss = F.cross_entropy(linear(x), y) + weight_decay * linear.weight.pow(2).sum()
+            loss.backward()
+            return loss
+
+        optimizer.step(closure)
+    probe = nn.Sequential(Standardise(mean, std), linear).requires_grad_(False)
+    return probe
+
+
+class Standardise(nn.Module):
+    def __init__(self, mean: Tensor, std: Tensor) -> None:
+        super().__init__()
+        self.register_buffer("mean", mean.detach())
+        self.register_buffer("std", std.detach())
+
+    def forward(self, x: Tensor) -> Tensor:
+        return (x - self.mean) / self.std
+
+
+class SimCLRTask(Task):
+    """Self-supervised contrastive pre-training; labels are used only to evaluate the frozen features."""
+
+    slots: ClassVar[dict[str, tuple[str, ...]]] = {"loss": ("views",)}
+
+    def __init__(
+        self,
+        model: nn.Module,
+        losses: dict[str, nn.Module],
+        optimizer: OptimizerFactory,
+        scheduler: SchedulerFactory | None = None,
+        augment: nn.Module | None = None,
+        projection_dim: int = 64,
+        projection_hidden: int | None = None,
+        num_classes: int = 10,
+        knn_k: int = 20,
+        knn_temperature: float = 0.07,
+        probe_steps: int = 100,
+        probe_weight_decay: float = 1e-4,
+        online_probe: bool = True,
+        gather: bool = True,
+        eval_train_samples: int | None = None,
+    ) -> None:
+        super().__init__(model, losses, optimizer, scheduler)
+        self.save_hyperparameters(ignore=["model", "losses", "optimizer", "scheduler", "augment"])
+        feature_dim = getattr(model, "feature_dim", None)
+        if feature_dim is None or not isinstance(getattr(model, "head", nn.Identity()), nn.Identity):
+            raise ConfigError(
+                "model: SimCLR trains and evaluates the encoder's features; use a model with `feature_dim` "
+                "and no output head (model.num_outputs=0)"
+            )
+        for name, value, ok, need in (
+            ("knn_k", knn_k, knn_k >= 1, ">= 1"),
+            ("knn_temperature", knn_temperature, knn_temperature > 0, "> 0"),
+            ("probe_steps", probe_steps, probe_steps >= 1, ">= 1"),
+        ):
+            if not ok:
+                raise ConfigError(f"task.{name}: must be {need} (got {value!r})")
+        self.augment = augment if augment is not None else ViewAugment()
+        hidden = projection_hidden or feature_dim
+        self.projector = nn.Sequential(nn.Linear(feature_dim, hidden), nn.ReLU(inplace=True), nn.Linear(hidden, projection_dim))
+        # standardising the detached features lets the online probe keep up with the encoder's drifting scale
+        standardise = nn.BatchNorm1d(feature_dim, affine=False)
+        self.probe = nn.Sequential(standardise, nn.Linear(feature_dim, num_classes)) if online_probe else None
+        # ModuleDict keys must not shadow nn.Module methods such as train()
+        stages = ("train_", "val_", "test_")
+        self.online_acc = nn.ModuleDict({s: MulticlassAccuracy(num_classes, average="micro") for s in stages})
+        self.eval_features = nn.ModuleDict({s: CatMetric() for s in ("val", "test")})
+        self.eval_labels = nn.ModuleDict({s: CatMetric() for s in ("val", "test")})
+
+    def forward(self, images: Tensor) -> Tensor:
+        """The encoder's features: what is evaluated and transferred."""
+        return self.model(images)
+
+    def views_loss(self, images: Tensor) -> tuple[Tensor, Tensor]:
+        """Two random views, encoded together, projected, and the views loss on the projections."""
+        v1, v2 = self.augment(images), self.augment(images)
+        features = self(torch.cat([v1, v2]))
+        z1, z2 = self.projector(features).chunk(2)
+        return self.losses["loss"](z1, z2, gather=self.hparams.gather), features[: len(images)]
+
+    def training_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> Tensor:
+        images, labels = batch
+        loss, features = self.views_loss(images)
+        self.log_loss("train", "loss", loss, batch_size=len(images))
+        if self.probe is None:
+            return loss
+        return loss + self.online_probe_loss("train", features.detach(), labels)
+
+    def online_probe_loss(self, stage: str, features: Tensor, labels: Tensor) -> Tensor:
+        logits = self.probe(features)
+        probe_loss = F.cross_entropy(logits, labels)
+        self.online_acc[f"{stage}_"](logits, labels)
+        self.log(f"{stage}/probe_loss", probe_loss, on_step=False, on_epoch=True, batch_size=len(labels), sync_dist=True)
+        self.log(f"{stage}/online_acc", self.online_acc[f"{stage}_"], on_step=False, on_epoch=True, batch_size=len(labels))
+        return probe_loss
+
+    # ----- frozen-feature evaluation ----------------------------------------------------------
+    def evaluate(self, batch: tuple[Tensor, Tensor], stage: str) -> None:
+        images, labels = batch
+        loss, _ = self.views_loss(images)
+        self.log_loss(stage, "loss", loss, batch_size=len(images))
+        features = self(images)
+        self.eval_features[stage].update(features.float())
+        self.eval_labels[stage].update(labels.float())
+        if self.probe is not None:
+            self.online_probe_loss(stage, features, labels)
+
+    def validation_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> None:
+        self.evaluate(batch, "val")
+
+    def test_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> None:
+        self.evaluate(batch, "test")
+
+    def on_validation_epoch_end(self) -> None:
+        # computed from features gathered over every rank: the same value everywhere
+        self.log("val/knn_acc", self.frozen_accuracy("val", linear_probe=False)["knn_acc"], prog_bar=True, sync_dist=True)
+
+    def on_test_epoch_end(self) -> None:
+        self.log_dict({f"test/{k}": v for k, v in self.frozen_accuracy("test", linear_probe=True).items()}, sync_dist=True)
+
+    def frozen_accuracy(self, stage: str, linear_probe: bool) -> dict[str, Tensor]:
+        """kNN (and linear-probe) accuracy of the features gathered this epoch, with the training split as bank."""
+        features, labels = self.eval_features[stage].compute(), self.eval_labels[stage].compute().long()
+        self.eval_features[stage].reset()
+        self.eval_labels[stage].reset()
+        bank, bank_labels = self.training_features()
+        n = self.hparams.num_classes
+        scores = knn_predict(features, bank, bank_labels, n, self.hparams.knn_k, self.hparams.knn_temperature)
+        results = {"knn_acc": (scores.argmax(1) == labels).float().mean()}
+        if linear_probe:
+            probe = fit_linear_probe(bank, bank_labels, n, self.hparams.probe_steps, self.hparams.probe_weight_decay)
+            results["probe_acc"] = (probe(features).argmax(1) == labels).float().mean()
+        return results
+
+    @torch.no_grad()
+    def training_features(self) -> tuple[Tensor, Tensor]:
+        """Features of the (first ``eval_train_samples``) training images, unaugmented, in eval mode."""
+        dm = self.trainer.datamodule
+        loader = dm.loader("train", train=False) if hasattr(dm, "loader") else dm.train_dataloader()
+        limit = self.hparams.eval_train_samples
+        features, labels, seen = [], [], 0
+        for batch in loader:
+            images, y = dm.on_after_batch_transfer(tuple(t.to(self.device) for t in batch), 0)
+            features.append(self(images).float())
+            labels.append(y)
+            seen += len(y)
+            if limit is not None and seen >= limit:
+                break
+        return torch.cat(features)[:limit], torch.cat(labels)[:limit]
+
+    def on_train_start(self) -> None:
+        """Log a grid of a few images and two random views of each, to see what the loss has to match."""
+        images, _ = self.examples("val", 8)
+        with torch.no_grad():
+            rows = torch.cat([images, self.augment(images), self.augment(images)])
+        lo, hi = rows.amin(), rows.amax()
+        grid = torchvision.utils.make_grid((rows - lo) / (hi - lo + 1e-8), nrow=8, pad_value=1.0)
+        self.log_image("train/views", grid, caption="rows: images, view 1, view 2")

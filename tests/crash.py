@@ -1,0 +1,42 @@
+"""Test-only callbacks that end a training process the hard way, added with ``+callbacks.crash=...``."""
+
+from __future__ import annotations
+
+import os
+import signal
+
+import lightning as L
+
+
+class KillAtStep(L.Callback):
+    """SIGKILL this process at the end of optimiser step ``step`` (before that step's checkpoint is written)."""
+
+    def __init__(self, step: int) -> None:
+        self.step = step
+
+    def on_train_batch_end(self, trainer: L.Trainer, *args: object) -> None:
+        if trainer.global_step >= self.step:
+            os.kill(os.getpid(), signal.SIGKILL)
+
+
+class NanOnRank(L.Callback):
+    """Make the ``loss`` slot return NaN from training call ``after`` on, on one rank only."""
+
+    def __init__(self, rank: int = 1, after: int = 2) -> None:
+        self.rank, self.after = rank, after
+
+    def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
+        if trainer.global_rank != self.rank or stage != "fit":
+            return
+        loss = pl_module.losses["loss"]
+        forward, calls = loss.forward, [0]
+
+        def nan_after(*args: object, **kwargs: object):
+            value = forward(*args, **kwargs)
+            if loss.training:
+                calls[0] += 1
+                if calls[0] > self.after:
+                    return value * float("nan")
+            return value
+
+        loss.forward = nan_after

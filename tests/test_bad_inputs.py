@@ -1,0 +1,239 @@
+"""The bad-input table of docs/reliability.md: each input gives one message naming the setting and the fix,
+a non-zero exit status, and leaves the outputs of earlier runs as they were."""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+import socket
+import time
+from pathlib import Path
+
+import pytest
+from hydra import compose, initialize_config_dir
+from hydra.core.global_hydra import GlobalHydra
+from hydra.errors import MissingConfigException
+
+from tests.conftest import CONFIGS, compose_config
+from tests.recipes.test_data import write_fake_mnist
+from tests.test_resume import run_train
+from train import run, train
+
+TINY = ("debug=smoke", "model=mlp", "model.hidden=[16]")
+
+
+def snapshot(folder: Path) -> dict[str, str]:
+    """Every file under ``folder`` and its content hash (train.log aside: Hydra appends each attempt's log)."""
+    return {
+        str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(folder.rglob("*"))
+        if p.is_file() and p.name != "train.log"
+    }
+
+
+@pytest.fixture(scope="module")
+def earlier_run(tmp_path_factory, data_dir) -> Path:
+    """A finished run (checkpoints, metrics, config) in ``<tmp>/logs/classification/runs/earlier``."""
+    logs = tmp_path_factory.mktemp("bad") / "logs"
+    folder = logs / "classification" / "runs" / "earlier"
+    train(compose_config(list(TINY), folder, data_dir))
+    (folder / ".hydra").mkdir()
+    (folder / ".hydra" / "config.yaml").write_text("# the earlier run's config\n")
+    return folder
+
+
+def run_and_expect(cfg, capsys, status: int) -> str:
+    """``train.run``: the exit status, and the one ``error:`` line it printed."""
+    with pytest.raises(SystemExit) as exit_:
+        run(cfg)
+    assert exit_.value.code == status
+    errors = [line for line in capsys.readouterr().err.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1, errors
+    return errors[0]
+
+
+# ----- names ---------------------------------------------------------------------------------------
+@pytest.mark.parametrize("group", ["task", "loss", "data", "model", "trainer", "logger"])
+def test_an_unknown_option_name_lists_the_options_of_its_group(group):
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(config_dir=str(CONFIGS), version_base="1.3"), pytest.raises(MissingConfigException) as err:
+        compose(config_name="train", overrides=[f"{group}=nope"])
+    message = str(err.value)
+    assert f"Could not find '{group}/nope'" in message and f"Available options in '{group}'" in message
+    assert sorted(p.stem for p in (CONFIGS / group).glob("*.yaml"))[0] in message
+
+
+def test_train_py_with_an_unknown_task_exits_non_zero_and_leaves_earlier_runs_alone(earlier_run, data_dir):
+    before = snapshot(earlier_run)
+    result = run_train("task=nope", f"paths.log_dir={earlier_run.parents[2]}", env_extra={"DATA_DIR": str(data_dir)})
+    assert result.returncode == 1
+    assert "Could not find 'task/nope'" in result.stderr and "classification" in result.stderr
+    assert snapshot(earlier_run) == before
+    assert [p.name for p in earlier_run.parent.iterdir()] == ["earlier"]  # no run folder was made
+
+
+@pytest.mark.parametrize(
+    "override,message",
+    [
+        ("model._target_=recipes.models.Resnet", "model._target_: cannot import 'recipes.models.Resnet'"),
+        ("data._target_=recipes.data.nope.Data", "data._target_: cannot import 'recipes.data.nope.Data'"),
+        ("data.dataset=svhn", "data: unknown dataset 'svhn'; datasets are mnist5k, mnist, fashion_mnist, cifar10"),
+        ("data.batch_size=0", "data 'mnist5k': batch_size must be a positive integer (got 0)"),
+    ],
+)
+def test_a_bad_data_or_model_setting_is_one_message_and_status_2(make_config, capsys, override, message):
+    assert message in run_and_expect(make_config(*TINY, override), capsys, 2)
+
+
+# ----- checkpoints ---------------------------------------------------------------------------------
+def test_a_missing_checkpoint_is_refused_before_data_loads(tmp_path, capsys):
+    fresh_data = tmp_path / "data"
+    cfg = compose_config([*TINY, f"ckpt_path={tmp_path / 'nope.ckpt'}"], tmp_path / "run", fresh_data)
+    error = run_and_expect(cfg, capsys, 2)
+    assert f"ckpt_path: {tmp_path / 'nope.ckpt'} does not exist" in error and "ckpt_path=null" in error
+    assert not fresh_data.exists()  # the data was not read (mnist5k would be cached there)
+
+
+def test_ckpt_path_last_without_a_checkpoint_says_how_to_point_at_the_run(tmp_path, data_dir, capsys):
+    error = run_and_expect(compose_config([*TINY, "ckpt_path=last"], tmp_path, data_dir), capsys, 2)
+    assert f"ckpt_path=last: there is no {tmp_path / 'checkpoints' / 'last.ckpt'}" in error
+    assert "hydra.run.dir=<that run's folder>" in error
+
+
+@pytest.mark.parametrize("damage", ["truncated", "not a checkpoint", "pickled object"])
+def test_a_corrupt_checkpoint_is_refused_before_data_loads(earlier_run, tmp_path, capsys, damage):
+    import torch
+
+    bad = tmp_path / "bad.ckpt"
+    if damage == "truncated":
+        data = (earlier_run / "checkpoints" / "last.ckpt").read_bytes()
+        bad.write_bytes(data[: len(data) // 2])
+    elif damage == "not a checkpoint":
+        bad.write_text("hello")
+    else:
+        torch.save({"state_dict": {}, "optimizer": torch.optim.SGD}, bad)  # a class: refused by weights_only
+    fresh_data = tmp_path / "data"
+    error = run_and_expect(compose_config([*TINY, f"ckpt_path={bad}"], tmp_path / "run", fresh_data), capsys, 2)
+    expected = "holds Python objects that loading with weights_only=True refuses" if damage == "pickled object" else (
+        "is not a readable checkpoint (not the zip archive torch.save writes"
+    )
+    assert f"ckpt_path: {bad} {expected}" in error and "ckpt_path=null to start afresh" in error
+    assert not fresh_data.exists()
+
+
+def test_resuming_an_earlier_run_from_a_corrupt_last_checkpoint_changes_nothing_of_it(earlier_run, tmp_path, data_dir):
+    run_dir = tmp_path / "earlier_copy"
+    shutil.copytree(earlier_run, run_dir)
+    last = run_dir / "checkpoints" / "last.ckpt"
+    last.write_bytes(last.read_bytes()[:1000])
+    before = snapshot(run_dir)
+    result = run_train(*TINY, f"hydra.run.dir={run_dir}", "ckpt_path=last", env_extra={"DATA_DIR": str(data_dir)})
+    assert result.returncode == 2, result.stderr[-3000:]
+    assert "error: ckpt_path: " in result.stderr and "Traceback" not in result.stderr
+    after = snapshot(run_dir)
+    assert {k: v for k, v in after.items() if not k.startswith(".hydra.1/")} == before  # its .hydra/ kept too
+    assert (run_dir / ".hydra.1" / "overrides.yaml").exists()  # the failed attempt's config, beside it
+
+
+# ----- folders and data ----------------------------------------------------------------------------
+def test_an_unwritable_run_folder_is_one_message_before_hydra_writes(tmp_path, data_dir):
+    blocker = tmp_path / "a_file"
+    blocker.write_text("not a folder")
+    result = run_train(*TINY, f"hydra.run.dir={blocker / 'run'}", env_extra={"DATA_DIR": str(data_dir)})
+    assert result.returncode == 2
+    assert f"error: hydra.run.dir: cannot write the output folder {blocker / 'run'}" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_an_unwritable_checkpoint_folder_is_refused_at_check_time(make_config, tmp_path, capsys):
+    blocker = tmp_path / "a_file"
+    blocker.write_text("not a folder")
+    cfg = make_config(*TINY, f"callbacks.model_checkpoint.dirpath={blocker / 'ckpt'}")
+    error = run_and_expect(cfg, capsys, 2)
+    assert f"callbacks.model_checkpoint.dirpath: cannot write to {blocker / 'ckpt'}" in error
+
+
+def test_a_missing_dataset_folder_says_where_it_looked_and_what_to_do(tmp_path, capsys):
+    cfg = compose_config([*TINY, "data=mnist"], tmp_path / "run", tmp_path / "empty")
+    error = run_and_expect(cfg, capsys, 2)
+    assert "data 'mnist': not found in" in error and "data.download=true" in error and "paths.data_dir" in error
+
+
+def test_a_malformed_dataset_file_is_one_message(tmp_path, capsys):
+    raw = tmp_path / "data" / "MNIST" / "raw"
+    write_fake_mnist(raw, compress=False)
+    images = raw / "train-images-idx3-ubyte"
+    images.write_bytes(images.read_bytes()[:-100])
+    error = run_and_expect(compose_config([*TINY, "data=mnist"], tmp_path / "run", tmp_path / "data"), capsys, 2)
+    assert f"{images} holds" in error and "the file is truncated" in error
+
+
+# ----- W&B without a network -----------------------------------------------------------------------
+def test_the_wandb_probe_gives_up_after_its_timeout_even_when_name_lookup_hangs(monkeypatch):
+    from recipes.loggers import reachable
+
+    def hanging_lookup(*args: object, **kwargs: object) -> None:
+        time.sleep(5)
+        raise socket.gaierror("lookup timed out")
+
+    monkeypatch.setattr(socket, "getaddrinfo", hanging_lookup)
+    started = time.monotonic()
+    assert reachable("api.wandb.ai", timeout=0.5) is False
+    assert time.monotonic() - started < 2
+
+
+@pytest.fixture
+def not_wandb_server():
+    """A local HTTP server that answers every request with 404, as a proxy or captive portal would."""
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    class NotFound(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_error(404)
+
+        do_POST = do_PUT = do_GET  # noqa: N815  (http.server method names)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), NotFound)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+
+
+def closed_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_wandb_auto_with_a_key_and_no_server_resolves_to_offline_at_once(monkeypatch, caplog):
+    from recipes.loggers import resolve_wandb_mode
+
+    monkeypatch.delenv("WANDB_MODE", raising=False)
+    monkeypatch.setenv("WANDB_API_KEY", "fake" * 10)
+    monkeypatch.setenv("WANDB_BASE_URL", f"http://127.0.0.1:{closed_port()}")
+    started = time.monotonic()
+    assert resolve_wandb_mode("auto") == "offline"
+    assert time.monotonic() - started < 3.5
+    assert "unreachable, logging offline" in caplog.text
+
+
+def test_wandb_auto_with_a_key_and_a_server_that_is_not_wandb_logs_offline_without_hanging(
+    tmp_path, data_dir, not_wandb_server
+):
+    """A proxy or captive portal answers the probe, then W&B fails to start: the run goes on offline."""
+    started = time.monotonic()
+    result = run_train(
+        *TINY, "logger=wandb", "logger.wandb.mode=auto", f"hydra.run.dir={tmp_path}",
+        env_extra={
+            "DATA_DIR": str(data_dir), "WANDB_MODE": None, "WANDB_API_KEY": "fake" * 10, "WANDB_BASE_URL": not_wandb_server,
+        },
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "starting online failed" in result.stdout + result.stderr  # Hydra's log goes to stdout and train.log
+    assert len(list((tmp_path / "wandb").glob("offline-run-*"))) == 1
+    assert (tmp_path / "csv" / "metrics.csv").exists()
+    assert time.monotonic() - started < 240

@@ -1,0 +1,31 @@
+"""The benchmarks run end to end at toy size on CPU (they report numbers; no timing is asserted)."""
+
+from __future__ import annotations
+
+import math
+
+from tests.recipes.test_data import write_fake_mnist
+
+
+def test_throughput_reports_both_ways_and_their_ratio(data_dir):
+    from bench.throughput import main
+
+    result = main([f"paths.data_dir={data_dir}", "model=mlp", "--steps", "3", "--warmup", "1"])
+    assert result["framework_samples_per_s"] > 0 and result["plain_samples_per_s"] > 0
+    assert math.isclose(result["ratio"], result["framework_samples_per_s"] / result["plain_samples_per_s"], rel_tol=1e-2)
+
+
+def test_speedrun_trains_each_seed_and_summarises(tmp_path):
+    from bench.speedrun import main
+
+    write_fake_mnist(tmp_path / "fashion_mnist", n_train=200, n_test=50)
+    result = main(
+        [
+            f"paths.data_dir={tmp_path}", "trainer=cpu", "model.widths=[8,16]", "trainer.max_epochs=1",
+            "trainer.check_val_every_n_epoch=1", "data.batch_size=32", "data.val_fraction=0.1",
+            "trainer.enable_progress_bar=false", "--seeds", "0", "1",
+        ]
+    )  # fmt: skip
+    assert [r["seed"] for r in result["runs"]] == [0, 1]
+    assert all(r["fit_seconds"] > 0 and 0 <= r["test_acc"] <= 1 for r in result["runs"])
+    assert result["reached_target"] == all(r["test_acc"] >= 0.93 for r in result["runs"])

@@ -1,0 +1,55 @@
+"""Sweeps as a user runs them: a grid with seeds, an Optuna search, and the report over their folders."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import yaml
+
+from recipes.report import main as report_main
+from tests.conftest import ROOT
+
+SMOKE = ["debug=smoke", "model=mlp", "model.hidden=[32]", "callbacks=none"]
+
+
+def run_sweep(tmp_path, *overrides: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "train.py", "-m", *SMOKE, f"hydra.sweep.dir={tmp_path}", *overrides],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env={"PATH": "/usr/bin:/bin", "WANDB_MODE": "offline", "DATA_DIR": str(tmp_path.parent / "data")},
+    )
+
+
+def test_grid_sweep_with_seeds_and_its_report(tmp_path):
+    sweep = tmp_path / "grid"
+    result = run_sweep(sweep, "loss=focal", "loss.gamma=0,2", "seed=0,1")
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert len(list(sweep.glob("*/csv/metrics.csv"))) == 4
+
+    out = report_main([str(sweep), "--metric", "val/acc"])
+    assert out["params"] == ["loss.gamma"]
+    rows = {row["loss.gamma"]: row for row in out["rows"]}
+    assert set(rows) == {"0", "2"} and all(row["seeds"] == 2 for row in rows.values())
+    mean, std = rows["2"]["val/acc"]
+    assert 0.0 <= mean <= 1.0 and std >= 0.0
+    assert out["best"] in out["rows"]
+    assert (sweep / "report.md").read_text().count("\n") == 4  # header, rule, two points
+    assert (sweep / "report.csv").exists() and (sweep / "report_loss.gamma.png").exists()
+
+
+def test_optuna_search_runs_three_trials(tmp_path):
+    sweep = tmp_path / "optuna"
+    result = run_sweep(
+        sweep, "hparams_search=focal_optuna", "hydra.sweeper.n_trials=3", "hydra.sweeper.sampler.n_startup_trials=2"
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert len(list(sweep.glob("*/csv/metrics.csv"))) == 3
+    best = yaml.safe_load((sweep / "optimization_results.yaml").read_text())
+    assert 0.0 <= best["best_value"] <= 1.0
+    assert set(best["best_params"]) == {"loss.gamma", "loss.alpha"}
+    out = report_main([str(sweep)])
+    assert out["metric"] == "val/acc" and len(out["rows"]) == 3
