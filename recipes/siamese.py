@@ -100,8 +100,10 @@ class SiameseTask(Task):
         self.save_hyperparameters(ignore=["model", "losses", "optimizer", "scheduler"])
         self.kind = self.losses["loss"].kind
         self.val_pairs, self.test_pairs = Verification(), Verification()
+        self.test_pixel_pairs = Verification()  # the baseline: Euclidean distance between the raw pixels
         self.test_embeddings, self.test_classes = CatMetric(), CatMetric()
         self.threshold = torch.tensor(float("nan"))  # "same" when distance <= threshold; chosen on val
+        self.pixel_threshold = torch.tensor(float("nan"))
 
     def forward(self, images: Tensor) -> Tensor:
         return self.model(images)
@@ -156,22 +158,28 @@ class SiameseTask(Task):
     def on_test_epoch_start(self) -> None:
         """Choose the threshold on val with the weights under test (no test data is looked at)."""
         loader = self.trainer.datamodule.val_dataloader()
-        metric = Verification().to(self.device)
+        metric, pixels = Verification().to(self.device), Verification().to(self.device)
         with torch.no_grad():
             for batch in loader:
                 batch = self.trainer.datamodule.on_after_batch_transfer(tuple(t.to(self.device) for t in batch), 0)
                 self.score_pairs(batch, metric)
+                score_pixels(batch, pixels)
         self.threshold = metric.compute()["threshold"]
+        self.pixel_threshold = pixels.compute()["threshold"]
 
     def test_step(self, batch: tuple[Tensor, ...], batch_idx: int) -> None:
         embeddings, classes = self.score_pairs(batch, self.test_pairs)
+        score_pixels(batch, self.test_pixel_pairs)
         self.test_embeddings.update(embeddings.float())
         self.test_classes.update(classes.float())
 
     def on_test_epoch_end(self) -> None:
         results = self.test_pairs.compute(threshold=self.threshold)
+        pixels = self.test_pixel_pairs.compute(threshold=self.pixel_threshold)
+        results.update({f"pixel_{k}": pixels[k] for k in ("roc_auc", "eer", "acc")})
         self.log_dict({f"test/{k}": v for k, v in results.items()}, sync_dist=True)
         self.test_pairs.reset()
+        self.test_pixel_pairs.reset()
         embeddings, classes = self.test_embeddings.compute(), self.test_classes.compute().long()
         self.test_embeddings.reset()
         self.test_classes.reset()
@@ -181,6 +189,12 @@ class SiameseTask(Task):
             projection_image(embeddings[:n].cpu(), classes[:n].cpu(), self.losses["loss"].distance_name),
             caption=f"PCA of {min(n, len(classes))} test embeddings, coloured by class",
         )
+
+
+def score_pixels(batch: tuple[Tensor, ...], metric: Verification) -> None:
+    """Score a batch of pairs by the Euclidean distance of their raw pixels: what an untrained verifier does."""
+    x1, x2, y = batch[:3]
+    metric.update((x1.flatten(1).float() - x2.flatten(1).float()).norm(dim=1), y == 1)
 
 
 def pca_2d(x: Tensor) -> Tensor:

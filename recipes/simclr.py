@@ -1,13 +1,17 @@
 """SimCLR (Chen et al. 2020): two random views per image, encoder + projection head, a ``loss`` slot of kind views.
 
 The loss sees the projections; evaluation uses the encoder's features, frozen: a kNN classifier
-(cosine, weighted vote) and a linear probe fitted on the training split, accuracy on val and test.
-An online linear probe on detached features may train alongside (labels never reach the encoder).
+(cosine, weighted vote) and a linear probe fitted on the training split (all labels, and
+``probe_labels_per_class`` labels per class), accuracy on val and test. An online linear probe on
+detached features may train alongside (labels never reach the encoder). With ``baselines`` the test
+also scores raw pixels and a freshly initialised encoder the same way (Chen et al. 2020's reference rows).
 """
 
 from __future__ import annotations
 
 from typing import ClassVar
+
+import copy
 
 import torch
 import torch.nn.functional as F
@@ -49,6 +53,16 @@ def fit_linear_probe(features: Tensor, labels: Tensor, num_classes: int, steps: 
     return probe
 
 
+def first_per_class(labels: Tensor, k: int) -> Tensor:
+    """Indices of the first ``k`` rows of each class in ``labels`` (all of a class's rows when it has fewer)."""
+    order = torch.arange(len(labels), device=labels.device)
+    rank = torch.zeros_like(labels)
+    for c in labels.unique():
+        members = labels == c
+        rank[members] = torch.arange(int(members.sum()), device=labels.device)
+    return order[rank < k]
+
+
 class Standardise(nn.Module):
     def __init__(self, mean: Tensor, std: Tensor) -> None:
         super().__init__()
@@ -81,6 +95,8 @@ class SimCLRTask(Task):
         online_probe: bool = True,
         gather: bool = True,
         eval_train_samples: int | None = None,
+        probe_labels_per_class: int = 10,
+        baselines: bool = True,
     ) -> None:
         super().__init__(model, losses, optimizer, scheduler)
         self.save_hyperparameters(ignore=["model", "losses", "optimizer", "scheduler", "augment"])
@@ -94,6 +110,7 @@ class SimCLRTask(Task):
             ("knn_k", knn_k, knn_k >= 1, ">= 1"),
             ("knn_temperature", knn_temperature, knn_temperature > 0, "> 0"),
             ("probe_steps", probe_steps, probe_steps >= 1, ">= 1"),
+            ("probe_labels_per_class", probe_labels_per_class, probe_labels_per_class >= 1, ">= 1"),
         ):
             if not ok:
                 raise ConfigError(f"task.{name}: must be {need} (got {value!r})")
@@ -153,37 +170,72 @@ class SimCLRTask(Task):
     def test_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> None:
         self.evaluate(batch, "test")
 
-    def on_validation_epoch_end(self) -> None:
-        # computed from features gathered over every rank: the same value everywhere
-        self.log("val/knn_acc", self.frozen_accuracy("val", linear_probe=False)["knn_acc"], prog_bar=True, sync_dist=True)
-
     def on_test_epoch_end(self) -> None:
-        self.log_dict({f"test/{k}": v for k, v in self.frozen_accuracy("test", linear_probe=True).items()}, sync_dist=True)
+        features, labels = self.gathered("test")
+        bank, bank_labels = self.split_features("train", self)
+        results = self.frozen_accuracy(features, labels, bank, bank_labels, linear_probe=True)
+        if self.hparams.baselines:
+            for name, encode in (("pixel", lambda images: images.flatten(1)), ("random", self.random_encoder())):
+                bank, bank_labels = self.split_features("train", encode)
+                test, test_labels = self.split_features("test", encode)
+                scores = self.frozen_accuracy(test, test_labels, bank, bank_labels, linear_probe=True)
+                results.update({f"{name}_{k}": v for k, v in scores.items()})
+        self.log_dict({f"test/{k}": v for k, v in results.items()}, sync_dist=True)
 
-    def frozen_accuracy(self, stage: str, linear_probe: bool) -> dict[str, Tensor]:
-        """kNN (and linear-probe) accuracy of the features gathered this epoch, with the training split as bank."""
+    def gathered(self, stage: str) -> tuple[Tensor, Tensor]:
+        """The features and labels collected over this evaluation epoch (every rank's), then cleared."""
         features, labels = self.eval_features[stage].compute(), self.eval_labels[stage].compute().long()
         self.eval_features[stage].reset()
         self.eval_labels[stage].reset()
-        bank, bank_labels = self.training_features()
-        n = self.hparams.num_classes
-        scores = knn_predict(features, bank, bank_labels, n, self.hparams.knn_k, self.hparams.knn_temperature)
+        return features, labels
+
+    def frozen_accuracy(
+        self, features: Tensor, labels: Tensor, bank: Tensor, bank_labels: Tensor, linear_probe: bool
+    ) -> dict[str, Tensor]:
+        """kNN and linear-probe accuracy of ``features``, with the training features ``bank`` as neighbours and probe set.
+
+        ``probe{k}_acc`` fits the probe on the first k training images of each class only: the few-label regime.
+        """
+        n, hp = self.hparams.num_classes, self.hparams
+        scores = knn_predict(features, bank, bank_labels, n, hp.knn_k, hp.knn_temperature)
         results = {"knn_acc": (scores.argmax(1) == labels).float().mean()}
         if linear_probe:
-            probe = fit_linear_probe(bank, bank_labels, n, self.hparams.probe_steps, self.hparams.probe_weight_decay)
-            results["probe_acc"] = (probe(features).argmax(1) == labels).float().mean()
+            few = first_per_class(bank_labels, hp.probe_labels_per_class)
+            for name, rows in (("probe_acc", slice(None)), (f"probe{hp.probe_labels_per_class}_acc", few)):
+                probe = fit_linear_probe(bank[rows], bank_labels[rows], n, hp.probe_steps, hp.probe_weight_decay)
+                results[name] = (probe(features).argmax(1) == labels).float().mean()
         return results
 
+    def on_validation_epoch_end(self) -> None:
+        # computed from features gathered over every rank: the same value everywhere
+        features, labels = self.gathered("val")
+        bank, bank_labels = self.split_features("train", self)
+        knn = self.frozen_accuracy(features, labels, bank, bank_labels, linear_probe=False)["knn_acc"]
+        self.log("val/knn_acc", knn, prog_bar=True, sync_dist=True)
+
+    def random_encoder(self) -> nn.Module:
+        """A copy of the encoder with fresh initial weights (seeded, so every run scores the same kind of draw)."""
+        encoder = copy.deepcopy(self.model).eval()
+        with torch.random.fork_rng(devices=[self.device] if self.device.type == "cuda" else []):
+            torch.manual_seed(0)
+            for module in encoder.modules():
+                if hasattr(module, "reset_parameters"):
+                    module.reset_parameters()
+        return encoder
+
     @torch.no_grad()
-    def training_features(self) -> tuple[Tensor, Tensor]:
-        """Features of the (first ``eval_train_samples``) training images, unaugmented, in eval mode."""
+    def split_features(self, split: str, encode) -> tuple[Tensor, Tensor]:
+        """``encode`` applied to the (first ``eval_train_samples``) unaugmented images of one split."""
         dm = self.trainer.datamodule
-        loader = dm.loader("train", train=False) if hasattr(dm, "loader") else dm.train_dataloader()
-        limit = self.hparams.eval_train_samples
+        if hasattr(dm, "loader"):
+            loader = dm.loader(split, train=False)
+        else:
+            loader = {"train": dm.train_dataloader, "val": dm.val_dataloader, "test": dm.test_dataloader}[split]()
+        limit = self.hparams.eval_train_samples if split == "train" else None
         features, labels, seen = [], [], 0
         for batch in loader:
             images, y = dm.on_after_batch_transfer(tuple(t.to(self.device) for t in batch), 0)
-            features.append(self(images).float())
+            features.append(encode(images).float())
             labels.append(y)
             seen += len(y)
             if limit is not None and seen >= limit:

@@ -155,6 +155,8 @@ def test_a_short_run_verifies_digits_better_than_the_untrained_encoder(make_conf
 def test_open_set_smoke_run_reports_every_verification_metric(smoke_config):
     metrics = train(smoke_config("task=siamese", "loss=margin_ranking", *TINY, "data.eval_pairs=200"))
     assert {f"test/{k}" for k in ("roc_auc", "eer", "acc", "threshold", "pos_distance", "neg_distance")} <= set(metrics)
+    assert {f"test/pixel_{k}" for k in ("roc_auc", "eer", "acc")} <= set(metrics)  # the raw-pixel baseline
+    assert 0.5 < metrics["test/pixel_roc_auc"] < 1.0  # pixels of the same digit are closer, but far from perfectly
     assert 0.0 <= metrics["test/eer"] <= 1.0 and 0.0 <= metrics["test/acc"] <= 1.0
 
 

@@ -12,7 +12,7 @@ import losses
 from losses import ConfigError
 from recipes.data.views import ViewAugment, colour_jitter, gaussian_blur, resized_crop_and_rotate
 from recipes.models import ConvNet
-from recipes.simclr import SimCLRTask, fit_linear_probe, knn_predict
+from recipes.simclr import SimCLRTask, first_per_class, fit_linear_probe, knn_predict
 from train import train
 
 
@@ -87,6 +87,24 @@ def test_knn_votes_by_similarity():
     torch.testing.assert_close(scores[0], torch.stack([s[:2].exp().sum(), s[2].exp()]))
 
 
+def test_first_per_class_keeps_the_first_k_rows_of_each_class():
+    labels = torch.tensor([2, 0, 2, 1, 0, 2, 0])
+    assert first_per_class(labels, 2).tolist() == [0, 1, 2, 3, 4]
+    assert first_per_class(labels, 1).tolist() == [0, 1, 3]
+
+
+def test_the_random_encoder_is_a_fresh_draw_and_leaves_the_trained_one_alone():
+    task = make_task()
+    before = {k: v.clone() for k, v in task.model.state_dict().items()}
+    fresh, again = task.random_encoder(), task.random_encoder()
+    for key, value in task.model.state_dict().items():
+        torch.testing.assert_close(value, before[key])
+    weights = [k for k, v in before.items() if v.dtype.is_floating_point and v.dim() > 1]
+    assert any(not torch.equal(fresh.state_dict()[k], before[k]) for k in weights)
+    for key in weights:
+        torch.testing.assert_close(fresh.state_dict()[key], again.state_dict()[key])  # seeded: the same draw
+
+
 def test_linear_probe_separates_linearly_separable_features():
     g = torch.Generator().manual_seed(0)
     labels = torch.randint(0, 3, (300,), generator=g)
@@ -149,4 +167,8 @@ def test_a_short_run_gives_features_that_classify_above_chance(make_config, tmp_
         assert math.isfinite(metrics[key]), key
     assert metrics["test/knn_acc"] > 0.3  # chance is 0.1
     assert metrics["test/probe_acc"] > 0.3
+    for baseline in ("", "pixel_", "random_"):  # the reference rows are scored like the trained encoder
+        for score in ("knn_acc", "probe_acc", "probe10_acc"):
+            assert 0.1 < metrics[f"test/{baseline}{score}"] <= 1.0, baseline + score
+    assert metrics["test/pixel_probe_acc"] > metrics["test/pixel_probe10_acc"]  # 1,000 labels beat 100
     assert (tmp_path / "images" / "train_views.png").exists()
