@@ -5,7 +5,8 @@ The student (``model=``) learns from the teacher's outputs softened at temperatu
 the slot's loss called as torch's KLDivLoss is, ``D(log_softmax(student/T), softmax(teacher/T))`` (the
 target as log-probabilities when the loss has ``log_target``). The teacher (``task.teacher_model``) is
 loaded from ``task.teacher_ckpt`` or, when that is null, trained first in this run by the classification
-recipe and saved to ``<run>/teacher/teacher.pt``. With ``task.baseline`` a copy of the student (same
+recipe and saved to ``<run>/teacher/teacher.pt``; ``task.teacher_cache`` names a file that the runs of a
+sweep share, so the teacher is trained once and reused by every later point. With ``task.baseline`` a copy of the student (same
 initial weights, same batches) trains on the labels alone, so one run reports all three accuracies.
 """
 
@@ -14,6 +15,8 @@ from __future__ import annotations
 import copy
 import logging
 import math
+import os
+import shutil
 from pathlib import Path
 from typing import ClassVar
 
@@ -49,6 +52,7 @@ class DistillationTask(Task):
         teacher_model: nn.Module | None = None,
         teacher_ckpt: str | None = None,
         teacher_epochs: int | None = None,
+        teacher_cache: str | None = None,
         temperature: float = 4.0,
         alpha: float = 0.1,
         baseline: bool = True,
@@ -69,6 +73,7 @@ class DistillationTask(Task):
         self.save_hyperparameters(ignore=["model", "losses", "optimizer", "scheduler", "teacher_model"])
         self.teacher = teacher_model.requires_grad_(False).eval()
         self.teacher_ckpt, self.teacher_epochs = teacher_ckpt, teacher_epochs
+        self.teacher_cache = Path(teacher_cache) if teacher_cache else None
         self.temperature, self.alpha = float(temperature), float(alpha)
         self.baseline = copy.deepcopy(model) if baseline else None  # same initial weights as the student
         self.accuracy = nn.ModuleDict(
@@ -160,7 +165,17 @@ class DistillationTask(Task):
                 "task.teacher_ckpt: with several processes the teacher must come from a checkpoint; train it first "
                 "(python train.py task=classification model=convnet) and pass task.teacher_ckpt=.../checkpoints/best.ckpt"
             )
-        self.train_teacher()
+        if self.teacher_cache is not None and self.teacher_cache.is_file():
+            self.teacher.load_state_dict(load_teacher_weights(self.teacher_cache, self.teacher))
+            log.info("teacher: loaded %s (task.teacher_cache)", self.teacher_cache)
+            return
+        path = self.train_teacher()
+        if self.teacher_cache is not None:
+            self.teacher_cache.parent.mkdir(parents=True, exist_ok=True)
+            partial = self.teacher_cache.with_name(f".{self.teacher_cache.name}.{os.getpid()}")
+            shutil.copyfile(path, partial)
+            partial.replace(self.teacher_cache)  # atomic: a parallel job never reads half a file
+            log.info("teacher: cached as %s for the next runs", self.teacher_cache)
 
     def train_teacher(self) -> Path:
         """Fit the teacher with the classification recipe (cross-entropy) on the same data, and save its weights."""

@@ -64,6 +64,20 @@ def test_teacher_from_a_classification_checkpoint_is_loaded_not_retrained(smoke_
             assert torch.equal(state["teacher." + key.removeprefix("model.")], value), key  # frozen
 
 
+def test_a_teacher_cache_trains_the_teacher_once_for_every_run_that_shares_it(tmp_path, data_dir):
+    from tests.conftest import compose_config
+
+    cache = tmp_path / "shared" / "teacher.pt"
+    runs = {}
+    for temperature in (2, 4):
+        folder = tmp_path / f"t{temperature}"
+        overrides = ["debug=smoke", "task=distillation", *TINY_TEACHER, f"task.teacher_cache={cache}", f"task.temperature={temperature}"]
+        runs[temperature] = (folder, train(compose_config(overrides, folder, data_dir)))
+    assert (runs[2][0] / "teacher").exists() and not (runs[4][0] / "teacher").exists()  # trained once, then loaded
+    assert cache.is_file() and not list(cache.parent.glob(".*"))  # no partial file left behind
+    assert runs[4][1]["test/teacher_acc"] == pytest.approx(runs[2][1]["test/teacher_acc"])  # the same teacher
+
+
 def test_missing_teacher_checkpoint_is_a_config_error(smoke_config, tmp_path):
     with pytest.raises(ConfigError, match=r"task.teacher_ckpt: .*nope.pt does not exist; train one with"):
         train(smoke_config("task=distillation", *TINY_TEACHER, f"task.teacher_ckpt={tmp_path}/nope.pt"))
