@@ -61,9 +61,10 @@ def test_label_smoothing_points_smooth_by_005_and_01(make_config):
     assert amounts == {"ls05": 0.05, "ls10": 0.1}
 
 
-def run_experiment(tmp_path, *overrides: str) -> subprocess.CompletedProcess:
+def run_experiment(tmp_path, *overrides: str, smoke: tuple[str, ...] = tuple(SMOKE)) -> subprocess.CompletedProcess:
+    """``train.py -m`` in a subprocess at smoke size, as a user runs an experiment, with its sweep folder at ``tmp_path``."""
     return subprocess.run(
-        [sys.executable, "train.py", "-m", *overrides, *SMOKE, f"hydra.sweep.dir={tmp_path}"],
+        [sys.executable, "train.py", "-m", *overrides, *smoke, f"hydra.sweep.dir={tmp_path}"],
         cwd=ROOT,
         capture_output=True,
         text=True,

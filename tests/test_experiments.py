@@ -1,0 +1,106 @@
+"""The reference experiments beyond classification: each sweeps what it claims, composes, and runs as a user runs it."""
+
+from __future__ import annotations
+
+import pytest
+
+from recipes.checks import check_config
+from recipes.report import main as report_main
+from tests.test_experiments_classification import run_experiment, sweep_params
+
+DETECTION_TINY = (
+    "data.size=64", "data.max_scale=1.0", "data.train_size=64", "data.val_size=32", "data.test_size=32",
+    "data.batch_size=16", "model.widths=[8,16,32]", "model.head_width=16", "model.head_depth=1",
+)  # fmt: skip
+
+# experiment -> (swept axis -> its points, seeds, smoke-size overrides, two points to run, metrics every run reports)
+EXPERIMENTS = {
+    "focal_gamma": (
+        {"experiment/focal_point": "g0,g05,g1,g2,g5"},
+        "0,1",
+        DETECTION_TINY,
+        ["experiment/focal_point=g0,g2"],
+        {"test/map", "test/map_50", "test/map_75"},
+    ),
+    "box_losses": (
+        {"box_loss": "l1,iou,giou,diou,ciou"},
+        "0,1",
+        DETECTION_TINY,
+        ["box_loss=l1,ciou"],
+        {"test/map", "test/map_50", "test/map_75"},
+    ),
+    "siamese_losses": (
+        {"loss": "hinge_embedding,cosine_embedding,contrastive,triplet,margin_ranking", "task.open_set": "false,true"},
+        "0,1,2",
+        ("model.widths=[8,16]", "model.num_outputs=16", "data.eval_pairs=200"),
+        ["loss=contrastive,triplet", "task.open_set=true"],
+        {"test/roc_auc", "test/eer", "test/acc", "test/pixel_roc_auc", "test/pixel_eer"},
+    ),
+    "simclr_temperature": (
+        {"loss.temperature": "0.05,0.1,0.5,1.0"},
+        "0,1,2",
+        ("model.widths=[8,16]", "task.eval_train_samples=300", "task.probe_steps=10"),
+        ["loss.temperature=0.1,1.0"],
+        {"test/knn_acc", "test/probe_acc", "test/probe10_acc", "test/pixel_probe_acc", "test/random_probe_acc"},
+    ),
+    "distillation_temperature": (
+        {"task.temperature": "1,2,4,8"},
+        "0,1,2",
+        ("task.teacher_model.widths=[8,16]", "model.hidden=[32]"),
+        ["task.temperature=1,8"],
+        {"test/acc", "test/baseline_acc", "test/teacher_acc", "test/agreement"},
+    ),
+    "vae_latent": (
+        {"model.latent_dim": "2,5,10,20", "loss.beta": "0.5,1,4"},
+        "0,1",
+        ("model.hidden=[32]",),
+        ["model.latent_dim=2", "loss.beta=1,4"],
+        {"test/nelbo", "test/recon", "test/kl"},
+    ),
+    "robust_regression": (
+        {"loss": "mse,mae,huber,log_cosh,quantile"},
+        "0,1,2",
+        ("model.hidden=[16]",),
+        ["loss=mse,quantile"],
+        {"test/mae", "test/rmse"},
+    ),
+}
+
+
+@pytest.mark.parametrize("experiment", EXPERIMENTS)
+def test_the_sweep_covers_every_point_with_its_seeds(experiment):
+    axes, seeds, *_ = EXPERIMENTS[experiment]
+    params = sweep_params(experiment)
+    assert params == {**axes, "seed": seeds}
+
+
+@pytest.mark.parametrize(
+    ("experiment", "override"),
+    [(e, f"{axis}={point}") for e, (axes, *_) in EXPERIMENTS.items() for axis, points in axes.items() for point in points.split(",")],
+)
+def test_every_point_composes_and_passes_the_check(make_config, experiment, override):
+    cfg = make_config(f"experiment={experiment}", override)
+    check_config(cfg)
+    axis, _, value = override.partition("=")
+    if axis == "loss":
+        assert cfg.loss.name == value
+    elif axis == "experiment/focal_point":
+        assert (cfg.loss.gamma, cfg.loss.alpha) == {"g0": (0, 0.75), "g05": (0.5, 0.5)}.get(value, (cfg.loss.gamma, 0.25))
+
+
+def test_the_distillation_sweep_shares_one_teacher_per_seed(make_config):
+    caches = {make_config("experiment=distillation_temperature", f"seed={s}").task.teacher_cache for s in (0, 1)}
+    assert len(caches) == 2 and all(c.endswith(("seed0.pt", "seed1.pt")) for c in caches)
+
+
+@pytest.mark.parametrize("experiment", EXPERIMENTS)
+def test_experiment_runs_as_a_multirun_at_smoke_size_and_reports(tmp_path, experiment):
+    _, _, tiny, points, columns = EXPERIMENTS[experiment]
+    sweep = tmp_path / experiment
+    result = run_experiment(sweep, f"experiment={experiment}", *points, *tiny, smoke=("debug=smoke", "callbacks=none", "seed=0"))
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert len(list(sweep.glob("*/csv/metrics.csv"))) == 2
+    out = report_main([str(sweep)])
+    assert len(out["rows"]) == 2 and out["metric"].startswith("test/")
+    for row in out["rows"]:
+        assert row["seeds"] == 1 and columns <= set(row), columns - set(row)
