@@ -2,8 +2,10 @@
 
 Reads what every run wrote to disk (``.hydra/overrides.yaml``, ``.hydra/config.yaml``,
 ``csv/metrics.csv``), so it works with W&B offline or off. Runs that differ only in ``seed`` are
-grouped and reported as mean ± std. Writes ``report.md``, ``report.csv`` and one
-``report_<param>.png`` per swept numeric hyperparameter into the sweep folder, and prints the best point.
+grouped and reported as mean ± std, rows in the order of the swept values. Writes ``report.md``,
+``report.csv`` and one ``report_<param>.png`` per swept hyperparameter (one line per combination of the
+other axes) into the sweep folder, and prints the best point. Several sweep folders under one parent
+(e.g. one per seed, run in parallel) are read together when the parent is given.
 """
 
 from __future__ import annotations
@@ -92,7 +94,13 @@ def group(runs: list[Run], axes: list[str]) -> list[dict]:
             values = [r.metrics[name] for r in members if name in r.metrics]
             row[name] = mean_std(values)
         rows.append(row)
-    return rows
+    return sorted(rows, key=lambda row: [sort_key(row[p]) for p in params])
+
+
+def sort_key(value: str) -> tuple:
+    """Numbers in numeric order before words in alphabetical order (so "2" < "10", and "g05" < "g1")."""
+    number = as_number(value)
+    return (0, number, "") if number is not None else (1, 0.0, value)
 
 
 def best_row(rows: list[dict], metric: str, mode: str) -> dict | None:
@@ -137,25 +145,47 @@ def as_number(text: str) -> float | None:
 
 
 def plot(rows: list[dict], params: list[str], metric: str, out: Path) -> list[Path]:
-    """``metric`` (mean ± std over seeds) against each swept numeric hyperparameter, one PNG each."""
+    """``metric`` (mean ± std over seeds) against each swept hyperparameter, one PNG each.
+
+    With several swept axes, each line holds the other axes fixed (one line per combination, labelled);
+    a non-numeric axis (a loss name, a config choice) is drawn at evenly spaced, labelled positions.
+    """
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     written = []
+    scored = [r for r in rows if metric in r]
     for param in params:
-        points = sorted(
-            (as_number(r[param]), *r[metric]) for r in rows if metric in r and as_number(r.get(param, "")) is not None
-        )
-        if len(points) < 2:
+        values = sorted({r[param] for r in scored}, key=sort_key)
+        if len(values) < 2:
             continue
-        xs, means, stds = zip(*points)
-        fig, ax = plt.subplots(figsize=(4.5, 3.2))
-        ax.errorbar(xs, means, yerr=stds, marker="o", capsize=3)
+        numeric = all(as_number(v) is not None for v in values)
+        position = {v: (as_number(v) if numeric else i) for i, v in enumerate(values)}
+        others = [p for p in params if p != param]
+        lines: dict[tuple, list[dict]] = defaultdict(list)
+        for row in scored:
+            lines[tuple(row[p] for p in others)].append(row)
+        fig, ax = plt.subplots(figsize=(5, 3.4))
+        for key in sorted(lines, key=lambda k: [sort_key(v) for v in k]):
+            points = sorted(lines[key], key=lambda r: position[r[param]])
+            label = ", ".join(f"{p}={v}" for p, v in zip(others, key)) or None
+            ax.errorbar(
+                [position[r[param]] for r in points],
+                [r[metric][0] for r in points],
+                yerr=[r[metric][1] for r in points],
+                marker="o",
+                capsize=3,
+                label=label,
+            )
+        if not numeric:
+            ax.set_xticks(range(len(values)), values, rotation=20)
         ax.set_xlabel(param)
         ax.set_ylabel(metric)
         ax.grid(alpha=0.3)
+        if others:
+            ax.legend(fontsize=7)
         fig.tight_layout()
         path = out / f"report_{param.replace('/', '_')}.png"
         fig.savefig(path, dpi=120)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import subprocess
 import sys
 
+import pytest
 import yaml
 
 from recipes.report import main as report_main
@@ -53,3 +54,33 @@ def test_optuna_search_runs_three_trials(tmp_path):
     assert set(best["best_params"]) == {"loss.gamma", "loss.alpha"}
     out = report_main([str(sweep)])
     assert out["metric"] == "val/acc" and len(out["rows"]) == 3
+
+
+def fake_run(folder, overrides: list[str], metrics: dict[str, float]) -> None:
+    """A finished run's folder as train.py leaves it: overrides, config and a metrics.csv."""
+    (folder / ".hydra").mkdir(parents=True)
+    (folder / "csv").mkdir()
+    (folder / ".hydra" / "overrides.yaml").write_text(yaml.safe_dump(overrides))
+    (folder / ".hydra" / "config.yaml").write_text(yaml.safe_dump({"optimized_metric": "test/map", "monitor": {"mode": "max"}}))
+    (folder / "csv" / "metrics.csv").write_text("epoch,step," + ",".join(metrics) + "\n0,9," + ",".join(map(str, metrics.values())) + "\n")
+
+
+def test_report_orders_points_by_value_and_draws_a_line_per_other_axis(tmp_path):
+    job = 0
+    for seed_folder in ("s0", "s1"):  # two sweeps under one parent, one per seed: read together
+        for gamma in ("10", "2", "0.5"):
+            for box in ("giou", "ciou"):
+                score = float(gamma) / 10 + (0.1 if box == "ciou" else 0.0) + int(seed_folder[1]) / 100
+                fake_run(tmp_path / seed_folder / str(job), [f"loss.gamma={gamma}", f"box_loss={box}", f"seed={seed_folder[1]}"], {"test/map": score})
+                job += 1
+    import matplotlib.image
+
+    out = report_main([str(tmp_path)])
+    assert out["params"] == ["box_loss", "loss.gamma"]
+    order = [(r["box_loss"], r["loss.gamma"]) for r in out["rows"]]
+    assert order == [("ciou", "0.5"), ("ciou", "2"), ("ciou", "10"), ("giou", "0.5"), ("giou", "2"), ("giou", "10")]
+    assert all(r["seeds"] == 2 for r in out["rows"])
+    assert out["best"]["box_loss"] == "ciou" and out["best"]["loss.gamma"] == "10"
+    assert out["best"]["test/map"][0] == pytest.approx(1.105)
+    assert {p.name for p in out["plots"]} == {"report_box_loss.png", "report_loss.gamma.png"}
+    assert matplotlib.image.imread(out["plots"][0]).shape[-1] in (3, 4)
