@@ -9,9 +9,8 @@ also scores raw pixels and a freshly initialised encoder the same way (Chen et a
 
 from __future__ import annotations
 
-from typing import ClassVar
-
 import copy
+from typing import ClassVar
 
 import torch
 import torch.nn.functional as F

@@ -76,7 +76,12 @@ def test_the_sweep_covers_every_point_with_its_seeds(experiment):
 
 @pytest.mark.parametrize(
     ("experiment", "override"),
-    [(e, f"{axis}={point}") for e, (axes, *_) in EXPERIMENTS.items() for axis, points in axes.items() for point in points.split(",")],
+    [
+        (e, f"{axis}={point}")
+        for e, (axes, *_) in EXPERIMENTS.items()
+        for axis, points in axes.items()
+        for point in points.split(",")
+    ],
 )
 def test_every_point_composes_and_passes_the_check(make_config, experiment, override):
     cfg = make_config(f"experiment={experiment}", override)

@@ -62,7 +62,9 @@ def fake_run(folder, overrides: list[str], metrics: dict[str, float]) -> None:
     (folder / "csv").mkdir()
     (folder / ".hydra" / "overrides.yaml").write_text(yaml.safe_dump(overrides))
     (folder / ".hydra" / "config.yaml").write_text(yaml.safe_dump({"optimized_metric": "test/map", "monitor": {"mode": "max"}}))
-    (folder / "csv" / "metrics.csv").write_text("epoch,step," + ",".join(metrics) + "\n0,9," + ",".join(map(str, metrics.values())) + "\n")
+    (folder / "csv" / "metrics.csv").write_text(
+        "epoch,step," + ",".join(metrics) + "\n0,9," + ",".join(map(str, metrics.values())) + "\n"
+    )
 
 
 def test_report_orders_points_by_value_and_draws_a_line_per_other_axis(tmp_path):
@@ -71,7 +73,11 @@ def test_report_orders_points_by_value_and_draws_a_line_per_other_axis(tmp_path)
         for gamma in ("10", "2", "0.5"):
             for box in ("giou", "ciou"):
                 score = float(gamma) / 10 + (0.1 if box == "ciou" else 0.0) + int(seed_folder[1]) / 100
-                fake_run(tmp_path / seed_folder / str(job), [f"loss.gamma={gamma}", f"box_loss={box}", f"seed={seed_folder[1]}"], {"test/map": score})
+                fake_run(
+                    tmp_path / seed_folder / str(job),
+                    [f"loss.gamma={gamma}", f"box_loss={box}", f"seed={seed_folder[1]}"],
+                    {"test/map": score},
+                )
                 job += 1
     import matplotlib.image
 

@@ -71,7 +71,13 @@ def test_a_teacher_cache_trains_the_teacher_once_for_every_run_that_shares_it(tm
     runs = {}
     for temperature in (2, 4):
         folder = tmp_path / f"t{temperature}"
-        overrides = ["debug=smoke", "task=distillation", *TINY_TEACHER, f"task.teacher_cache={cache}", f"task.temperature={temperature}"]
+        overrides = [
+            "debug=smoke",
+            "task=distillation",
+            *TINY_TEACHER,
+            f"task.teacher_cache={cache}",
+            f"task.temperature={temperature}",
+        ]
         runs[temperature] = (folder, train(compose_config(overrides, folder, data_dir)))
     assert (runs[2][0] / "teacher").exists() and not (runs[4][0] / "teacher").exists()  # trained once, then loaded
     assert cache.is_file() and not list(cache.parent.glob(".*"))  # no partial file left behind
