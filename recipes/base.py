@@ -41,8 +41,7 @@ class Task(L.LightningModule):
         self.losses = nn.ModuleDict(dict(losses))
         self.optimizer_factory = optimizer
         self.scheduler_factory = scheduler
-        self._train_sums: dict[str, Tensor] = {}  # running sums of training losses, on the device
-        self._train_count = 0
+        self._train_sums: dict[str, tuple[Tensor, int]] = {}  # per name: batch-weighted sum (on the device), samples
 
     # ----- optimisation -----------------------------------------------------------------------
     def configure_optimizers(self) -> Any:
@@ -86,10 +85,17 @@ class Task(L.LightningModule):
             for name, v in values.items():
                 self.log(f"{stage}/{name}", v, on_step=False, on_epoch=True, batch_size=batch_size, sync_dist=True)
             return
+        self.log_train(values, batch_size)
+
+    def log_train(self, values: dict[str, Tensor], batch_size: int) -> None:
+        """Log training values as ``train/<name>`` (on logging steps) and ``train/<name>_epoch`` (batch-weighted mean).
+
+        Each value is summed on the device every step; nothing is read back to the host between logging steps.
+        """
         for name, v in values.items():
             weighted = v.detach().float() * batch_size
-            self._train_sums[name] = weighted if name not in self._train_sums else self._train_sums[name] + weighted
-        self._train_count += batch_size
+            total, count = self._train_sums.get(name, (None, 0))
+            self._train_sums[name] = (weighted if total is None else total + weighted, count + batch_size)
         if self.step_logs_due():
             for name, v in values.items():
                 self.log(f"train/{name}", v, on_step=True, on_epoch=False, prog_bar=name == "loss", batch_size=batch_size)
@@ -102,9 +108,9 @@ class Task(L.LightningModule):
 
     def on_train_epoch_end(self) -> None:
         """Log the epoch means of the accumulated training losses (subclasses call ``super()``)."""
-        for name, total in self._train_sums.items():
-            self.log(f"train/{name}_epoch", total / max(self._train_count, 1), on_step=False, on_epoch=True, sync_dist=True)
-        self._train_sums, self._train_count = {}, 0
+        for name, (total, count) in self._train_sums.items():
+            self.log(f"train/{name}_epoch", total / max(count, 1), on_step=False, on_epoch=True, sync_dist=True)
+        self._train_sums = {}
 
     def log_image(self, key: str, image: Tensor, caption: str | None = None) -> Path | None:
         """Save an image ``[C,H,W]`` (values in [0,1]) to the run folder and send it to W&B if present."""

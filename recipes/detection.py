@@ -76,7 +76,7 @@ class DetectionTask(Task):
         total = self.cls_weight * terms["loss"] + self.box_weight * terms["box_loss"]
         for slot, value in terms.items():
             self.log_loss("train", slot, value, batch_size=len(images))
-        self.log("train/total", total, on_step=True, on_epoch=True, batch_size=len(images))
+        self.log_train({"total": total}, batch_size=len(images))
         return total
 
     # ----- the recipe's parts -----------------------------------------------------------------

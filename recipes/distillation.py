@@ -98,11 +98,11 @@ class DistillationTask(Task):
         hard = F.cross_entropy(student_logits.float(), labels)
         loss = self.alpha * hard + (1 - self.alpha) * soft
         self.log_loss("train", "loss", loss, batch_size=len(labels))
-        self.log_dict({"train/soft": soft, "train/hard": hard}, on_step=False, on_epoch=True, batch_size=len(labels))
         if self.baseline is None:
+            self.log_train({"soft": soft, "hard": hard}, batch_size=len(labels))
             return loss
         baseline_loss = F.cross_entropy(self.baseline(images).float(), labels)  # the student alone, on labels
-        self.log("train/baseline_loss", baseline_loss, on_step=False, on_epoch=True, batch_size=len(labels))
+        self.log_train({"soft": soft, "hard": hard, "baseline_loss": baseline_loss}, batch_size=len(labels))
         return loss + baseline_loss  # disjoint parameters: each model gets only its own gradient
 
     def soft_loss(self, student_logits: Tensor, teacher_logits: Tensor) -> Tensor:

@@ -78,6 +78,8 @@ def test_smoke_fit_with_each_kind_of_score_reports_map_and_draws_boxes(smoke_con
     metrics = train(cfg)
     for key in ("test/map", "test/map_50", "test/map_75", "train/loss_epoch", "train/box_loss_epoch", "val/map"):
         assert key in metrics and math.isfinite(metrics[key]), key
+    # each slot's epoch mean is its own: the total (weights 1) is their sum
+    assert metrics["train/total_epoch"] == pytest.approx(metrics["train/loss_epoch"] + metrics["train/box_loss_epoch"], rel=1e-5)
     assert (tmp_path / "images" / "test_detections.png").exists()
     task = DetectionTask(AnchorFreeDetector(), check_config(cfg), optimizer=torch.optim.SGD)
     assert task.sigmoid is sigmoid
