@@ -29,6 +29,13 @@ EXPERIMENTS = {
         ["box_loss=l1,ciou"],
         {"test/map", "test/map_50", "test/map_75"},
     ),
+    "segmentation_losses": (
+        {"loss": "dice,jaccard,tversky,ce"},
+        "0,1",
+        (*DETECTION_TINY[:6], "model.widths=[8,16]"),
+        ["loss=dice,ce"],
+        {"test/dice", "test/iou", "test/dice_3"},
+    ),
     "siamese_losses": (
         {"loss": "hinge_embedding,cosine_embedding,contrastive,triplet,margin_ranking", "task.open_set": "false,true"},
         "0,1,2",
