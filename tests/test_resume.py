@@ -37,6 +37,8 @@ def weights(path: Path) -> dict[str, torch.Tensor]:
 def run_train(*overrides: str, cwd: Path = ROOT, env_extra: dict[str, str | None] | None = None, timeout: int = 300):
     """``python train.py *overrides`` as a user runs it, W&B offline unless ``env_extra`` says otherwise (None unsets)."""
     env: dict[str, str | None] = {"PATH": "/usr/bin:/bin", "HOME": os.environ.get("HOME", "/tmp"), "WANDB_MODE": "offline"}
+    # the same thread count as this process: CPU reductions split by thread, and the resume test compares bits
+    env["OMP_NUM_THREADS"] = str(torch.get_num_threads())
     env.update({"WANDB_SILENT": "true", **(env_extra or {})})
     env = {k: v for k, v in env.items() if v is not None}
     return subprocess.run(
