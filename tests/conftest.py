@@ -17,6 +17,13 @@ CONFIGS = ROOT / "configs"
 
 os.environ.setdefault("WANDB_MODE", "offline")  # tests never reach the network
 os.environ.setdefault("WANDB_SILENT", "true")
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    # `pytest -n 2` on two cores: one thread per worker (and its subprocesses) instead of two each, which
+    # oversubscribes the cores; OpenMP's waiting threads then slow small CPU runs many times over
+    os.environ["OMP_NUM_THREADS"] = "1"
+    import torch
+
+    torch.set_num_threads(1)
 
 
 @pytest.fixture(scope="session")
