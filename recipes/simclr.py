@@ -145,12 +145,22 @@ class SimCLRTask(Task):
         return loss + self.online_probe_loss("train", features.detach(), labels)
 
     def online_probe_loss(self, stage: str, features: Tensor, labels: Tensor) -> Tensor:
+        """The online probe's loss on detached features; its accuracy accumulates in a metric, logged per epoch."""
         logits = self.probe(features)
         probe_loss = F.cross_entropy(logits, labels)
-        self.online_acc[f"{stage}_"](logits, labels)
-        self.log(f"{stage}/probe_loss", probe_loss, on_step=False, on_epoch=True, batch_size=len(labels), sync_dist=True)
-        self.log(f"{stage}/online_acc", self.online_acc[f"{stage}_"], on_step=False, on_epoch=True, batch_size=len(labels))
+        self.online_acc[f"{stage}_"].update(logits, labels)
+        if stage == "train":  # no Lightning log call on a training step that writes no logs
+            self.log_train({"probe_loss": probe_loss}, batch_size=len(labels))
+        else:
+            self.log(f"{stage}/probe_loss", probe_loss, on_step=False, on_epoch=True, batch_size=len(labels), sync_dist=True)
+            self.log(f"{stage}/online_acc", self.online_acc[f"{stage}_"], on_step=False, on_epoch=True, batch_size=len(labels))
         return probe_loss
+
+    def on_train_epoch_end(self) -> None:
+        super().on_train_epoch_end()
+        if self.probe is not None:
+            self.log("train/online_acc", self.online_acc["train_"].compute(), sync_dist=True)
+            self.online_acc["train_"].reset()
 
     # ----- frozen-feature evaluation ----------------------------------------------------------
     def evaluate(self, batch: tuple[Tensor, Tensor], stage: str) -> None:
