@@ -8,10 +8,9 @@ from torch import Tensor
 from torchmetrics import Metric
 
 
-class NegativeLogLikelihood(Metric):
-    """Mean ``-log softmax(logits)[target]`` over every sample seen, in nats."""
+class SampleMean(Metric):
+    """The mean of a per-sample quantity over every sample seen (float64 sums, synced under DDP)."""
 
-    higher_is_better = False
     full_state_update = False
 
     def __init__(self) -> None:
@@ -19,12 +18,22 @@ class NegativeLogLikelihood(Metric):
         self.add_state("total", default=torch.tensor(0.0, dtype=torch.float64), dist_reduce_fx="sum")
         self.add_state("count", default=torch.tensor(0, dtype=torch.long), dist_reduce_fx="sum")
 
-    def update(self, logits: Tensor, target: Tensor) -> None:
-        self.total += F.cross_entropy(logits.float(), target, reduction="sum").double()
-        self.count += target.numel()
+    def accumulate(self, total: Tensor, count: int) -> None:
+        """Add the sum of the quantity over ``count`` samples."""
+        self.total += total.double()
+        self.count += count
 
     def compute(self) -> Tensor:
         return (self.total / self.count.clamp_min(1)).float()
+
+
+class NegativeLogLikelihood(SampleMean):
+    """Mean ``-log softmax(logits)[target]`` over every sample seen, in nats."""
+
+    higher_is_better = False
+
+    def update(self, logits: Tensor, target: Tensor) -> None:
+        self.accumulate(F.cross_entropy(logits.float(), target, reduction="sum"), target.numel())
 
 
 class IntervalCoverage(Metric):
@@ -46,7 +55,7 @@ class IntervalCoverage(Metric):
         return self.covered.float() / self.count.clamp_min(1)
 
 
-class MeanConfidence(Metric):
+class MeanConfidence(SampleMean):
     """Mean of the largest predicted probability, ``mean_i max_c p_ic``: compare with accuracy for over-confidence.
 
     ``update(probs, target)`` takes the arguments of the accuracy and ECE metrics (the target is unused),
@@ -54,16 +63,6 @@ class MeanConfidence(Metric):
     """
 
     higher_is_better = None
-    full_state_update = False
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.add_state("total", default=torch.tensor(0.0, dtype=torch.float64), dist_reduce_fx="sum")
-        self.add_state("count", default=torch.tensor(0, dtype=torch.long), dist_reduce_fx="sum")
 
     def update(self, probs: Tensor, target: Tensor | None = None) -> None:
-        self.total += probs.float().amax(1).sum().double()
-        self.count += probs.shape[0]
-
-    def compute(self) -> Tensor:
-        return (self.total / self.count.clamp_min(1)).float()
+        self.accumulate(probs.float().amax(1).sum(), probs.shape[0])
