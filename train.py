@@ -1,71 +1,33 @@
 """Train one task recipe with the losses chosen in config: ``python train.py task=detection loss=focal``.
 
 Compose (Hydra) -> check the loss slots and the checkpoint -> seed -> instantiate -> fit -> test -> return
-the metric named by ``optimized_metric`` (what sweeps maximise or minimise). Every run also gets the
-guards of docs/reliability.md: exact resume, atomic checkpoints, a stop on non-finite losses.
+the metric named by ``optimized_metric`` (what sweeps maximise or minimise). Every component is built by
+``recipes.run.build``; every run also gets the guards of docs/reliability.md (``configs/guards/``: exact resume,
+a stop on non-finite losses; atomic checkpoints).
 """
 
 from __future__ import annotations
 
 import logging
 import sys
-from typing import Any
 
 import hydra
 import lightning as L
 import torch
 from hydra.core.hydra_config import HydraConfig
-from hydra.errors import InstantiationException
 from hydra.types import RunMode
-from lightning.pytorch.callbacks import ProgressBar
-from lightning.pytorch.plugins.io import CheckpointIO
 from lightning.pytorch.utilities.rank_zero import rank_zero_only
-from omegaconf import DictConfig, OmegaConf, open_dict
+from omegaconf import DictConfig, OmegaConf
 
-from losses.errors import ConfigError, RunError
-from recipes.checks import check_config, resolve_checkpoint
-from recipes.guards import NonFiniteGuard
-from recipes.launch import finish_processes, pin_run_folder, register_resolvers
-from recipes.loggers import finish_wandb
-from recipes.resume import AtomicCheckpointIO, ExactResume
+from losses.errors import ConfigError
+from recipes.run.build import callbacks, instantiate, instantiate_all, plugins, resume_wandb
+from recipes.run.checks import check_config, resolve_checkpoint
+from recipes.run.errors import RunError
+from recipes.run.launch import finish_processes, pin_run_folder
+from recipes.run.loggers import finish_wandb
+from recipes.run.resolvers import register_resolvers
 
 log = logging.getLogger("train")
-
-
-def instantiate(node: Any, **kwargs: Any) -> Any:
-    """``hydra.utils.instantiate``, except that a constructor's ConfigError reaches the caller as itself
-    (Hydra wraps every constructor error in an InstantiationException with a traceback)."""
-    try:
-        return hydra.utils.instantiate(node, **kwargs)
-    except InstantiationException as err:
-        cause = err.__cause__
-        while cause is not None and not isinstance(cause, ConfigError):
-            cause = cause.__cause__
-        if cause is None:
-            raise
-        raise cause from None
-
-
-def instantiate_all(group: DictConfig | None) -> list[Any]:
-    """Instantiate every ``_target_`` entry of a config group such as ``callbacks`` or ``logger``."""
-    if not group:
-        return []
-    return [instantiate(c) for c in group.values() if isinstance(c, DictConfig) and "_target_" in c]
-
-
-def resume_wandb(cfg: DictConfig, checkpoint: dict[str, Any] | None) -> None:
-    """A run resumed from a checkpoint logs to the W&B run the checkpoint came from."""
-    wandb_id = (checkpoint or {}).get("wandb_id")
-    if wandb_id and cfg.get("logger") and "wandb" in cfg.logger:
-        with open_dict(cfg):
-            cfg.logger.wandb.id = wandb_id
-            cfg.logger.wandb.resume = "allow"
-
-
-def plugins(cfg: DictConfig) -> list[Any]:
-    """The trainer's plugins: those configured, and atomic checkpoint writes unless a CheckpointIO is configured."""
-    configured = list(hydra.utils.instantiate(cfg.trainer.get("plugins")) or [])
-    return configured if any(isinstance(p, CheckpointIO) for p in configured) else [*configured, AtomicCheckpointIO()]
 
 
 def train(cfg: DictConfig) -> dict[str, float]:
@@ -74,7 +36,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
     A config with a ``run`` node (a simulation, no data and no network) calls that instead.
     """
     if cfg.get("run") is not None:
-        return hydra.utils.instantiate(cfg.run)()
+        return instantiate(cfg.run)()
     slot_losses = check_config(cfg)  # raises ConfigError before any data is touched
     ckpt_path, checkpoint = resolve_checkpoint(cfg)  # `last` resolved; unreadable is a ConfigError, still before data
     if cfg.get("seed") is not None:
@@ -92,13 +54,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
     task: L.LightningModule = instantiate(cfg.task, model=model, losses=slot_losses, _recursive_=True)
     resume_wandb(cfg, checkpoint)
     loggers = instantiate_all(cfg.get("logger"))
-    callbacks = instantiate_all(cfg.get("callbacks"))
-    if not cfg.trainer.get("enable_progress_bar", True):  # Lightning refuses a bar it was told not to show
-        callbacks = [c for c in callbacks if not isinstance(c, ProgressBar)]
-    callbacks += [ExactResume(seed=cfg.get("seed")), NonFiniteGuard(
-        skip=bool(cfg.get("skip_nonfinite")), check_every=int(cfg.get("nonfinite_check_every", 1))
-    )]
-    trainer: L.Trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers, plugins=plugins(cfg))
+    trainer: L.Trainer = instantiate(cfg.trainer, callbacks=callbacks(cfg), logger=loggers, plugins=plugins(cfg))
     for logger in loggers:
         logger.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
 

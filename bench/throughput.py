@@ -24,7 +24,7 @@ import torch
 from omegaconf import DictConfig
 
 from bench.common import Stopwatch, compose_config
-from recipes.checks import check_config
+from recipes.run.checks import check_config
 
 
 class StepTimer(L.Callback):

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import contextlib
-import math
 from collections.abc import Iterator
 from typing import ClassVar
 
 import torch
 from torch import Tensor, nn
 
-from losses.errors import ConfigError
+from losses.errors import check, check_number
 
 REDUCTIONS = ("none", "mean", "sum")
 
@@ -40,8 +39,7 @@ class Loss(nn.Module):
     # ----- validation -------------------------------------------------------------------------
     def check(self, ok: bool, need: str, got: object) -> None:
         """Raise the house-style ConfigError ``loss 'name': need (got value)`` unless ``ok``."""
-        if not ok:
-            raise ConfigError(f"loss '{self.name}': {need} (got {got!r})")
+        check(f"loss '{self.name}'", ok, need, got)
 
     def check_number(
         self,
@@ -53,18 +51,7 @@ class Loss(nn.Module):
         high_open: bool = False,
     ) -> float:
         """Check that hyperparameter ``arg`` is a finite number inside the given bounds."""
-        self.check(
-            isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value),
-            f"{arg} must be a finite number",
-            value,
-        )
-        if low is not None:
-            sign = ">" if low_open else ">="
-            self.check(value > low if low_open else value >= low, f"{arg} must be {sign} {low:g}", value)
-        if high is not None:
-            sign = "<" if high_open else "<="
-            self.check(value < high if high_open else value <= high, f"{arg} must be {sign} {high:g}", value)
-        return float(value)
+        return check_number(f"loss '{self.name}'", arg, value, low, high, low_open, high_open)
 
     def input_error(self, arg: str, need: str, got: object) -> ValueError:
         """An error for a bad tensor passed to forward, naming the loss and the argument."""

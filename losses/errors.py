@@ -1,14 +1,49 @@
-"""The one exception type for "the configuration is wrong", shared by losses and recipes."""
+"""The one exception type for "the configuration is wrong", and the checks that raise it in the house shape.
+
+Losses, tasks, datamodules and models all check their settings through ``check`` and ``check_number``, so
+every message reads ``<owner>: <setting> must be <what it needs> (got <value>)``, e.g.
+``loss 'focal': gamma must be >= 0 (got -1)`` or ``data 'mnist5k': val_fraction must be in (0, 1) (got 1.5)``.
+"""
+
+from __future__ import annotations
+
+import math
 
 
 class ConfigError(ValueError):
     """A setting is invalid; raised before any data is loaded and printed without a traceback."""
 
 
-def config_error(owner: str, message: str) -> ConfigError:
-    """Build the house-style message: ``loss 'focal': gamma must be >= 0 (got -1)``."""
-    return ConfigError(f"{owner}: {message}")
+def check(owner: str, ok: bool, need: str, got: object) -> None:
+    """Raise ``ConfigError("<owner>: <need> (got <got>)")`` unless ``ok``."""
+    if not ok:
+        raise ConfigError(f"{owner}: {need} (got {got!r})")
 
 
-class RunError(RuntimeError):
-    """The run cannot go on (a full disk, a non-finite loss); printed as one message, the run's outputs kept."""
+def check_number(
+    owner: str,
+    arg: str,
+    value: object,
+    low: float | None = None,
+    high: float | None = None,
+    low_open: bool = False,
+    high_open: bool = False,
+) -> float:
+    """Check that setting ``arg`` of ``owner`` is a finite number inside the given bounds; returns it as a float."""
+    finite = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    check(owner, finite, f"{arg} must be a finite number", value)
+    if low is not None:
+        ok = value > low if low_open else value >= low
+        check(owner, ok, f"{arg} must be {'>' if low_open else '>='} {low:g}", value)
+    if high is not None:
+        ok = value < high if high_open else value <= high
+        check(owner, ok, f"{arg} must be {'<' if high_open else '<='} {high:g}", value)
+    return float(value)
+
+
+def check_integer(owner: str, arg: str, value: object, low: int | None = None) -> int:
+    """Check that setting ``arg`` of ``owner`` is an integer (not a bool), at least ``low`` when given."""
+    check(owner, isinstance(value, int) and not isinstance(value, bool), f"{arg} must be an integer", value)
+    if low is not None:
+        check(owner, value >= low, f"{arg} must be an integer >= {low}", value)
+    return int(value)

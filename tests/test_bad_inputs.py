@@ -170,7 +170,7 @@ def test_a_malformed_dataset_file_is_one_message(tmp_path, capsys):
 
 # ----- W&B without a network -----------------------------------------------------------------------
 def test_the_wandb_probe_gives_up_after_its_timeout_even_when_name_lookup_hangs(monkeypatch):
-    from recipes.loggers import reachable
+    from recipes.run.loggers import reachable
 
     def hanging_lookup(*args: object, **kwargs: object) -> None:
         time.sleep(5)
@@ -210,7 +210,7 @@ def closed_port() -> int:
 
 
 def test_wandb_auto_with_a_key_and_no_server_resolves_to_offline_at_once(monkeypatch, caplog):
-    from recipes.loggers import resolve_wandb_mode
+    from recipes.run.loggers import resolve_wandb_mode
 
     monkeypatch.delenv("WANDB_MODE", raising=False)
     monkeypatch.setenv("WANDB_API_KEY", "fake" * 10)

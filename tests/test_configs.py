@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from recipes.checks import check_config
+from recipes.run.checks import check_config
 from tests.conftest import CONFIGS
 
 
@@ -24,7 +24,7 @@ def test_every_loss_config_composes_and_builds(make_config, loss):
 
 
 def _task_slots(make_config, task: str) -> dict[str, tuple[str, ...]]:
-    from recipes.tasks import task_class
+    from recipes.run.tasks import task_class
 
     return task_class(make_config(f"task={task}").task._target_).slots
 

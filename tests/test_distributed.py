@@ -143,7 +143,7 @@ def compose_slurm(make_config, tmp_path):
 @pytest.mark.parametrize("trainer", ["ddp", "fsdp"])
 def test_gpu_strategies_compose_and_are_refused_on_a_machine_without_cuda(make_config, trainer):
     from losses import ConfigError
-    from recipes.checks import check_config
+    from recipes.run.checks import check_config
 
     cfg = make_config(f"trainer={trainer}")
     assert cfg.trainer.accelerator == "gpu" and cfg.trainer.sync_batchnorm
@@ -164,7 +164,7 @@ def test_gpu_strategies_compose_and_are_refused_on_a_machine_without_cuda(make_c
 )
 def test_gpu_only_options_on_cpu_processes_are_refused_before_anything_starts(make_config, overrides, message):
     from losses import ConfigError
-    from recipes.checks import check_config
+    from recipes.run.checks import check_config
 
     with pytest.raises(ConfigError, match=message):
         check_config(make_config(*overrides))

@@ -12,7 +12,7 @@ import losses
 from losses import ConfigError
 from losses.base import Loss
 from losses.registry import _REGISTRY
-from recipes.checks import check_config
+from recipes.run.checks import check_config
 from tests.conftest import ROOT
 
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from recipes.checks import check_config
-from recipes.report import main as report_main
+from recipes.results.report import main as report_main
+from recipes.run.checks import check_config
 from tests.test_experiments_classification import run_experiment, sweep_params
 
 DETECTION_TINY = (

@@ -9,8 +9,8 @@ import pytest
 from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 
-from recipes.checks import check_config
-from recipes.report import main as report_main
+from recipes.results.report import main as report_main
+from recipes.run.checks import check_config
 from tests.conftest import CONFIGS, ROOT
 
 EXPERIMENTS = {"label_smoothing_calibration": "calibration_method", "class_imbalance": "imbalance_method"}

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from losses.classification import CrossEntropy
-from recipes.guards import NonFiniteLossError
+from recipes.run.guards import NonFiniteLossError
 from tests.test_resume import run_train, weights
 from train import run, train
 

@@ -13,8 +13,8 @@ import pytest
 import torch
 from torch.utils.data import DataLoader, TensorDataset
 
-from losses.errors import RunError
-from recipes.resume import AtomicCheckpointIO, ResumableSampler, read_checkpoint
+from recipes.run.errors import RunError
+from recipes.run.resume import AtomicCheckpointIO, ResumableSampler, read_checkpoint
 from tests.conftest import ROOT, compose_config
 from train import train
 
@@ -70,7 +70,7 @@ def killed_and_uninterrupted(tmp_path_factory, data_dir):
 
 
 def test_a_run_killed_mid_epoch_resumes_to_the_same_weights_metrics_and_wandb_run(killed_and_uninterrupted, data_dir):
-    from recipes.loggers import finish_wandb
+    from recipes.run.loggers import finish_wandb
 
     killed, _, uninterrupted, expected = killed_and_uninterrupted
     saved = torch.load(killed / "checkpoints" / "last.ckpt", weights_only=True)
@@ -95,7 +95,7 @@ def test_a_run_killed_mid_epoch_resumes_to_the_same_weights_metrics_and_wandb_ru
 
 def test_without_the_rng_states_the_resumed_run_would_differ(killed_and_uninterrupted, data_dir, monkeypatch):
     """The control: restoring the checkpoint without the RNG states does not reproduce the uninterrupted run."""
-    from recipes.resume import ExactResume
+    from recipes.run.resume import ExactResume
 
     _, copy, uninterrupted, _ = killed_and_uninterrupted
     monkeypatch.setattr(ExactResume, "on_train_start", lambda *args: None)
@@ -124,7 +124,7 @@ def test_the_sampler_skips_the_batches_already_trained_and_splits_ranks_like_one
 # ----- atomic writes ------------------------------------------------------------------------------
 KILL_DURING_SAVE = """
 import os, signal, sys, torch
-from recipes.resume import AtomicCheckpointIO
+from recipes.run.resume import AtomicCheckpointIO
 path = sys.argv[1]
 real_save = torch.save
 def save_then_die(obj, f, *args, **kwargs):

@@ -6,7 +6,7 @@ import json
 
 import torch
 
-from recipes.simulations import box_iou, box_regression, simulation_boxes
+from recipes.experiments.simulations import box_iou, box_regression, simulation_boxes
 
 
 def test_simulation_cases_are_every_anchor_against_every_target():

@@ -8,7 +8,7 @@ import sys
 import pytest
 import yaml
 
-from recipes.report import main as report_main
+from recipes.results.report import main as report_main
 from tests.conftest import ROOT
 
 SMOKE = ["debug=smoke", "model=mlp", "model.hidden=[32]", "callbacks=none"]

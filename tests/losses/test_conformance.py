@@ -86,7 +86,7 @@ def test_bf16_autocast_is_finite_float32_and_close(name, case):
 
 @pytest.mark.parametrize("name", losses.available())
 def test_every_loss_has_a_config_that_builds(make_config, name):
-    from recipes.checks import build_loss
+    from recipes.run.checks import build_loss
 
     cfg = make_config(f"loss={name}")
     assert cfg.loss.name == name

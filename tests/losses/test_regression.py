@@ -204,7 +204,7 @@ def test_bad_hyperparameters_are_refused(name, hparams, message):
 
 @pytest.mark.parametrize("override,message", [("loss.delta=-1", "delta must be > 0"), ("loss.tau=[0.1,1.5]", "tau must be < 1")])
 def test_bad_values_are_refused_when_the_config_is_checked(make_config, override, message):
-    from recipes.checks import check_config
+    from recipes.run.checks import check_config
 
     loss = "huber" if "delta" in override else "quantile"
     with pytest.raises(ConfigError, match=message):

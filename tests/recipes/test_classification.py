@@ -12,7 +12,7 @@ import torch
 
 import losses
 from losses import ConfigError
-from recipes.checks import check_config
+from recipes.run.checks import check_config
 from train import train
 
 TINY_MODEL = ("model.widths=[8,16]",)
@@ -61,8 +61,8 @@ def test_resume_from_last_checkpoint_continues_the_epoch_count(smoke_config, tmp
 
 
 def test_metrics_reach_the_csv_file_and_the_wandb_offline_run(smoke_config, tmp_path):
-    from recipes.loggers import finish_wandb
-    from recipes.wandb_offline import history, run_files, wait_until_closed
+    from recipes.results.wandb_offline import history, run_files, wait_until_closed
+    from recipes.run.loggers import finish_wandb
 
     try:
         train(smoke_config(*TINY_MODEL, "logger=wandb", "logger.wandb.mode=offline"))

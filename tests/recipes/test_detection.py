@@ -9,8 +9,8 @@ import torch
 from hydra.errors import HydraException
 
 from losses import ConfigError
-from recipes.checks import check_config
 from recipes.models.detector import AnchorFreeDetector, assign, postprocess
+from recipes.run.checks import check_config
 from train import train
 
 TINY = (

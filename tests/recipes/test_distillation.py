@@ -145,7 +145,7 @@ def test_resuming_a_run_does_not_train_the_teacher_again(tmp_path, data_dir):
 
 
 def test_a_classification_loss_in_the_slot_is_refused_before_anything_runs(smoke_config):
-    from recipes.checks import check_config
+    from recipes.run.checks import check_config
 
     with pytest.raises(ConfigError, match="loss 'ce' is of kind 'classification'.*kl_div"):
         check_config(smoke_config("task=distillation", "loss=ce"))
@@ -161,7 +161,7 @@ def test_a_classification_loss_in_the_slot_is_refused_before_anything_runs(smoke
 def test_bad_task_hyperparameters_are_refused(smoke_config, override, message):
     from hydra.utils import instantiate
 
-    from recipes.checks import check_config
+    from recipes.run.checks import check_config
 
     cfg = smoke_config("task=distillation", *TINY_TEACHER, override)
     with pytest.raises(Exception) as err:  # Hydra wraps what the constructor raises

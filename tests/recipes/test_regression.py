@@ -10,9 +10,9 @@ import torch
 
 import losses
 from losses import ConfigError
-from recipes.checks import check_config
 from recipes.data.tabular import TabularDataModule
 from recipes.regression import RegressionTask, head_for
+from recipes.run.checks import check_config
 from train import train
 
 QUIET = ("logger=csv", "callbacks=none", "trainer.enable_progress_bar=false", "trainer.enable_model_summary=false")

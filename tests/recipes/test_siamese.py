@@ -9,8 +9,8 @@ import torch
 from sklearn.metrics import roc_auc_score
 
 from losses import ConfigError
-from recipes.checks import check_config
 from recipes.data.tuples import TupleDataModule
+from recipes.run.checks import check_config
 from recipes.siamese import Verification, best_threshold, equal_error_rate
 from train import train
 

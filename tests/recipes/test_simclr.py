@@ -140,7 +140,7 @@ def test_a_model_with_a_classifier_head_is_refused():
 
 
 def test_simclr_refuses_a_loss_of_another_kind(make_config):
-    from recipes.checks import check_config
+    from recipes.run.checks import check_config
 
     with pytest.raises(ConfigError, match="slot 'loss' of task 'simclr' takes kind 'views'"):
         check_config(make_config("task=simclr", "loss=triplet"))

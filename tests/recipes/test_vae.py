@@ -58,7 +58,7 @@ def test_kl_warmup_raises_the_kl_weight_linearly_to_one(smoke_config, tmp_path):
 def test_vae_sees_binarised_pixels_not_normalised_images(smoke_config):
     from hydra.utils import instantiate
 
-    from recipes.checks import check_config
+    from recipes.run.checks import check_config
 
     cfg = smoke_config("task=vae", *TINY)
     task = instantiate(cfg.task, model=instantiate(cfg.model), losses=check_config(cfg))

@@ -21,7 +21,8 @@ import torch
 from torch import Tensor
 from torch.optim import Optimizer
 
-from losses.errors import ConfigError, RunError
+from losses.errors import ConfigError
+from recipes.run.errors import RunError
 
 log = logging.getLogger(__name__)
 

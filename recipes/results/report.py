@@ -1,4 +1,4 @@
-"""Turn a sweep folder into a table and plots: ``python -m recipes.report logs/<task>/multiruns/<date>``.
+"""Turn a sweep folder into a table and plots: ``python -m recipes.results.report logs/<task>/multiruns/<date>``.
 
 Reads what every run wrote to disk (``.hydra/overrides.yaml``, ``.hydra/config.yaml``,
 ``csv/metrics.csv``), so it works with W&B offline or off. Runs that differ only in ``seed`` are

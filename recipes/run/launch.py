@@ -4,8 +4,7 @@ Lightning's DDP launcher starts ranks > 0 by running this script again with the 
 ``hydra.run.dir=<hydra.run.dir>`` (and ``hydra.output_subdir=null``). ``pin_run_folder`` makes that
 folder the one rank 0 resolved (in a multirun job too, whose children must run that job alone, not the
 sweep), so every rank writes into one folder. ``CheckOutputDir`` refuses an unwritable output folder
-before Hydra writes anything, and ``unused_subdir`` keeps a resumed run from overwriting the config
-that the first run saved in its folder.
+before Hydra writes anything.
 """
 
 from __future__ import annotations
@@ -30,20 +29,6 @@ FLAGS_WITH_VALUE = ("--config-path", "-cp", "--config-name", "-cn", "--config-di
 
 
 # ----- the output folder ----------------------------------------------------------------------
-def unused_subdir(name: str, folder: str) -> str:
-    """``name`` if ``folder/name`` does not exist yet, else the first free ``name.1``, ``name.2``, ..."""
-    candidate, n = name, 0
-    while (Path(folder) / candidate).exists():
-        n += 1
-        candidate = f"{name}.{n}"
-    return candidate
-
-
-def register_resolvers() -> None:
-    """The resolvers configs/hydra/default.yaml uses; called before Hydra composes the config."""
-    OmegaConf.register_new_resolver("unused_subdir", unused_subdir, replace=True)
-
-
 def writable_folder_error(folder: str | Path) -> str | None:
     """Why ``folder`` cannot be created or written to, or None when it can."""
     folder = Path(folder)

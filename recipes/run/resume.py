@@ -29,8 +29,9 @@ from omegaconf import Container, OmegaConf
 from torch import Tensor
 from torch.utils.data import BatchSampler, DataLoader, DistributedSampler, RandomSampler, SequentialSampler
 
-from losses.errors import ConfigError, RunError
+from losses.errors import ConfigError
 from recipes.data.device import DeviceBatches
+from recipes.run.errors import RunError
 
 PRIMITIVES = (str, int, float, bool, type(None), torch.Tensor)
 

@@ -13,7 +13,7 @@ from torch import nn
 import losses
 from losses.errors import ConfigError
 from recipes.base import Task
-from recipes.tasks import task_class, task_name, tasks_taking
+from recipes.run.tasks import task_class, task_name, tasks_taking
 
 
 def build_loss(slot: str, loss_cfg: DictConfig | dict[str, Any]) -> nn.Module:
@@ -85,7 +85,7 @@ def check_targets(cfg: DictConfig) -> None:
 
 def check_output_folders(cfg: DictConfig) -> None:
     """Every folder a run writes to (its run folder, checkpoint folders) must be creatable and writable."""
-    from recipes.launch import writable_folder_error
+    from recipes.run.launch import writable_folder_error
 
     def select(key: str) -> Any:  # None where an interpolation cannot be resolved outside a Hydra run
         return OmegaConf.select(cfg, key, throw_on_resolution_failure=False)
@@ -112,7 +112,7 @@ def resolve_checkpoint(cfg: DictConfig) -> tuple[str | None, dict[str, Any] | No
     The file is opened as training will open it (``weights_only=True``), so a missing, truncated or
     foreign file is a ConfigError before any data loads.
     """
-    from recipes.resume import read_checkpoint
+    from recipes.run.resume import read_checkpoint
 
     value = cfg.get("ckpt_path")
     if value is None:

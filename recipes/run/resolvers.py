@@ -1,0 +1,43 @@
+"""The OmegaConf resolvers the configs use; registered when ``recipes`` is imported, before Hydra composes."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from omegaconf import ListConfig, OmegaConf
+
+from losses.errors import ConfigError
+
+
+def scaled(scale: str, cpu: object, full: object) -> object:
+    """``${scaled:${scale},CPU_VALUE,FULL_VALUE}``: experiment sizes for this CPU or for a GPU (``scale=full``)."""
+    if scale not in ("cpu", "full"):
+        raise ConfigError(f"scale: must be cpu or full (got {scale!r})")
+    return full if scale == "full" else cpu
+
+
+def inverse_frequency(imbalance: float | None, num_classes: int) -> ListConfig | None:
+    """``${inverse_frequency:${data.imbalance},${data.num_classes}}``: class weights ``1 / n_c`` of the long tail, mean 1."""
+    from recipes.data.variants import inverse_frequency_weights
+
+    weights = inverse_frequency_weights(imbalance, num_classes)
+    return None if weights is None else OmegaConf.create(weights)  # a node, so OmegaConf.resolve can store it
+
+
+def unused_subdir(name: str, folder: str) -> str:
+    """``${unused_subdir:.hydra,FOLDER}``: ``name`` if ``folder/name`` does not exist yet, else the first free
+    ``name.1``, ``name.2``, ... (a run resumed in its folder keeps the config the first run saved)."""
+    candidate, n = name, 0
+    while (Path(folder) / candidate).exists():
+        n += 1
+        candidate = f"{name}.{n}"
+    return candidate
+
+
+RESOLVERS = {"scaled": scaled, "inverse_frequency": inverse_frequency, "unused_subdir": unused_subdir}
+
+
+def register_resolvers() -> None:
+    """Register every resolver of this module (idempotent)."""
+    for name, resolver in RESOLVERS.items():
+        OmegaConf.register_new_resolver(name, resolver, replace=True)
