@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +12,7 @@ from torch import nn
 import losses
 from losses.errors import ConfigError
 from recipes.base import Task
+from recipes.run.signatures import check_signatures
 from recipes.run.tasks import task_class, task_name, tasks_taking
 
 
@@ -67,22 +67,6 @@ def check_trainer(cfg: DictConfig) -> None:
         )
 
 
-def check_targets(cfg: DictConfig) -> None:
-    """The classes named by ``data`` and ``model`` must import (a typo is a message, not a traceback)."""
-    for group in ("data", "model"):
-        target = OmegaConf.select(cfg, f"{group}._target_")
-        if target is None:
-            continue
-        module_name, _, name = str(target).rpartition(".")
-        try:
-            getattr(importlib.import_module(module_name), name)
-        except (ImportError, AttributeError, ValueError):
-            raise ConfigError(
-                f"{group}._target_: cannot import {target!r}; choose one of the configs/{group}/ options "
-                f"with {group}=NAME, or give an importable class"
-            ) from None
-
-
 def check_output_folders(cfg: DictConfig) -> None:
     """Every folder a run writes to (its run folder, checkpoint folders) must be creatable and writable."""
     from recipes.run.launch import writable_folder_error
@@ -134,8 +118,8 @@ def check_config(cfg: DictConfig) -> dict[str, nn.Module]:
     if "task" not in cfg or "_target_" not in cfg.task:
         raise ConfigError("task: no task chosen; use task=NAME")
     task = task_class(cfg.task._target_)
+    check_signatures(cfg)  # every `_target_` imports and takes its keys; values converted to their types
     check_trainer(cfg)
-    check_targets(cfg)
     losses = {slot: check_slot(task, slot, cfg.get(slot)) for slot in task.slots}
     check_output_folders(cfg)
     return losses
