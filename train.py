@@ -20,7 +20,7 @@ from lightning.pytorch.utilities.rank_zero import rank_zero_only
 from omegaconf import DictConfig, OmegaConf
 
 from losses.errors import ConfigError
-from recipes.run.build import callbacks, instantiate, instantiate_all, plugins, resume_wandb
+from recipes.run.build import callbacks, check_optimization, instantiate, instantiate_all, plugins, resume_wandb
 from recipes.run.checks import check_config, resolve_checkpoint
 from recipes.run.errors import RunError
 from recipes.run.launch import finish_processes, pin_run_folder
@@ -36,7 +36,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
     A config with a ``run`` node (a simulation, no data and no network) calls that instead.
     """
     if cfg.get("run") is not None:
-        return instantiate(cfg.run)()
+        return instantiate(cfg.run, "run")()
     slot_losses = check_config(cfg)  # raises ConfigError before any data is touched
     ckpt_path, checkpoint = resolve_checkpoint(cfg)  # `last` resolved; unreadable is a ConfigError, still before data
     if cfg.get("seed") is not None:
@@ -45,16 +45,17 @@ def train(cfg: DictConfig) -> dict[str, float]:
     if torch.cuda.is_available():
         torch.set_float32_matmul_precision(cfg.get("float32_matmul_precision", "high"))  # TF32 matmuls
 
-    datamodule: L.LightningDataModule = instantiate(cfg.data)
-    model = instantiate(cfg.model)
+    datamodule: L.LightningDataModule = instantiate(cfg.data, "data")  # reads nothing yet: data loads in fit
+    model = instantiate(cfg.model, "model")
     if cfg.get("channels_last"):
         model = model.to(memory_format=torch.channels_last)
     if cfg.get("compile"):
         model.compile()  # in place: state_dict keys stay free of `_orig_mod.`
-    task: L.LightningModule = instantiate(cfg.task, model=model, losses=slot_losses, _recursive_=True)
+    task: L.LightningModule = instantiate(cfg.task, "task", model=model, losses=slot_losses, _recursive_=True)
+    check_optimization(task, cfg)
     resume_wandb(cfg, checkpoint)
-    loggers = instantiate_all(cfg.get("logger"))
-    trainer: L.Trainer = instantiate(cfg.trainer, callbacks=callbacks(cfg), logger=loggers, plugins=plugins(cfg))
+    loggers = instantiate_all(cfg.get("logger"), "logger")
+    trainer: L.Trainer = instantiate(cfg.trainer, "trainer", callbacks=callbacks(cfg), logger=loggers, plugins=plugins(cfg))
     for logger in loggers:
         logger.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
 

@@ -47,3 +47,12 @@ def check_integer(owner: str, arg: str, value: object, low: int | None = None) -
     if low is not None:
         check(owner, value >= low, f"{arg} must be an integer >= {low}", value)
     return int(value)
+
+
+def check_widths(owner: str, arg: str, widths: object, allow_empty: bool = False) -> list[int]:
+    """Check that setting ``arg`` is a list of positive integers (layer widths), non-empty unless ``allow_empty``."""
+    values = list(widths) if isinstance(widths, (list, tuple)) or type(widths).__name__ == "ListConfig" else None
+    ok = values is not None and all(isinstance(w, int) and not isinstance(w, bool) and w >= 1 for w in values)
+    need = "a list of positive integers" + ("" if allow_empty else ", at least one")
+    check(owner, ok and (allow_empty or bool(values)), f"{arg} must be {need}", widths)
+    return [int(w) for w in values]

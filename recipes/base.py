@@ -51,11 +51,15 @@ class Task(L.LightningModule):
         # schedules of a handful of steps (smoke tests) degenerate, so give them at least 20
         estimate = self.trainer.estimated_stepping_batches
         steps = max(int(estimate) if math.isfinite(estimate) else self.trainer.max_steps, 20)
+        scheduler = self.build_scheduler(optimizer, steps)
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+
+    def build_scheduler(self, optimizer: Optimizer, steps: int) -> Any:
+        """The configured schedule over ``steps`` optimiser steps (its ``total_steps``/``T_max``/``total_iters``)."""
         func = getattr(self.scheduler_factory, "func", self.scheduler_factory)
         params = inspect.signature(func).parameters
         length = {name: steps for name in ("total_steps", "T_max", "total_iters") if name in params}
-        scheduler = self.scheduler_factory(optimizer, **length)
-        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+        return self.scheduler_factory(optimizer, **length)
 
     def build_optimizer(self) -> Optimizer:
         """The configured optimiser; on CUDA its fused kernel when it has one and the config is silent."""

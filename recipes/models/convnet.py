@@ -6,6 +6,8 @@ from collections.abc import Sequence
 
 from torch import Tensor, nn
 
+from losses.errors import check_integer, check_number, check_widths
+
 
 def conv_bn_relu(c_in: int, c_out: int) -> nn.Sequential:
     """3x3 convolution, batch norm and ReLU: the block every stage repeats."""
@@ -22,6 +24,10 @@ class ConvNet(nn.Module):
         self, in_channels: int = 1, num_outputs: int = 10, widths: Sequence[int] = (32, 64, 128), dropout: float = 0.0
     ) -> None:
         super().__init__()
+        widths = check_widths("model", "widths", widths)
+        check_number("model", "dropout", dropout, 0, 1, high_open=True)
+        check_integer("model", "num_outputs", num_outputs, low=0)
+        check_integer("model", "in_channels", in_channels, low=1)
         layers: list[nn.Module] = []
         c_in = in_channels
         for i, width in enumerate(widths):

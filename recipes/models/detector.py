@@ -17,6 +17,8 @@ import torch.nn.functional as F
 import torchvision
 from torch import Tensor, nn
 
+from losses.errors import check, check_integer, check_number, check_widths
+
 
 def conv_bn_relu(c_in: int, c_out: int, stride: int = 1) -> nn.Sequential:
     return nn.Sequential(
@@ -43,9 +45,13 @@ class AnchorFreeDetector(nn.Module):
         initial_size: float = 2.0,
     ) -> None:
         super().__init__()
+        widths = check_widths("model", "widths", widths)
         strides = [2 ** (i + 1) for i in range(len(widths))]
-        if stride not in strides:
-            raise ValueError(f"detector: stride must be one of {strides} for {len(widths)} stages (got {stride})")
+        check("model", stride in strides, f"stride must be one of {strides} for {len(widths)} stages (widths)", stride)
+        check_integer("model", "head_width", head_width, low=1)
+        check_integer("model", "head_depth", head_depth, low=0)
+        check_number("model", "prior", prior, 0, 1, low_open=True, high_open=True)
+        check_number("model", "initial_size", initial_size, 0, low_open=True)
         self.num_classes, self.stride = num_classes, stride
         stages, c_in = [], in_channels
         for width in widths:

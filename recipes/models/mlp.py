@@ -7,6 +7,8 @@ from collections.abc import Sequence
 
 from torch import Tensor, nn
 
+from losses.errors import check_integer, check_number, check_widths
+
 
 class MLP(nn.Module):
     """Flatten, then (Linear-ReLU-Dropout) per hidden width, then a linear head to ``num_outputs``."""
@@ -19,6 +21,9 @@ class MLP(nn.Module):
         dropout: float = 0.0,
     ) -> None:
         super().__init__()
+        hidden = check_widths("model", "hidden", hidden, allow_empty=True)  # [] is a linear model
+        check_number("model", "dropout", dropout, 0, 1, high_open=True)
+        check_integer("model", "num_outputs", num_outputs, low=0)
         n_in = in_features if isinstance(in_features, int) else math.prod(in_features)
         layers: list[nn.Module] = [nn.Flatten()]
         for width in hidden:

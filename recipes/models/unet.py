@@ -8,6 +8,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from losses.errors import check_integer, check_widths
 from recipes.models.convnet import conv_bn_relu
 
 
@@ -20,7 +21,9 @@ class UNet(nn.Module):
 
     def __init__(self, in_channels: int = 1, num_outputs: int = 11, widths: Sequence[int] = (8, 16, 32, 64, 128)) -> None:
         super().__init__()
-        widths = list(widths)
+        widths = check_widths("model", "widths", widths)
+        check_integer("model", "num_outputs", num_outputs, low=1)
+        check_integer("model", "in_channels", in_channels, low=1)
         self.down = nn.ModuleList()
         c_in = in_channels
         for width in widths:

@@ -8,6 +8,8 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor, nn
 
+from losses.errors import check_integer, check_widths
+
 
 def reparameterize(mu: Tensor, logvar: Tensor) -> Tensor:
     """A sample z = mu + sigma * eps with eps ~ N(0, I), differentiable in mu and logvar."""
@@ -35,10 +37,8 @@ class VAE(nn.Module):
         self, in_channels: int = 1, image_size: int = 28, latent_dim: int = 20, hidden: Sequence[int] = (512, 256)
     ) -> None:
         super().__init__()
-        if not isinstance(latent_dim, int) or latent_dim < 1:
-            from losses.errors import ConfigError
-
-            raise ConfigError(f"model.latent_dim must be a positive integer (got {latent_dim!r})")
+        check_integer("model", "latent_dim", latent_dim, low=1)
+        hidden = check_widths("model", "hidden", hidden, allow_empty=True)
         self.image_shape = (in_channels, image_size, image_size)
         self.latent_dim = latent_dim
         pixels = math.prod(self.image_shape)

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import hydra
 from hydra.errors import InstantiationException
+from lightning.fabric.utilities.exceptions import MisconfigurationException
 from lightning.pytorch.callbacks import ProgressBar
 from lightning.pytorch.plugins.io import CheckpointIO
 from omegaconf import DictConfig, open_dict
@@ -13,39 +15,86 @@ from omegaconf import DictConfig, open_dict
 from losses.errors import ConfigError
 from recipes.run.resume import AtomicCheckpointIO
 
+# the errors a constructor raises for a value it refuses (torch: ValueError; Lightning: MisconfigurationException)
+REFUSALS = (ValueError, TypeError, MisconfigurationException)
+# words torch's messages use for an argument, where they differ from its name
+SPELLED = {"lr": "learning rate", "eps": "epsilon", "betas": "beta"}
 
-def instantiate(node: Any, **kwargs: Any) -> Any:
-    """``hydra.utils.instantiate``, except that a constructor's ConfigError reaches the caller as itself
-    (Hydra wraps every constructor error in an InstantiationException with a traceback)."""
+
+def culprit(setting: str, node: Any, message: str) -> str:
+    """``setting.key`` for the key of ``node`` that a constructor's ``message`` names, else ``setting``."""
+    if not isinstance(node, DictConfig):
+        return setting
+    for key in node:
+        key = str(key)
+        if key.startswith("_"):
+            continue
+        words = (key, key.replace("_", " "), SPELLED.get(key, key))
+        if any(re.search(rf"\b{re.escape(word)}\b", message) for word in words):
+            return f"{setting}.{key}"
+    return setting
+
+
+def refused(setting: str, node: Any, err: BaseException) -> ConfigError:
+    """A constructor's refusal as one ConfigError naming the config key: ``task.optimizer.lr: AdamW: Invalid ...``."""
+    message = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+    target = str(node.get("_target_", "")) if isinstance(node, DictConfig) else ""
+    name = target.rpartition(".")[2] or type(err).__name__
+    return ConfigError(f"{culprit(setting, node, message)}: {name} refused its settings: {message}")
+
+
+def instantiate(node: Any, setting: str | None = None, **kwargs: Any) -> Any:
+    """``hydra.utils.instantiate``, except that a constructor's ConfigError reaches the caller as itself, and a value
+    the constructor refuses becomes a ConfigError naming ``setting`` (Hydra wraps both in a traceback)."""
     try:
         return hydra.utils.instantiate(node, **kwargs)
     except InstantiationException as err:
         cause = err.__cause__
         while cause is not None and not isinstance(cause, ConfigError):
             cause = cause.__cause__
-        if cause is None:
-            raise
-        raise cause from None
+        if cause is not None:
+            raise cause from None
+        if setting is not None and isinstance(err.__cause__, REFUSALS):
+            raise refused(setting, node, err.__cause__) from None
+        raise
 
 
-def instantiate_all(group: DictConfig | None) -> list[Any]:
+def instantiate_all(group: DictConfig | None, setting: str) -> list[Any]:
     """Instantiate every ``_target_`` entry of a config group such as ``callbacks``, ``guards`` or ``logger``."""
     if not group:
         return []
-    return [instantiate(c) for c in group.values() if isinstance(c, DictConfig) and "_target_" in c]
+    return [
+        instantiate(node, f"{setting}.{key}")
+        for key, node in group.items()
+        if isinstance(node, DictConfig) and "_target_" in node
+    ]
 
 
 def callbacks(cfg: DictConfig) -> list[Any]:
     """The configured callbacks, then the always-on guards (``configs/guards/``); no bar when the trainer hides it."""
-    built = instantiate_all(cfg.get("callbacks"))
+    built = instantiate_all(cfg.get("callbacks"), "callbacks")
     if not cfg.trainer.get("enable_progress_bar", True):  # Lightning refuses a bar it was told not to show
         built = [c for c in built if not isinstance(c, ProgressBar)]
-    return built + instantiate_all(cfg.get("guards"))
+    return built + instantiate_all(cfg.get("guards"), "guards")
+
+
+def check_optimization(task: Any, cfg: DictConfig) -> None:
+    """Build the task's optimiser on the model's parameters and its schedule once, so that a value they refuse
+    (``lr=-1``, ``pct_start=1.5``) is a ConfigError now rather than after the data has loaded."""
+    try:
+        optimizer = task.optimizer_factory(task.parameters())
+    except REFUSALS as err:
+        raise refused("task.optimizer", cfg.task.get("optimizer"), err) from None
+    if task.scheduler_factory is not None:
+        try:
+            task.build_scheduler(optimizer, steps=100)
+        except REFUSALS as err:
+            raise refused("task.scheduler", cfg.task.get("scheduler"), err) from None
 
 
 def plugins(cfg: DictConfig) -> list[Any]:
     """The trainer's plugins: those configured, and atomic checkpoint writes unless a CheckpointIO is configured."""
-    configured = list(instantiate(cfg.trainer.get("plugins")) or [])
+    configured = list(instantiate(cfg.trainer.get("plugins"), "trainer.plugins") or [])
     return configured if any(isinstance(p, CheckpointIO) for p in configured) else [*configured, AtomicCheckpointIO()]
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -10,7 +11,7 @@ from omegaconf import DictConfig, OmegaConf
 from torch import nn
 
 import losses
-from losses.errors import ConfigError
+from losses.errors import ConfigError, check, check_integer, check_number
 from recipes.base import Task
 from recipes.run.signatures import check_signatures
 from recipes.run.tasks import task_class, task_name, tasks_taking
@@ -67,6 +68,75 @@ def check_trainer(cfg: DictConfig) -> None:
         )
 
 
+def batches_limit_ok(value: object) -> bool:
+    """A ``limit_*_batches`` value: null, an integer >= 1 or a fraction in (0, 1]."""
+    if value is None:
+        return True
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return False
+    return value >= 1 if isinstance(value, int) else 0 < value <= 1
+
+
+def check_trainer_settings(cfg: DictConfig) -> None:
+    """The Trainer settings Lightning accepts but that fail after data loads (ZeroDivisionError), train nothing,
+    are ignored or silently changed (fp16 on a CPU runs bf16), or wait forever (several nodes on one machine)."""
+    trainer = cfg.trainer
+    for key in ("accumulate_grad_batches", "log_every_n_steps", "num_nodes"):
+        if trainer.get(key) is not None:
+            check_integer("trainer", key, trainer[key], low=1)
+    if trainer.get("check_val_every_n_epoch") is not None:
+        check_integer("trainer", "check_val_every_n_epoch", trainer.check_val_every_n_epoch, low=1)
+    max_epochs = trainer.get("max_epochs")
+    check(
+        "trainer",
+        max_epochs is None or max_epochs == -1 or max_epochs >= 1,
+        "max_epochs must be >= 1 (or -1 for no limit): 0 would test an untrained model",
+        max_epochs,
+    )
+    for key in ("limit_train_batches", "limit_val_batches", "limit_test_batches"):
+        value = trainer.get(key)
+        check(
+            "trainer",
+            batches_limit_ok(value),
+            f"{key} must be null, an integer >= 1 or a fraction in (0, 1] (0 would skip that split)",
+            value,
+        )
+    if trainer.get("gradient_clip_val") is not None:
+        check_number("trainer", "gradient_clip_val", trainer.gradient_clip_val, low=0)
+    devices = trainer.get("devices")
+    check(
+        "trainer",
+        devices not in (0, "0", []) and not (isinstance(devices, int) and devices < -1),
+        "devices must be a positive number of devices, -1 (all), 'auto' or a list of device indices",
+        devices,
+    )
+    precision = str(trainer.get("precision"))
+    check(
+        "trainer",
+        precision not in ("64", "64-true"),
+        "precision must be 32-true, bf16-mixed or 16-mixed: the datamodules give float32 batches",
+        precision,
+    )
+    accelerator = str(trainer.get("accelerator", "auto"))
+    on_cpu = accelerator == "cpu" or (accelerator == "auto" and not torch.cuda.is_available())
+    check(
+        "trainer",
+        not (on_cpu and precision in ("16", "16-mixed", "16-true")),
+        "precision: float16 does not run on the CPU (Lightning would switch to bf16-mixed silently); "
+        "use precision=bf16-mixed or 32-true, or trainer=gpu",
+        precision,
+    )
+    cluster = any(os.environ.get(var) for var in ("MASTER_ADDR", "SLURM_NNODES", "SLURM_JOB_ID", "WORLD_SIZE"))
+    nodes = trainer.get("num_nodes") or 1
+    check(
+        "trainer",
+        nodes == 1 or cluster,
+        "num_nodes > 1 needs a cluster launcher (SLURM: hydra/launcher=slurm, or torchrun setting MASTER_ADDR); "
+        "on one machine the run would wait forever for the other nodes; set trainer.num_nodes=1",
+        nodes,
+    )
+
+
 def check_output_folders(cfg: DictConfig) -> None:
     """Every folder a run writes to (its run folder, checkpoint folders) must be creatable and writable."""
     from recipes.run.launch import writable_folder_error
@@ -120,6 +190,7 @@ def check_config(cfg: DictConfig) -> dict[str, nn.Module]:
     task = task_class(cfg.task._target_)
     check_signatures(cfg)  # every `_target_` imports and takes its keys; values converted to their types
     check_trainer(cfg)
+    check_trainer_settings(cfg)
     losses = {slot: check_slot(task, slot, cfg.get(slot)) for slot in task.slots}
     check_output_folders(cfg)
     return losses
