@@ -114,6 +114,11 @@ def test_unknown_score_mode_is_refused(make_config):
         DetectionTask(AnchorFreeDetector(), check_config(make_config("task=detection")), torch.optim.SGD, scores="tanh")
 
 
+@pytest.mark.parametrize("name", losses.available("classification"))
+def test_every_classification_loss_declares_a_target_format_detection_can_score(name):
+    assert losses.spec(name).cls.target_format in ("indices", "binary")  # focal, bce_logits and ce: see the smoke fit
+
+
 @pytest.fixture
 def binary_loss():
     """A classification loss defined here that declares float 0/1 targets; no recipe names it."""

@@ -12,7 +12,7 @@ import losses
 from losses import ConfigError, Loss
 from losses.base import TargetNeed
 from recipes.data.tabular import TabularDataModule
-from recipes.regression import RegressionTask, head_for
+from recipes.regression import HEADS, RegressionTask, head_for
 from recipes.run.checks import check_config
 from train import train
 
@@ -163,6 +163,11 @@ def test_interval_level_out_of_range_is_refused(make_config):
     with pytest.raises(Exception) as err:
         build_task(make_config, "loss=gaussian_nll", "task.interval=1.5")
     assert "task.interval must be in (0, 1) (got 1.5)" in str(config_error_of(err.value))
+
+
+@pytest.mark.parametrize("name", losses.available("regression"))
+def test_every_regression_loss_declares_a_head_the_task_has(name):
+    assert losses.build(name).head in HEADS
 
 
 def test_a_head_the_task_does_not_have_is_a_config_error_naming_the_heads_it_has():
