@@ -4,6 +4,8 @@
 from losses import boxes, classification, distribution, elbo, masks, pairs, regression, views  # noqa: F401
 from losses.base import Loss, reduce
 from losses.errors import ConfigError
-from losses.registry import KINDS, LossSpec, available, build, kind_of, register, spec
+from losses.registry import KINDS, LossSpec, available, build, kind_of, register, spec, unregister
 
-__all__ = ["KINDS", "ConfigError", "Loss", "LossSpec", "available", "build", "kind_of", "reduce", "register", "spec"]
+__all__ = [
+    "KINDS", "ConfigError", "Loss", "LossSpec", "available", "build", "kind_of", "reduce", "register", "spec", "unregister",
+]

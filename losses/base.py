@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
-from typing import ClassVar
+from collections.abc import Callable, Iterator
+from typing import ClassVar, NamedTuple
 
 import torch
 from torch import Tensor, nn
@@ -14,16 +14,36 @@ from losses.errors import check, check_number
 REDUCTIONS = ("none", "mean", "sum")
 
 
+class TargetNeed(NamedTuple):
+    """What a loss needs of every target: ``holds(target)`` is true elementwise; ``need`` says it in words."""
+
+    holds: Callable[[Tensor], Tensor]
+    need: str
+
+
 class Loss(nn.Module):
     """Base of every registered loss: holds ``reduction`` and the helpers losses share.
 
     ``terms`` holds the named parts of the last value computed (e.g. reconstruction and KL),
-    detached, so that tasks can log them without knowing the loss.
+    detached, so that tasks can log them without knowing the loss. The declarations below say
+    what tasks and docs need to know of a loss, so that neither looks a loss up by its name.
     """
 
     name: ClassVar[str] = "loss"
     kind: ClassVar[str] = ""
     reductions: ClassVar[tuple[str, ...]] = REDUCTIONS
+    # the papers it comes from, as docs/losses.md prints them: ("Lin et al. 2017",)
+    citations: ClassVar[tuple[str, ...]] = ()
+    # classification: the targets it is made for, "indices" (a class index per row: softmax scores) or
+    # "binary" (float 0/1 targets of the logits' shape: one sigmoid per class)
+    target_format: ClassVar[str] = "indices"
+    # regression: what the network outputs for it, "point" (the prediction), "log1p" (log(1 + prediction)),
+    # "log_rate" or "rate" (Poisson), "mean_variance" (a mean and a variance), "quantiles" (one per ``taus``)
+    head: str = "point"
+    # what it needs of the training targets (checked by the task before training), None: anything
+    target_need: ClassVar[TargetNeed | None] = None
+    # whether the task passes it the training data's class counts, through ``set_class_counts(counts)``
+    counts_from_data: bool = False
 
     # value checks (index ranges, probabilities passed as logits) read tensors back to the host; on an
     # accelerator that stalls the pipeline, so they run on the first calls only (always on the CPU)

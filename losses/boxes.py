@@ -103,6 +103,8 @@ class IoULoss(IoUFamily):
     Equals ``1 - torchvision.ops.box_iou(pred, target).diagonal()`` up to ``eps``.
     """
 
+    citations = ("Yu et al. 2016",)
+
     def per_box(self, pred: Tensor, target: Tensor) -> Tensor:
         return 1 - overlap(pred, target, self.eps).iou
 
@@ -113,6 +115,8 @@ class GIoULoss(IoUFamily):
 
     Equals ``torchvision.ops.generalized_box_iou_loss``; gives disjoint boxes a gradient. The detection default.
     """
+
+    citations = ("Rezatofighi et al. 2019",)
 
     def per_box(self, pred: Tensor, target: Tensor) -> Tensor:
         o = overlap(pred, target, self.eps)
@@ -127,6 +131,8 @@ class DIoULoss(IoUFamily):
     Equals ``torchvision.ops.distance_box_iou_loss``; pulls centres together faster than GIoU.
     """
 
+    citations = ("Zheng et al. 2020",)
+
     def per_box(self, pred: Tensor, target: Tensor) -> Tensor:
         o = overlap(pred, target, self.eps)
         return 1 - o.iou + center_distance_term(pred, target, o, self.eps)
@@ -138,6 +144,8 @@ class CIoULoss(IoUFamily):
 
     Equals ``torchvision.ops.complete_box_iou_loss`` (alpha is not differentiated); also matches aspect ratios.
     """
+
+    citations = ("Zheng et al. 2020",)
 
     def per_box(self, pred: Tensor, target: Tensor) -> Tensor:
         o = overlap(pred, target, self.eps)

@@ -192,6 +192,8 @@ class LabelSmoothing(CrossEntropy):
     Reach for it to calibrate an over-confident classifier (Müller et al. 2019).
     """
 
+    citations = ("Szegedy et al. 2016", "Müller et al. 2019")
+
     def __init__(
         self,
         label_smoothing: float = 0.1,
@@ -232,6 +234,9 @@ class Focal(Loss):
     Float 0/1 targets of the logits' shape: sigmoid focal, equal to ``torchvision.ops.sigmoid_focal_loss``.
     Class indices: softmax focal (alpha a scalar or one weight per class). alpha < 0 or null: no weighting.
     """
+
+    citations = ("Lin et al. 2017",)
+    target_format = "binary"
 
     def __init__(
         self, gamma: float = 2.0, alpha: float | Sequence[float] | None = 0.25, reduction: str = "mean"
@@ -276,6 +281,8 @@ class BCEWithLogits(Loss):
     to trade recall for precision on imbalanced labels. Class indices become one-hot targets.
     A per-class vector applies along dim 1 (the class dimension) for logits of any rank.
     """
+
+    target_format = "binary"
 
     def __init__(
         self,
@@ -352,6 +359,8 @@ class ClassBalanced(Loss):
     Cui et al. 2019 (effective number of samples), on softmax cross-entropy or softmax focal (``base``, ``gamma``).
     For long-tailed labels: beta = 0 is plain L, beta -> 1 weights by inverse class frequency.
     """
+
+    citations = ("Cui et al. 2019",)
 
     def __init__(
         self,

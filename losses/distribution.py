@@ -117,6 +117,8 @@ class JSDiv(DistributionLoss):
     Symmetric and bounded by log 2, so it has no direction and stays finite where one distribution is zero.
     """
 
+    citations = ("Lin 1991",)
+
     def forward(self, input: Tensor, target: Tensor) -> Tensor:
         self.check_inputs(input, target)
         with autocast_off(input, target):

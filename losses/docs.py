@@ -4,8 +4,8 @@ Every registered loss gets a row in the table of its kind, read from the class i
 
 - formula: the first sentence of the docstring (the house style puts the formula there);
 - hyperparameters: the constructor's signature with its defaults (and the allowed reductions);
-- reference: every paper cited in the docstring (``Lin et al. 2017``) and every torch/torchvision
-  function it names (``torch.nn.CrossEntropyLoss``, "torch's KLDivLoss");
+- reference: the papers the class declares in ``citations`` (``("Lin et al. 2017",)``), then every
+  torch/torchvision function its docstring names (``torch.nn.CrossEntropyLoss``, "torch's KLDivLoss");
 - when to use it: the docstring's other sentences.
 
 Nothing is written by hand, so a new loss is documented by being registered; rerun after adding one.
@@ -28,8 +28,6 @@ OUTPUT = ROOT / "docs" / "losses.md"
 CONFIGS = ROOT / "configs" / "loss"
 COMMAND = "python -m losses.docs"
 
-NAME = r"[A-Z][^\W\d_]+(?:[-'][^\W\d_]+)?"  # an author's surname: Lin, LeCun, Müller, Ben-David
-CITATION = re.compile(rf"\b{NAME}(?:, {NAME})*(?:,? (?:and|&) {NAME})?(?: et al\.?)? (?:1[6-9]|20)\d\d[a-z]?\b")
 LIBRARY = re.compile(r"\b(?:torch|torchvision)(?:\.\w+)+|\b(?:torch|torchvision)'s \w+")
 CODE = re.compile(r"``(.+?)``")
 SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z(\x00])")
@@ -73,22 +71,21 @@ def markdown(text: str) -> str:
     return CODE.sub(lambda m: f"`{m.group(1)}`", text).replace("|", "\\|")
 
 
-def references(doc: str) -> list[str]:
-    """Papers cited and torch/torchvision functions named in ``doc``, in order of appearance, once each."""
-    text = " ".join(doc.split())
-    found = sorted(
-        [(m.start(), m.group(0)) for m in CITATION.finditer(text)]
-        + [(m.start(), f"``{m.group(0)}``" if "'" not in m.group(0) else m.group(0)) for m in LIBRARY.finditer(text)]
-    )
-    return list(dict.fromkeys(name for _, name in found))
+def library_names(doc: str) -> list[str]:
+    """The torch/torchvision functions named in ``doc``, in order of appearance, once each."""
+    found = LIBRARY.findall(" ".join(doc.split()))
+    return list(dict.fromkeys(name if "'" in name else f"``{name}``" for name in found))
 
 
-def split_docstring(doc: str) -> tuple[str, str, str]:
-    """(formula, reference, when to use) from a loss docstring; see the module docstring for the rules."""
+def references(cls: type) -> list[str]:
+    """The papers ``cls`` declares in ``citations``, then the torch/torchvision functions its docstring names."""
+    return list(dict.fromkeys([*getattr(cls, "citations", ()), *library_names(inspect.getdoc(cls) or "")]))
+
+
+def split_docstring(doc: str) -> tuple[str, str]:
+    """(formula, when to use) from a loss docstring: its first sentence and the others."""
     found = sentences(doc)
-    if not found:
-        return "", "", ""
-    return found[0], "; ".join(references(doc)), " ".join(found[1:])
+    return (found[0], " ".join(found[1:])) if found else ("", "")
 
 
 def format_default(value: object) -> str:
@@ -125,7 +122,7 @@ def inputs(entry: LossSpec) -> str:
 def describe(name: str) -> LossDoc:
     """Everything the table needs about the registered loss ``name``."""
     entry = spec(name)
-    formula, reference, use = split_docstring(inspect.getdoc(entry.cls) or "")
+    formula, use = split_docstring(inspect.getdoc(entry.cls) or "")
     config = CONFIGS / f"{name}.yaml"
     return LossDoc(
         name=name,
@@ -133,7 +130,7 @@ def describe(name: str) -> LossDoc:
         inputs=inputs(entry),
         formula=markdown(formula),
         hyperparameters=hyperparameters(entry),
-        reference=markdown(reference) or "—",
+        reference=markdown("; ".join(references(entry.cls))) or "—",
         use=markdown(use) or "—",
         config=f"../configs/loss/{name}.yaml" if config.exists() else None,
     )

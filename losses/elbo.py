@@ -44,6 +44,8 @@ class ELBO(Loss):
     ``bernoulli``: logits for data in [0, 1] (binarised images); ``gaussian``: the mean, with a fixed ``sigma``.
     """
 
+    citations = ("Kingma & Welling 2014", "Higgins et al. 2017")
+
     def __init__(
         self, beta: float = 1.0, reconstruction: str = "bernoulli", sigma: float = 1.0, reduction: str = "mean"
     ) -> None:

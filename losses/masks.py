@@ -85,6 +85,8 @@ class Dice(OverlapLoss):
     Insensitive to class imbalance (a small object counts as much as the background); the segmentation default.
     """
 
+    citations = ("Milletari et al. 2016",)
+
     def score(self, inter: Tensor, pred_sum: Tensor, target_sum: Tensor) -> Tensor:
         return (2 * inter + self.smooth) / (pred_sum + target_sum + self.smooth).clamp_min(self.eps)
 
@@ -96,6 +98,8 @@ class Jaccard(OverlapLoss):
     Optimises IoU directly; penalises errors more than Dice where overlap is already large.
     """
 
+    citations = ("Rahman & Wang 2016",)
+
     def score(self, inter: Tensor, pred_sum: Tensor, target_sum: Tensor) -> Tensor:
         return (inter + self.smooth) / (pred_sum + target_sum - inter + self.smooth).clamp_min(self.eps)
 
@@ -106,6 +110,8 @@ class Tversky(OverlapLoss):
 
     beta > alpha favours recall (thin or small structures); alpha = beta = 1 is Jaccard, 0.5 is Dice (with 2 smooth).
     """
+
+    citations = ("Salehi et al. 2017",)
 
     def __init__(
         self, alpha: float = 0.3, beta: float = 0.7, smooth: float = 1.0, eps: float = 1e-7, reduction: str = "mean"

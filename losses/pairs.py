@@ -122,6 +122,8 @@ class Contrastive(PairLoss):
     loss: smooth pull, and a push that fades out at the margin.
     """
 
+    citations = ("Hadsell, Chopra and LeCun 2006",)
+
     def __init__(self, margin: float = 1.0, reduction: str = "mean") -> None:
         super().__init__(reduction)
         self.margin = self.check_number("margin", margin, 0.0, low_open=True)
@@ -159,6 +161,7 @@ class Triplet(TripletLoss):
     Balntas et al. 2016). The default metric-learning loss on triplets.
     """
 
+    citations = ("Schroff et al. 2015", "Balntas et al. 2016")
     EPS: ClassVar[float] = 1e-6  # torch's default, added to the difference inside the norm
 
     def __init__(self, margin: float = 1.0, p: float = 2.0, swap: bool = False, reduction: str = "mean") -> None:

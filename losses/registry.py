@@ -51,6 +51,11 @@ def register(name: str, kind: str) -> Callable[[type[nn.Module]], type[nn.Module
     return decorate
 
 
+def unregister(name: str) -> None:
+    """Remove the loss ``name`` from the registry, e.g. one that a test registered for itself."""
+    del _REGISTRY[name]
+
+
 def available(kind: str | None = None) -> list[str]:
     """Sorted names of the registered losses, of one kind when ``kind`` is given."""
     if kind is not None and kind not in KINDS:

@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from losses.base import Loss, as_float, autocast_off
+from losses.base import Loss, TargetNeed, as_float, autocast_off
 from losses.registry import register
 
 LOG_2 = math.log(2.0)
@@ -86,6 +86,8 @@ class Huber(PointwiseLoss):
     Squared near zero, linear in the tails: MSE's smooth optimum with MAE's robustness; ``delta`` in target units.
     """
 
+    citations = ("Huber 1964",)
+
     def __init__(self, delta: float = 1.0, reduction: str = "mean") -> None:
         super().__init__(reduction)
         self.delta = self.check_number("delta", delta, 0.0, low_open=True)
@@ -101,6 +103,8 @@ class SmoothL1(PointwiseLoss):
 
     Huber divided by ``beta``: its tails have slope 1 whatever ``beta``; ``beta = 0`` is the L1 loss.
     """
+
+    citations = ("Girshick 2015",)
 
     def __init__(self, beta: float = 1.0, reduction: str = "mean") -> None:
         super().__init__(reduction)
@@ -132,6 +136,9 @@ class Quantile(Loss):
     Estimates the ``tau`` quantile. ``tau`` a float: ``pred`` is shaped like ``target``; a list of Q quantiles:
     ``pred`` is ``[..., Q]`` for a target ``[...]``, and ``mean`` averages over samples and quantiles.
     """
+
+    citations = ("Koenker & Bassett 1978",)
+    head = "quantiles"
 
     def __init__(self, tau: float | Sequence[float] = 0.5, reduction: str = "mean") -> None:
         super().__init__(reduction)
@@ -199,6 +206,9 @@ class MSLE(PointwiseLoss):
     Predictions or targets <= -1 are an error (the logarithm is undefined there).
     """
 
+    head = "log1p"
+    target_need = TargetNeed(lambda y: y > -1, "> -1")
+
     def check_inputs(self, pred: Tensor, target: Tensor) -> None:
         for arg, t in (("pred", pred), ("target", target)):
             if t.numel() and self.check_values(t) and float(t.detach().min()) <= -1:
@@ -220,11 +230,14 @@ class PoissonNLL(PointwiseLoss):
     As ``torch.nn.PoissonNLLLoss``, incl. the Stirling term for ``full`` (targets > 1); for count targets.
     """
 
+    target_need = TargetNeed(lambda y: y >= 0, ">= 0 (counts)")
+
     def __init__(self, log_input: bool = True, full: bool = False, eps: float = 1e-8, reduction: str = "mean") -> None:
         super().__init__(reduction)
         self.check(isinstance(log_input, bool), "log_input must be true or false", log_input)
         self.check(isinstance(full, bool), "full must be true or false", full)
         self.log_input, self.full = log_input, full
+        self.head = "log_rate" if log_input else "rate"
         self.eps = self.check_number("eps", eps, 0.0, low_open=True)
 
     def check_inputs(self, pred: Tensor, target: Tensor) -> None:
@@ -255,6 +268,8 @@ class GaussianNLL(Loss):
     ``forward(mean, target, var)`` as ``torch.nn.GaussianNLLLoss``: var is clamped at ``eps`` with the gradient
     passing through, negative var is an error; var may be ``[...]``, ``[..., 1]`` or one per sample.
     """
+
+    head = "mean_variance"
 
     def __init__(self, full: bool = False, eps: float = 1e-6, reduction: str = "mean") -> None:
         super().__init__(reduction)

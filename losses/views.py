@@ -81,6 +81,8 @@ class NTXent(ViewsLoss):
     serve as anchors. T = 0.5 is the temperature of SimCLR's CIFAR-10 recipe; 0.1 suits large batches.
     """
 
+    citations = ("Chen et al. 2020",)
+
     def __init__(self, temperature: float = 0.5, reduction: str = "mean") -> None:
         super().__init__(temperature, reduction)
 
@@ -110,6 +112,8 @@ class InfoNCE(ViewsLoss):
     InfoNCE (van den Oord et al. 2018) with in-batch negatives, one direction (z1 -> z2), N terms;
     for asymmetric pairs (query and key encoders, image and caption) where nt_xent's symmetry is not wanted.
     """
+
+    citations = ("van den Oord et al. 2018",)
 
     def __init__(self, temperature: float = 0.1, reduction: str = "mean") -> None:
         super().__init__(temperature, reduction)

@@ -76,7 +76,7 @@ class ClassificationTask(Task):
 
     def setup(self, stage: str) -> None:
         """Losses that weight classes by their frequency (class_balanced with null counts) get them here."""
-        wanting = [loss for loss in self.losses.values() if getattr(loss, "counts_from_data", False)]
+        wanting = [loss for loss in self.losses.values() if loss.counts_from_data]
         if wanting and self.trainer is not None and self.trainer.datamodule is not None:
             counts = self.training_class_counts()
             for loss in wanting:

@@ -4,10 +4,11 @@ The model is the anchor-free detector of ``recipes/models/detector.py``. Both sl
 locations and divided by the number of positive locations, as FCOS and RetinaNet normalise (the task sets
 their ``reduction`` to ``sum``). How locations are scored follows the classification loss:
 
-- ``scores: sigmoid`` (auto for ``focal`` and ``bce_logits``): K independent sigmoids per location, float
-  0/1 targets, all zero on background; focal is then exactly ``torchvision.ops.sigmoid_focal_loss``.
-- ``scores: softmax`` (auto for every other loss, e.g. ``ce``): a (K + 1)-way softmax whose last class is
-  background; the target is a class index per location.
+- ``scores: sigmoid`` (auto for losses that declare ``target_format = "binary"``, e.g. ``focal`` and
+  ``bce_logits``): K independent sigmoids per location, float 0/1 targets, all zero on background; focal
+  is then exactly ``torchvision.ops.sigmoid_focal_loss``.
+- ``scores: softmax`` (auto for losses of ``target_format = "indices"``, e.g. ``ce``): a (K + 1)-way softmax
+  whose last class is background; the target is a class index per location.
 
 Box losses compare decoded xyxy boxes of the positive locations with their matched boxes, in units of
 the stride (IoU losses are scale-free; ``l1`` is then in strides). Reports mAP, mAP@50 and mAP@75
@@ -27,8 +28,6 @@ from torchmetrics.detection import MeanAveragePrecision
 from losses.errors import ConfigError
 from recipes.base import OptimizerFactory, SchedulerFactory, Task
 from recipes.models.detector import assign, postprocess
-
-SIGMOID_LOSSES = ("focal", "bce_logits")  # losses that take float 0/1 targets of the logits' shape
 
 
 class DetectionTask(Task):
@@ -58,7 +57,7 @@ class DetectionTask(Task):
             raise ConfigError(f"task.scores: must be auto, sigmoid or softmax (got {scores!r})")
         if getattr(model, "num_classes", num_classes) != num_classes:
             raise ConfigError(f"task.num_classes: {num_classes}, but the model has {model.num_classes} classes")
-        self.sigmoid = scores == "sigmoid" or (scores == "auto" and self.losses["loss"].name in SIGMOID_LOSSES)
+        self.sigmoid = scores == "sigmoid" or (scores == "auto" and self.losses["loss"].target_format == "binary")
         for loss in self.losses.values():
             loss.reduction = "sum"  # normalised by the number of positive locations instead
         self.num_classes, self.cls_weight, self.box_weight, self.radius = num_classes, cls_weight, box_weight, radius

@@ -1,13 +1,14 @@
 """Tabular regression: one ``loss`` slot of kind regression; reports MAE, RMSE and interval coverage.
 
-The network's output count follows the loss: one number for point losses, a mean and a variance for
-``gaussian_nll``, a log-rate (or a rate) for ``poisson_nll``, one number per ``tau`` for ``quantile``.
-A ``Head`` turns the raw outputs into what the loss takes, the point prediction that MAE and RMSE score,
-and (for ``quantile`` and ``gaussian_nll``) the interval whose empirical coverage is reported.
+The network's output count follows the head the loss declares (``loss.head``): one number for point losses,
+a mean and a variance for ``gaussian_nll``, a log-rate (or a rate) for ``poisson_nll``, one number per ``tau``
+for ``quantile``. A ``Head`` turns the raw outputs into what the loss takes, the point prediction that MAE and
+RMSE score, and (for ``quantile`` and ``gaussian_nll``) the interval whose empirical coverage is reported.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import ClassVar
 
 import torch
@@ -15,8 +16,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torchmetrics import MeanAbsoluteError, MeanMetric, MeanSquaredError, MetricCollection
 
+from losses.base import Loss
 from losses.errors import ConfigError
-from losses.regression import MSLE, GaussianNLL, PoissonNLL, Quantile
 from recipes.base import OptimizerFactory, SchedulerFactory, Task
 from recipes.metrics import IntervalCoverage
 
@@ -118,17 +119,22 @@ class QuantileHead(Head):
         return q[:, 0], q[:, -1]
 
 
-def head_for(loss: nn.Module, interval: float = 0.9) -> Head:
-    """The head a loss needs; ``head_for(loss).outputs`` is the number of outputs the model gets."""
-    if isinstance(loss, Quantile):
-        return QuantileHead(list(loss.taus.tolist()), loss.multi)
-    if isinstance(loss, GaussianNLL):
-        return GaussianHead(interval)
-    if isinstance(loss, PoissonNLL):
-        return PoissonHead(loss.log_input)
-    if isinstance(loss, MSLE):
-        return Log1pHead()
-    return Head()
+# the head for each value a loss may declare as ``loss.head``, built from the loss and the task's ``interval``
+HEADS: dict[str, Callable[[Loss, float], Head]] = {
+    "point": lambda loss, interval: Head(),
+    "log1p": lambda loss, interval: Log1pHead(),
+    "log_rate": lambda loss, interval: PoissonHead(log_input=True),
+    "rate": lambda loss, interval: PoissonHead(log_input=False),
+    "mean_variance": lambda loss, interval: GaussianHead(interval),
+    "quantiles": lambda loss, interval: QuantileHead(list(loss.taus.tolist()), loss.multi),
+}
+
+
+def head_for(loss: Loss, interval: float = 0.9) -> Head:
+    """The head ``loss.head`` declares; ``head_for(loss).outputs`` is the number of outputs the model gets."""
+    if loss.head not in HEADS:
+        raise ConfigError(f"loss '{loss.name}': declares head {loss.head!r}; the regression task has {', '.join(HEADS)}")
+    return HEADS[loss.head](loss, interval)
 
 
 def fit_head(model: nn.Module, loss: nn.Module, head: Head) -> nn.Module:
@@ -147,13 +153,6 @@ def fit_head(model: nn.Module, loss: nn.Module, head: Head) -> nn.Module:
             f"but the model has {got}; set model.num_outputs=0 and the task sizes the head from the loss"
         )
     return model
-
-
-# what a loss needs of the training targets (checked once at setup, with the fix in the message)
-TARGET_NEEDS = {
-    "msle": (lambda y: bool((y > -1).all()), "> -1"),
-    "poisson_nll": (lambda y: bool((y >= 0).all()), ">= 0 (counts)"),
-}
 
 
 class RegressionTask(Task):
@@ -187,16 +186,15 @@ class RegressionTask(Task):
         self.val_width, self.test_width = MeanMetric(), MeanMetric()
 
     def setup(self, stage: str) -> None:
-        """Refuse data whose targets the loss cannot take (e.g. standardised targets for msle), with the fix."""
+        """Refuse data whose targets the loss cannot take (``loss.target_need``, e.g. msle's > -1), with the fix."""
         dm = self._trainer.datamodule if self._trainer is not None else None
-        name = self.losses["loss"].name
-        if name not in TARGET_NEEDS or not getattr(dm, "splits", None):
+        name, target_need = self.losses["loss"].name, self.losses["loss"].target_need
+        if target_need is None or not getattr(dm, "splits", None):
             return
-        ok, need = TARGET_NEEDS[name]
         target = dm.splits["train"][1]
-        if not ok(target):
+        if not bool(target_need.holds(target).all()):
             raise ConfigError(
-                f"loss={name}: needs targets {need}, but data '{getattr(dm, 'dataset', '?')}' has targets down to "
+                f"loss={name}: needs targets {target_need.need}, but data '{getattr(dm, 'dataset', '?')}' has targets down to "
                 f"{float(target.min()):.3g} (target_scaling={getattr(dm, 'target_scaling', '?')}); "
                 "use data.target_scaling=scale or none, or data=counts"
             )

@@ -8,7 +8,8 @@ import pytest
 import torch
 from hydra.errors import HydraException
 
-from losses import ConfigError
+import losses
+from losses import ConfigError, Loss
 from recipes.models.detector import AnchorFreeDetector, assign, postprocess
 from recipes.run.checks import check_config
 from train import train
@@ -111,3 +112,43 @@ def test_unknown_score_mode_is_refused(make_config):
 
     with pytest.raises(ConfigError, match="task.scores: must be auto, sigmoid or softmax"):
         DetectionTask(AnchorFreeDetector(), check_config(make_config("task=detection")), torch.optim.SGD, scores="tanh")
+
+
+@pytest.mark.parametrize("name", losses.available("classification"))
+def test_every_classification_loss_declares_a_target_format_detection_can_score(name):
+    assert losses.spec(name).cls.target_format in ("indices", "binary")  # focal, bce_logits and ce: see the smoke fit
+
+
+@pytest.fixture
+def binary_loss():
+    """A classification loss defined here that declares float 0/1 targets; no recipe names it."""
+
+    @losses.register("zz_test_binary", kind="classification")
+    class SquaredSigmoid(Loss):
+        """Squared error ``(sigmoid(z) - y)^2`` of 0/1 targets; keeps the last target it saw."""
+
+        target_format = "binary"
+
+        def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+            self.seen = target
+            return self.reduce((logits.sigmoid() - target).square())
+
+    try:
+        yield losses.build("zz_test_binary")
+    finally:
+        losses.unregister("zz_test_binary")
+
+
+def test_a_new_loss_declaring_binary_targets_is_scored_with_sigmoids(binary_loss):
+    from recipes.detection import DetectionTask
+
+    model = AnchorFreeDetector(widths=(8, 16, 32), head_width=16, head_depth=1)
+    task = DetectionTask(model, {"loss": binary_loss, "box_loss": losses.build("giou")}, optimizer=torch.optim.SGD)
+    assert task.sigmoid
+    boxes, labels = torch.tensor([[[4.0, 4.0, 20.0, 20.0]]]), torch.tensor([[3]])
+    class_logits, ltrb = task(torch.randn(1, 1, 32, 32))
+    task.loss_terms(class_logits, ltrb, boxes, labels)
+    target = binary_loss.seen  # one row per location, K columns of 0/1 (no background column)
+    assert target.is_floating_point() and target.shape == (class_logits[0, 0].numel(), 10)
+    assert set(target.unique().tolist()) == {0.0, 1.0}
+    assert target.sum(0).nonzero().flatten().tolist() == [3]  # the positive locations are of class 3 only

@@ -9,9 +9,10 @@ import pytest
 import torch
 
 import losses
-from losses import ConfigError
+from losses import ConfigError, Loss
+from losses.base import TargetNeed
 from recipes.data.tabular import TabularDataModule
-from recipes.regression import RegressionTask, head_for
+from recipes.regression import HEADS, RegressionTask, head_for
 from recipes.run.checks import check_config
 from train import train
 
@@ -162,3 +163,56 @@ def test_interval_level_out_of_range_is_refused(make_config):
     with pytest.raises(Exception) as err:
         build_task(make_config, "loss=gaussian_nll", "task.interval=1.5")
     assert "task.interval must be in (0, 1) (got 1.5)" in str(config_error_of(err.value))
+
+
+@pytest.mark.parametrize("name", losses.available("regression"))
+def test_every_regression_loss_declares_a_head_the_task_has(name):
+    assert losses.build(name).head in HEADS
+
+
+def test_a_head_the_task_does_not_have_is_a_config_error_naming_the_heads_it_has():
+    loss = losses.build("mse")
+    loss.head = "log_scale"
+    with pytest.raises(ConfigError, match="loss 'mse': declares head 'log_scale'; the regression task has point, log1p"):
+        head_for(loss)
+
+
+@pytest.fixture
+def laplace_loss():
+    """A regression loss defined here that declares a mean-and-variance head and positive targets; no recipe names it."""
+
+    @losses.register("zz_test_laplace", kind="regression")
+    class LaplaceNLL(Loss):
+        """Laplace negative log-likelihood ``|mean - target| / b + log b``, b = sqrt(var)."""
+
+        head = "mean_variance"
+        target_need = TargetNeed(lambda y: y > 0, "> 0")
+
+        def forward(self, mean: torch.Tensor, target: torch.Tensor, var: torch.Tensor) -> torch.Tensor:
+            b = var.sqrt()
+            return self.reduce((mean - target).abs() / b + b.log())
+
+    try:
+        yield "zz_test_laplace"
+    finally:
+        losses.unregister("zz_test_laplace")
+
+
+def test_a_new_loss_declaring_a_mean_and_variance_head_gets_two_outputs_and_its_variance(make_config, laplace_loss):
+    task = build_task(make_config, "loss=mse", f"loss.name={laplace_loss}")
+    assert task.model.head.out_features == 2 and task.head.nominal == 0.9
+    raw, target = torch.tensor([[1.0, 0.5], [-2.0, 3.0]]), torch.tensor([0.0, 1.0])
+    b = torch.nn.functional.softplus(raw[:, 1]).sqrt()
+    expected = ((raw[:, 0] - target).abs() / b + b.log()).mean()
+    torch.testing.assert_close(task.head.loss(task.losses["loss"], raw, target), expected)
+
+
+def test_a_new_loss_declaring_what_it_needs_of_targets_refuses_data_without_it(make_config, laplace_loss):
+    cfg = make_config(*QUIET, "task=regression", "data=diabetes", "loss=mse", f"loss.name={laplace_loss}")  # standardised y
+    with pytest.raises(ConfigError, match=r"loss=zz_test_laplace: needs targets > 0, but data 'diabetes' has targets down to"):
+        train(cfg)
+
+
+def test_a_new_loss_with_a_declared_head_trains_end_to_end_on_data_it_accepts(smoke_config, one_thread, laplace_loss):
+    metrics = train(smoke_config(*SYNTHETIC, "loss=mse", f"loss.name={laplace_loss}"))  # raw targets: all positive
+    assert math.isfinite(metrics["test/mae"]) and 0 <= metrics["test/coverage"] <= 1  # the variance head's interval
