@@ -16,6 +16,7 @@ import lightning as L
 import torch
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
+from lightning.pytorch.utilities.exceptions import SIGTERMException
 from lightning.pytorch.utilities.rank_zero import rank_zero_only
 from omegaconf import DictConfig, OmegaConf
 
@@ -23,6 +24,7 @@ from losses.errors import ConfigError
 from recipes.run.build import callbacks, check_optimization, instantiate, instantiate_all, plugins, resume_wandb
 from recipes.run.checks import check_config, resolve_checkpoint
 from recipes.run.errors import RunError
+from recipes.run.folder import lock_run_folder, stopped_by_sigterm, unlock_run_folder
 from recipes.run.launch import finish_processes, pin_run_folder
 from recipes.run.loggers import finish_wandb
 from recipes.run.resolvers import register_resolvers
@@ -60,11 +62,15 @@ def train(cfg: DictConfig) -> dict[str, float]:
         logger.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
 
     pin_run_folder(trainer.world_size)  # DDP: the ranks Lightning starts write into this run's folder
+    lock_run_folder(cfg.paths.output_dir)  # one live run per folder
     metrics: dict[str, float] = {}
     ok = False
     try:
         if cfg.get("fit", True):
-            trainer.fit(task, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True)
+            try:
+                trainer.fit(task, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True)
+            except SIGTERMException:
+                raise stopped_by_sigterm(trainer, cfg.paths.output_dir) from None
             metrics.update({k: float(v) for k, v in trainer.callback_metrics.items()})
         if cfg.get("test", True):
             best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
@@ -77,6 +83,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
     finally:
         finish_wandb(loggers)  # flush and close this run's W&B logs, even on error
         finish_processes(trainer, ok)
+        unlock_run_folder(cfg.paths.output_dir)
     return metrics
 
 

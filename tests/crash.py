@@ -40,3 +40,15 @@ class NanOnRank(L.Callback):
             return value
 
         loss.forward = nan_after
+
+
+class TermAtStep(L.Callback):
+    """Send this process SIGTERM (what a scheduler sends before preemption) at the end of optimiser step ``step``."""
+
+    def __init__(self, step: int) -> None:
+        self.step, self.sent = step, False
+
+    def on_train_batch_end(self, trainer: L.Trainer, *args: object) -> None:
+        if trainer.global_step >= self.step and not self.sent:
+            self.sent = True
+            os.kill(os.getpid(), signal.SIGTERM)

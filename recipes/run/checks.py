@@ -13,6 +13,7 @@ from torch import nn
 import losses
 from losses.errors import ConfigError, check, check_integer, check_number
 from recipes.base import Task
+from recipes.run.folder import check_run_folder, checkpoint_folder
 from recipes.run.signatures import check_signatures
 from recipes.run.tasks import task_class, task_name, tasks_taking
 
@@ -154,12 +155,6 @@ def check_output_folders(cfg: DictConfig) -> None:
             raise ConfigError(f"{setting}: cannot write to {folder} ({reason}); set {setting}=<a writable folder>")
 
 
-def checkpoint_folder(cfg: DictConfig) -> Path:
-    """Where this run's checkpoints go: the checkpoint callback's folder, else ``<output_dir>/checkpoints``."""
-    dirpath = OmegaConf.select(cfg, "callbacks.model_checkpoint.dirpath")
-    return Path(dirpath) if dirpath else Path(cfg.paths.output_dir) / "checkpoints"
-
-
 def resolve_checkpoint(cfg: DictConfig) -> tuple[str | None, dict[str, Any] | None]:
     """``ckpt_path`` as a file (``last`` is this run folder's ``checkpoints/last.ckpt``) and its contents.
 
@@ -193,4 +188,5 @@ def check_config(cfg: DictConfig) -> dict[str, nn.Module]:
     check_trainer_settings(cfg)
     losses = {slot: check_slot(task, slot, cfg.get(slot)) for slot in task.slots}
     check_output_folders(cfg)
+    check_run_folder(cfg)
     return losses

@@ -38,6 +38,7 @@ SETTINGS: dict[str, Any] = {
     "fit": bool,
     "test": bool,
     "ckpt_path": str | None,
+    "overwrite": bool,
     "float32_matmul_precision": str,
 }
 

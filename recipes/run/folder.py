@@ -1,0 +1,112 @@
+"""A run folder belongs to one run: a new run never writes over another run's checkpoints, two live runs never
+share a folder, and a run stopped by SIGTERM (what SLURM and most schedulers send) saves where it was."""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import shlex
+from pathlib import Path
+from typing import IO
+
+import lightning as L
+from lightning.pytorch.utilities.exceptions import SIGTERMException
+from omegaconf import DictConfig, OmegaConf
+
+from losses.errors import ConfigError
+from recipes.run.errors import RunError
+from recipes.run.launch import rank
+
+LOCK_NAME = ".run.lock"
+_held: dict[Path, IO[str]] = {}  # the folders this process holds a lock on, with the open lock file
+
+
+def checkpoint_folder(cfg: DictConfig) -> Path:
+    """Where this run's checkpoints go: the checkpoint callback's folder, else ``<output_dir>/checkpoints``."""
+    dirpath = OmegaConf.select(cfg, "callbacks.model_checkpoint.dirpath")
+    return Path(dirpath) if dirpath else Path(cfg.paths.output_dir) / "checkpoints"
+
+
+def check_run_folder(cfg: DictConfig) -> None:
+    """Refuse to train in a folder that holds another run's checkpoints, unless this run resumes from one of them
+    (``ckpt_path=last`` or a file in that folder) or ``overwrite=true`` says to replace them."""
+    folder = checkpoint_folder(cfg)
+    found = sorted(p.name for p in folder.glob("*.ckpt")) if folder.is_dir() else []
+    if not found or not cfg.get("fit", True) or cfg.get("overwrite"):
+        return
+    ckpt = cfg.get("ckpt_path")
+    if ckpt is not None and (str(ckpt) == "last" or Path(str(ckpt)).resolve().parent == folder.resolve()):
+        return
+    raise ConfigError(
+        f"hydra.run.dir: {folder.parent} holds another run's checkpoints ({', '.join(found[:4])}); resume that run "
+        "with ckpt_path=last, start this one in a new folder (leave hydra.run.dir unset), or set overwrite=true to "
+        "replace them"
+    )
+
+
+def lock_run_folder(folder: str | Path) -> None:
+    """Hold ``<folder>/.run.lock`` for as long as this process runs there (rank 0 only: the ranks of one DDP run
+    share the folder); a second live run in the folder is a ConfigError naming the process that holds it."""
+    folder = Path(folder).resolve()
+    if rank() != 0 or folder in _held:
+        return
+    folder.mkdir(parents=True, exist_ok=True)
+    handle = open(folder / LOCK_NAME, "a+")  # noqa: SIM115 (held open while the run lives)
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.seek(0)
+        holder = handle.read().strip() or "another process"
+        handle.close()
+        raise ConfigError(
+            f"hydra.run.dir: {folder} is in use by a live run ({holder}); wait for it to end, or start this run in "
+            "another folder (leave hydra.run.dir unset)"
+        ) from None
+    handle.seek(0)
+    handle.truncate()
+    handle.write(f"pid {os.getpid()}\n")
+    handle.flush()
+    _held[folder] = handle
+
+
+def unlock_run_folder(folder: str | Path) -> None:
+    """Release the lock ``lock_run_folder`` took (the kernel releases it too when the process dies)."""
+    handle = _held.pop(Path(folder).resolve(), None)
+    if handle is not None:
+        fcntl.flock(handle, fcntl.LOCK_UN)
+        handle.close()
+
+
+def resume_command(folder: str | Path) -> str:
+    """The command that continues the run in ``folder``: this run's overrides, ``ckpt_path=last`` and the folder."""
+    try:
+        from hydra.core.hydra_config import HydraConfig
+
+        overrides = [o for o in HydraConfig.get().overrides.task if not o.startswith(("ckpt_path=", "hydra.run.dir="))]
+    except ValueError:  # composed in-process, not launched by Hydra
+        overrides = []
+    words = ["python", "train.py", *overrides, "ckpt_path=last", f"hydra.run.dir={folder}"]
+    return " ".join(shlex.quote(w) for w in words)
+
+
+class SaveOnSigterm(L.Callback):
+    """On SIGTERM, save an exact-resume ``last.ckpt`` at the step Lightning stopped on (it ends the fit after the
+    current batch); ``train.py`` then reports the stop with the command that resumes, and exits 1, not 0."""
+
+    def __init__(self, dirpath: str | Path) -> None:
+        self.dirpath = Path(dirpath)
+        self.saved: Path | None = None
+
+    def on_exception(self, trainer: L.Trainer, pl_module: L.LightningModule, exception: BaseException) -> None:
+        if not isinstance(exception, SIGTERMException) or trainer.state.fn != "fit":
+            return
+        self.saved = self.dirpath / "last.ckpt"
+        trainer.save_checkpoint(self.saved)
+
+
+def stopped_by_sigterm(trainer: L.Trainer, folder: str | Path) -> RunError:
+    """The message for a run that SIGTERM stopped: where its state is and how to resume it."""
+    saver = next((c for c in trainer.callbacks if isinstance(c, SaveOnSigterm)), None)
+    saved = saver.saved if saver else None
+    where = f"its state at step {trainer.global_step} is saved in {saved}" if saved else "nothing was saved"
+    return RunError(f"the run was stopped by SIGTERM; {where}. Resume it with: {resume_command(folder)}")
