@@ -58,6 +58,25 @@ def check_probs(loss: Loss, arg: str, values: Tensor) -> None:
             warnings.warn(f"loss '{loss.name}': {arg} does not sum to 1 over dim 1 (off by {drift:.3g})", stacklevel=3)
 
 
+def log_ratio_terms(a: Tensor, log_a: Tensor | None, b: Tensor | None, log_b: Tensor | None) -> Tensor:
+    """``a (log a - log b)`` per element with 0 log 0 = 0: zero, and zero gradients, where ``a`` is 0.
+
+    Each distribution comes as probabilities (its log None: the log is taken here) or log-probabilities (used
+    as given, so a log-probability of -120 keeps its digits after exp underflows to 0). Every log is masked
+    before it is taken or used, so no 0 * inf reaches the value or a gradient; where a > 0 and b = 0 the term is
+    +inf, as the divergence is. The arithmetic is torch.kl_div's for each form, so elsewhere its values are.
+    """
+    present = a > 0
+
+    def log(probs: Tensor | None, log_probs: Tensor | None) -> Tensor:
+        return torch.where(present, probs, 1.0).log() if log_probs is None else torch.where(present, log_probs, 0.0)
+
+    if log_a is None:  # as torch: xlogy(p, p) - p log q
+        other = torch.xlogy(a, torch.where(present, b, 1.0)) if log_b is None else a * log(None, log_b)
+        return torch.where(present, torch.xlogy(a, torch.where(present, a, 1.0)) - other, 0.0)
+    return torch.where(present, a * (log(None, log_a) - log(b, log_b)), 0.0)
+
+
 class DistributionLoss(Loss):
     """What kl_div and js_div share: ``log_target``, the input checks, batchmean as the default reduction."""
 
@@ -99,14 +118,11 @@ class KLDiv(DistributionLoss):
         self.check_inputs(input, target)
         with autocast_off(input, target):
             log_q, target = as_float(input), as_float(target)
-            if self.direction == "forward" and not self.log_target:
-                values = torch.xlogy(target, target) - target * log_q  # as torch: 0 where p = 0
+            p, log_p = (target.exp(), target) if self.log_target else (target, None)
+            if self.direction == "forward":
+                values = log_ratio_terms(p, log_p, None, log_q)
             else:
-                log_p = target if self.log_target else target.log()
-                if self.direction == "forward":
-                    values = log_p.exp() * (log_p - log_q)
-                else:
-                    values = log_q.exp() * (log_q - log_p)
+                values = log_ratio_terms(log_q.exp(), log_q, p, log_p)
             return self.reduce(values)
 
 
@@ -125,6 +141,6 @@ class JSDiv(DistributionLoss):
             input, target = as_float(input), as_float(target)
             q, p = input.exp(), (target.exp() if self.log_target else target)
             m = (p + q) / 2
-            values = 0.5 * (torch.xlogy(p, p) - torch.xlogy(p, m) + torch.xlogy(q, q) - torch.xlogy(q, m))
+            values = 0.5 * (log_ratio_terms(p, None, m, None) + log_ratio_terms(q, None, m, None))
             return self.reduce(values)
 

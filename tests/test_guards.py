@@ -49,6 +49,7 @@ def test_a_nan_loss_stops_the_run_naming_step_loss_terms_and_keeps_the_last_good
     assert "loss 'ce' in slot 'loss' = nan (terms: nll=" in message and "penalty=inf" in message
     assert "the batch's inputs are finite" in message
     assert "skip_nonfinite=true" in message and "task.optimizer.lr" in message
+    assert "Likely cause" not in message  # every setting is ordinary: nothing to blame but the generic causes
     saved = torch.load(tmp_path / "checkpoints" / "last_good.ckpt", weights_only=True)
     assert saved["global_step"] == 2  # the state before the bad step: two good updates
     assert all(bool(torch.isfinite(w).all()) for w in saved["state_dict"].values())
@@ -109,3 +110,22 @@ def test_skip_mode_needs_a_check_every_step(smoke_config):
 
     with pytest.raises(ConfigError, match="skip_nonfinite=true needs a check every step"):
         train(smoke_config(*TINY, "skip_nonfinite=true", "nonfinite_check_every=4"))
+
+
+@pytest.mark.parametrize(
+    "overrides,cause",
+    [
+        ((*TINY, "loss.weight=[0,0,0,0,0,0,0,0,0,0]"), "loss 'ce': weight is all zeros (loss.weight)"),  # 0 / 0
+        (("task=vae", "loss.beta=1e300"), "loss 'elbo': beta is 1e+300, inf in float32 (loss.beta)"),
+        (
+            ("task=regression", "data.outliers=0.3", "data.outlier_shift=inf"),
+            "data: outlier_shift is inf (data.outlier_shift)",
+        ),
+    ],
+    ids=["zero_class_weights", "huge_beta", "infinite_outlier_shift"],
+)
+def test_a_setting_that_makes_the_loss_non_finite_is_named_before_the_generic_advice(smoke_config, overrides, cause):
+    with pytest.raises(NonFiniteLossError) as err:
+        train(smoke_config(*overrides))
+    message = str(err.value)
+    assert f"Likely cause: {cause}. Fix: correct it; if that is not enough, lower the learning rate" in message

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import subprocess
 import sys
 
@@ -9,6 +10,7 @@ import pytest
 import yaml
 
 from recipes.results.report import main as report_main
+from recipes.results.report import mean_std
 from tests.conftest import ROOT
 
 SMOKE = ["debug=smoke", "model=mlp", "model.hidden=[32]", "callbacks=none"]
@@ -88,5 +90,12 @@ def test_report_orders_points_by_value_and_draws_a_line_per_other_axis(tmp_path)
     assert all(r["seeds"] == 2 for r in out["rows"])
     assert out["best"]["box_loss"] == "ciou" and out["best"]["loss.gamma"] == "10"
     assert out["best"]["test/map"][0] == pytest.approx(1.105)
+    assert out["best"]["test/map"][1] == pytest.approx(0.01 / math.sqrt(2))  # sample std of 1.10 and 1.11
     assert {p.name for p in out["plots"]} == {"report_box_loss.png", "report_loss.gamma.png"}
     assert matplotlib.image.imread(out["plots"][0]).shape[-1] in (3, 4)
+
+
+def test_report_std_is_the_sample_standard_deviation_over_seeds():
+    """ddof 1: with seeds 0.1, 0.2, 0.6 the std is sqrt(0.14 / 2), not the population's sqrt(0.14 / 3)."""
+    assert mean_std([0.1, 0.2, 0.6]) == pytest.approx((0.3, math.sqrt(0.07)))
+    assert mean_std([0.4]) == (0.4, 0.0)  # one seed: no spread to estimate

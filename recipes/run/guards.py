@@ -5,13 +5,17 @@ and named terms), checks the total loss before backward and the gradients before
 step, and on a NaN or Inf either stops with a ``NonFiniteLossError`` that names the step, the losses
 and their terms (after saving the last good state as ``checkpoints/last_good.ckpt``), or, with
 ``skip_nonfinite=true``, drops that step's update and counts it in ``train/skipped_nonfinite``.
+Before the generic advice the report names any loss hyperparameter or data setting out of the ordinary
+(not finite, huge, an all-zero weight), so a bad setting is not blamed on the learning rate.
 Under DDP every rank takes the same decision (the check is all-reduced), so no rank waits on another.
 The check is made before the optimiser step, after backward: a NaN reaches the gradients, never the weights.
 """
 
 from __future__ import annotations
 
+import inspect
 import logging
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -59,6 +63,58 @@ def nonfinite_inputs(batch: Any) -> list[str]:
 
     visit(batch, "batch")
     return found
+
+
+HUGE = 1e6  # a float setting this large is out of the ordinary (float32 overflows past 3.4e38)
+
+
+def unusual(name: str, value: Any) -> str | None:
+    """Why one setting could make a loss non-finite: not finite, huge, or (a tensor) all zeros; None if ordinary."""
+    if isinstance(value, Tensor) and value.is_floating_point() and value.numel():
+        value = value.detach()
+        if not bool(torch.isfinite(value).all()):
+            return f"{name} holds non-finite values"
+        if not bool(value.any()):
+            return f"{name} is all zeros"
+        top = float(value.abs().max())
+        return f"{name} has values up to {top:.3g}" if top >= HUGE else None
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            return f"{name} is {value}"
+        if abs(value) >= HUGE:
+            return f"{name} is {value:.3g}" + (", inf in float32" if abs(value) > torch.finfo(torch.float32).max else "")
+    return None
+
+
+def settings(obj: Any) -> dict[str, Any]:
+    """The constructor arguments an object keeps under their own names: a loss's hyperparameters, a datamodule's."""
+    names = inspect.signature(type(obj).__init__).parameters
+    return {name: getattr(obj, name) for name in names if name != "self" and hasattr(obj, name)}
+
+
+def unusual_settings(trainer: L.Trainer, pl_module: L.LightningModule) -> list[str]:
+    """The loss hyperparameters and data settings that could explain a non-finite loss, with their config keys."""
+    found = []
+    for slot, loss in getattr(pl_module, "losses", {}).items():
+        name = getattr(loss, "name", type(loss).__name__)
+        for key, value in settings(loss).items():
+            if why := unusual(key, value):
+                found.append(f"loss '{name}': {why} ({slot}.{key})")
+    datamodule = getattr(trainer, "datamodule", None)
+    if datamodule is not None:
+        for key, value in settings(datamodule).items():
+            if why := unusual(key, value):
+                found.append(f"data: {why} (data.{key})")
+    return found
+
+
+def advice(trainer: L.Trainer, pl_module: L.LightningModule, generic: str) -> str:
+    """The fix to suggest: the out-of-the-ordinary settings first, when there are any, then the generic steps."""
+    suspects = unusual_settings(trainer, pl_module)
+    if not suspects:
+        return f"Fix: {generic}"
+    it = "it" if len(suspects) == 1 else "them"
+    return f"Likely cause: {'; '.join(suspects)}. Fix: correct {it}; if that is not enough, {generic}"
 
 
 @dataclass
@@ -147,8 +203,13 @@ class NonFiniteGuard(L.Callback):
             raise NonFiniteLossError(
                 f"non-finite loss or gradients within the {self.check_every} steps before global step "
                 f"{trainer.global_step} (nonfinite_check_every={self.check_every}); the weights may already hold "
-                "them. Rerun from the last checkpoint with nonfinite_check_every=1 to find the step, or lower the "
-                "learning rate (task.optimizer.lr) / clip gradients (trainer.gradient_clip_val=1.0)"
+                "them. "
+                + advice(
+                    trainer,
+                    pl_module,
+                    "rerun from the last checkpoint with nonfinite_check_every=1 to find the step, or lower the "
+                    "learning rate (task.optimizer.lr) / clip gradients (trainer.gradient_clip_val=1.0)",
+                )
             )
         self._fail(trainer, pl_module, params, backwards, loss_elsewhere=bool(ok[0] < 1))
         for p in params:  # skip mode: drop this update (optimisers pass over parameters without a gradient)
@@ -177,16 +238,17 @@ class NonFiniteGuard(L.Callback):
             listed = ", ".join(bad_names[:5]) + (f" and {len(bad_names) - 5} more" if len(bad_names) > 5 else "")
             what, shown = f"the loss is finite but the gradients of {listed or 'another process'} are not", last
         report = self.report(trainer, what, shown)
+        generic = (
+            "lower the learning rate (task.optimizer.lr), clip gradients (trainer.gradient_clip_val=1.0), "
+            "check the data and the loss hyperparameters"
+        )
         if self.skip:
             if trainer.is_global_zero:
-                log.warning("skipping the update (skip_nonfinite=true): %s", report)
+                log.warning("skipping the update (skip_nonfinite=true): %s. %s", report, advice(trainer, pl_module, generic))
             return
         saved = self.save_last_good(trainer)
-        raise NonFiniteLossError(
-            f"{report}. {saved}Fix: lower the learning rate (task.optimizer.lr), clip gradients "
-            "(trainer.gradient_clip_val=1.0), check the data and the loss hyperparameters, "
-            "or skip such batches with skip_nonfinite=true"
-        )
+        fix = advice(trainer, pl_module, f"{generic}, or skip such batches with skip_nonfinite=true")
+        raise NonFiniteLossError(f"{report}. {saved}{fix}")
 
     def report(self, trainer: L.Trainer, what: str, backward: Backward | None) -> str:
         """One message: where (epoch, batch, step), what, each loss slot with its value and terms, the inputs."""

@@ -124,6 +124,28 @@ def test_ce_with_every_target_ignored_is_zero_with_a_warning():
     assert torch.equal(logits.grad, torch.zeros_like(logits))
 
 
+@pytest.mark.parametrize("reduction", REDUCTIONS)
+@pytest.mark.parametrize("smoothing", [0.0, 0.2])
+@pytest.mark.parametrize("ignore_index", [3, 255])  # a class of the batch; outside the classes, as in segmentation
+def test_ce_leaves_out_targets_equal_to_a_non_default_ignore_index(batch, reduction, smoothing, ignore_index):
+    """Some but not all targets ignored: they count neither in the sum nor in the weighted mean's denominator."""
+    logits, target = batch
+    target = target.where(target != 3, 0)
+    target[::3] = ignore_index  # 6 of 16
+    weight = [1.0, 2.0, 0.5, 1.0, 3.0]
+    loss = losses.build("ce", weight=weight, ignore_index=ignore_index, label_smoothing=smoothing, reduction=reduction)
+    w = torch.tensor(weight, dtype=torch.float64)
+    ref = F.cross_entropy(logits, target, weight=w, ignore_index=ignore_index, label_smoothing=smoothing, reduction=reduction)
+    torch.testing.assert_close(loss(logits, target), ref, rtol=1e-12, atol=1e-12)
+    kept = target != ignore_index
+    every = F.cross_entropy(logits[kept], target[kept], weight=w, label_smoothing=smoothing, reduction=reduction)
+    if reduction == "none":
+        assert torch.equal(loss(logits, target)[~kept], torch.zeros(6, dtype=torch.float64))
+        torch.testing.assert_close(loss(logits, target)[kept], every)
+    else:  # the same as dropping the ignored rows first
+        torch.testing.assert_close(loss(logits, target), every)
+
+
 def test_class_index_out_of_range_is_a_clear_error():
     with pytest.raises(ValueError, match=r"loss 'ce': target must be class indices in \[0, 2\]"):
         losses.build("ce")(torch.randn(4, 3), torch.tensor([0, 1, 2, 3]))

@@ -49,7 +49,7 @@ def test_kl_div_is_zero_for_equal_distributions_and_finite_where_the_target_is_z
     loss = losses.build("kl_div")
     assert loss(p.clamp_min(1e-30).log(), p).item() == pytest.approx(0.0, abs=1e-6)
     value = loss(torch.tensor([[0.2, 0.3, 0.5]]).log(), p)
-    assert math.isfinite(value.item()) and value.item() > 0
+    assert value.item() == pytest.approx(0.5 * math.log(0.5 / 0.2) + 0.5 * math.log(0.5 / 0.3))  # the p = 0 class adds 0
 
 
 def discretised_gaussian(mean: torch.Tensor, log_std: torch.Tensor, bins: torch.Tensor) -> torch.Tensor:
@@ -145,3 +145,124 @@ def test_bad_hyperparameters_are_config_errors(name, hparams, message):
     with pytest.raises(ConfigError) as err:
         losses.build(name, **hparams)
     assert message in str(err.value)
+
+
+# Exact zeros, as a confident student produces them: exp underflows to 0 below about -104 in float32 and
+# -745 in float64, so log_softmax keeps a finite log-probability (-120, -800) whose probability is exactly 0;
+# "-inf" is the log of an exact zero. The zeros of the target sit where the student's are (so both KL directions
+# are finite) and elsewhere (finite for forward KL and JS only).
+STUDENT_LOGITS = [[0.0, -1.0, 0.0], [2.0, 0.0, -1.0]]  # the -1.0 entries become the underflowing ones
+ZERO_AT = [(0, 1), (1, 2)]
+TARGETS = {"same_zeros": [[0.5, 0.0, 0.5], [0.25, 0.75, 0.0]], "other_zeros": [[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]]}
+DIVERGENCES = [  # name, hyperparameters, the target zeros at which the value is finite
+    ("kl_div", {"direction": "forward"}, ("same_zeros", "other_zeros")),
+    ("kl_div", {"direction": "reverse"}, ("same_zeros",)),
+    ("js_div", {}, ("same_zeros", "other_zeros")),
+]
+DIVERGENCE_IDS = ["kl_forward", "kl_reverse", "js"]
+UNDERFLOW = {torch.float32: -120.0, torch.float64: -800.0}
+
+
+def student_with_zeros(dtype: torch.dtype, as_inf: bool) -> torch.Tensor:
+    logits = torch.tensor(STUDENT_LOGITS, dtype=dtype)
+    for i, c in ZERO_AT:
+        logits[i, c] = UNDERFLOW[dtype]
+    log_q = F.log_softmax(logits, 1)
+    assert (log_q.exp() == 0).sum() == len(ZERO_AT)  # exact zeros, not merely small
+    return log_q.masked_fill(log_q.exp() == 0, -math.inf) if as_inf else log_q
+
+
+def plogp_ratio(a: float, b: float) -> float:
+    """a log(a / b) with 0 log 0 = 0."""
+    return 0.0 if a == 0 else a * math.log(a / b)
+
+
+def by_hand(name: str, direction: str, q: list[float], p: list[float]) -> tuple[float, list[float], list[float]]:
+    """One sample's divergence, its gradient in each log q_c, and its gradient in each log p_c.
+
+    d/dlog q of q log(q/p) is q (log(q/p) + 1), of -p log q it is -p; for JS, dJS/dq = log(q/m) / 2,
+    so dJS/dlog q = q log(q/m) / 2. Each is 0 where its probability is 0 (the limit), the convention used."""
+    if name == "js_div":
+        m = [(pc + qc) / 2 for pc, qc in zip(p, q)]
+        value = 0.5 * sum(plogp_ratio(pc, mc) + plogp_ratio(qc, mc) for pc, qc, mc in zip(p, q, m))
+        return value, [plogp_ratio(qc, mc) / 2 for qc, mc in zip(q, m)], [plogp_ratio(pc, mc) / 2 for pc, mc in zip(p, m)]
+    if direction == "reverse":
+        q, p = p, q
+    value = sum(plogp_ratio(pc, qc) for pc, qc in zip(p, q))
+    by_p = [0.0 if pc == 0 else plogp_ratio(pc, qc) + pc for pc, qc in zip(p, q)]
+    by_q = [-pc for pc in p]
+    return (value, by_p, by_q) if direction == "reverse" else (value, by_q, by_p)
+
+
+@pytest.mark.parametrize("as_inf", [False, True], ids=["underflow", "minus_inf"])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("name,hparams,finite_for", DIVERGENCES, ids=DIVERGENCE_IDS)
+def test_exact_zeros_give_the_hand_values_and_finite_gradients(name, hparams, finite_for, dtype, as_inf):
+    """0 log 0 = 0 with gradient 0 there; before, 0 * (-inf) made NaN values (reverse KL) or NaN gradients (JS)."""
+    for which in finite_for:
+        log_q = student_with_zeros(dtype, as_inf).requires_grad_(True)
+        p = torch.tensor(TARGETS[which], dtype=dtype)
+        log_p = p.log().masked_fill(p == 0, UNDERFLOW[dtype] if not as_inf else -math.inf).requires_grad_(True)
+        value = losses.build(name, log_target=True, reduction="none", **hparams)(log_q, log_p)
+        value.sum().backward()
+        rows = [by_hand(name, hparams.get("direction"), q, t) for q, t in zip(log_q.exp().tolist(), p.tolist())]
+        expected = torch.tensor([r[0] for r in rows], dtype=torch.float64)
+        torch.testing.assert_close(value.sum(1).double(), expected, msg=which)
+        torch.testing.assert_close(log_q.grad.double(), torch.tensor([r[1] for r in rows], dtype=torch.float64))
+        torch.testing.assert_close(log_p.grad.double(), torch.tensor([r[2] for r in rows], dtype=torch.float64))
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("name,hparams,finite_for", DIVERGENCES, ids=DIVERGENCE_IDS)
+def test_probability_targets_with_zeros_give_the_same_values_and_finite_gradients(name, hparams, finite_for, dtype):
+    """In p the derivative of p log p is -inf at 0; the terms weighted by a zero p pass no gradient, the rest do."""
+    for which in finite_for:
+        log_q = student_with_zeros(dtype, as_inf=False)
+        p = torch.tensor(TARGETS[which], dtype=dtype, requires_grad=True)
+        value = losses.build(name, reduction="sum", **hparams)(log_q, p)
+        expected = losses.build(name, log_target=True, reduction="sum", **hparams)(log_q, p.detach().log())
+        torch.testing.assert_close(value, expected, msg=which)
+        value.backward()
+        assert torch.isfinite(p.grad).all(), (which, p.grad)
+
+
+def test_js_div_gradient_is_zero_for_a_confident_student_against_a_uniform_target():
+    """q = softmax([0, -120]) = [1, 0] in float32: dJS/dlog q = [log(1/0.75) / 2, 0], which log_softmax cancels."""
+    logits = torch.tensor([[0.0, -120.0]], requires_grad=True)
+    value = losses.build("js_div")(F.log_softmax(logits, 1), torch.tensor([[0.5, 0.5]]))
+    value.backward()
+    assert value.item() == pytest.approx(0.5 * (0.5 * math.log(0.5 / 0.75) + 0.5 * math.log(2) + math.log(1 / 0.75)))
+    torch.testing.assert_close(logits.grad, torch.zeros(1, 2))
+
+
+def test_reverse_kl_is_infinite_not_nan_where_only_the_target_is_zero():
+    log_q = torch.tensor([[0.5, 0.5]]).log()
+    assert losses.build("kl_div", direction="reverse")(log_q, torch.tensor([[1.0, 0.0]])).item() == math.inf
+
+
+@pytest.mark.parametrize("log_target", [False, True])
+@pytest.mark.parametrize("direction", ["forward", "reverse"])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_kl_div_away_from_zeros_is_torch_kl_div_to_the_bit(dtype, direction, log_target):
+    """The masks change nothing where every probability is positive: the arithmetic is torch's."""
+    g = torch.Generator().manual_seed(5)
+    log_q = F.log_softmax(torch.randn(64, 7, generator=g, dtype=torch.float64).to(dtype) * 4, 1)
+    log_p = F.log_softmax(torch.randn(64, 7, generator=g, dtype=torch.float64).to(dtype) * 4, 1)
+    target = log_p if log_target else log_p.exp()
+    ours = losses.build("kl_div", direction=direction, log_target=log_target, reduction="none")(log_q, target)
+    if direction == "forward":
+        theirs = F.kl_div(log_q, target, reduction="none", log_target=log_target)
+    else:
+        theirs = F.kl_div(target if log_target else target.log(), log_q, reduction="none", log_target=True)
+    assert torch.equal(ours, theirs)
+
+
+@pytest.mark.parametrize("log_target", [False, True])
+@pytest.mark.parametrize("name,hparams", [(name, hparams) for name, hparams, _ in DIVERGENCES], ids=DIVERGENCE_IDS)
+def test_gradcheck_next_to_the_zeros(name, hparams, log_target):
+    """Probabilities of e^-40 are away from the masked zeros: there the derivative is the formula's."""
+    log_q = F.log_softmax(torch.tensor([[0.0, -40.0, 1.0], [3.0, 0.0, -38.0]], dtype=torch.float64), 1)
+    teacher = F.log_softmax(torch.tensor([[-39.0, 0.0, 0.5], [1.0, -41.0, 0.0]], dtype=torch.float64), 1)
+    target = teacher if log_target else F.softmax(torch.tensor([[0.2, 1.0, 0.5], [1.0, -1.0, 0.0]]).double(), 1)
+    loss = losses.build(name, log_target=log_target, reduction="sum", **hparams)
+    assert torch.autograd.gradcheck(loss, (log_q.requires_grad_(True), target.requires_grad_(True)))

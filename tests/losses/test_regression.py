@@ -156,6 +156,26 @@ def test_poisson_nll_refuses_negative_counts_and_negative_rates():
         losses.build("poisson_nll", log_input=False)(torch.tensor([1.0, -0.5]), torch.tensor([1.0, 0.0]))
 
 
+@pytest.mark.parametrize("reduction", ["none", "mean", "sum"])
+@pytest.mark.parametrize("full", [False, True])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_poisson_nll_at_a_rate_of_exactly_zero_is_torchs_finite_value(reduction, full, dtype):
+    """With log_input=false, log(rate + eps): a zero rate costs -y log(eps), finite, and its gradient 1 - y / eps."""
+    rate = torch.tensor([0.0, 0.0, 0.0, 2.0, 0.5], dtype=dtype, requires_grad=True)
+    counts = torch.tensor([0.0, 1.0, 4.0, 3.0, 0.0], dtype=dtype)
+    ours = losses.build("poisson_nll", log_input=False, full=full, reduction=reduction)(rate, counts)
+    theirs_rate = rate.detach().clone().requires_grad_(True)
+    theirs = F.poisson_nll_loss(theirs_rate, counts, log_input=False, full=full, reduction=reduction)
+    torch.testing.assert_close(ours, theirs)
+    assert torch.isfinite(ours).all()
+    ours.sum().backward()
+    theirs.sum().backward()
+    torch.testing.assert_close(rate.grad, theirs_rate.grad)
+    if reduction == "none" and not full:
+        assert ours[1].item() == pytest.approx(-math.log(1e-8))  # y = 1 at rate 0: -log(eps)
+        assert ours[0].item() == 0.0 and rate.grad[2].item() == pytest.approx(1 - 4 / 1e-8)
+
+
 def test_poisson_nll_takes_integer_counts():
     log_rate = torch.randn(6)
     counts = torch.tensor([0, 1, 2, 5, 0, 3])

@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 
 from recipes.classification import LOG_TEMPERATURE_BOUND, fit_temperature
-from recipes.metrics import MeanConfidence
+from recipes.metrics import MeanConfidence, NegativeLogLikelihood
 from train import train
 
 TINY = ("model=mlp", "model.hidden=[32]")
@@ -71,3 +71,19 @@ def test_without_temperature_scaling_no_scaled_metrics_appear(smoke_config):
     metrics = train(smoke_config(*TINY))
     assert "test/conf" in metrics
     assert not [key for key in metrics if key.endswith("_ts") or key == "test/temperature"]
+
+
+def test_nll_is_the_mean_over_samples_not_over_batches_of_unequal_size():
+    """A batch of 1 and a batch of 3: the mean of the batch means would weigh the lone sample three times."""
+    batches = [
+        (torch.tensor([[2.0, 0.0, 0.0]]), torch.tensor([1])),
+        (torch.tensor([[0.0, 0.0, 0.0], [1.0, 0.0, -1.0], [3.0, 1.0, 0.0]]), torch.tensor([0, 0, 0])),
+    ]
+    metric = NegativeLogLikelihood()
+    per_sample = []
+    for logits, target in batches:
+        metric.update(logits, target)
+        for row, t in zip(logits.tolist(), target.tolist()):
+            per_sample.append(math.log(sum(math.exp(z) for z in row)) - row[t])
+    assert float(metric.compute()) == pytest.approx(sum(per_sample) / 4, rel=1e-6)
+    assert sum(per_sample) / 4 != pytest.approx((per_sample[0] + sum(per_sample[1:]) / 3) / 2, rel=1e-3)

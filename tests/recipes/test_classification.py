@@ -42,6 +42,7 @@ def test_a_short_run_learns_well_above_chance(make_config):
     metrics = train(cfg)
     assert metrics["test/acc"] > 0.6  # chance is 0.1
     assert metrics["test/nll"] < math.log(10)  # below the loss of a uniform guess
+    assert metrics["test/nll"] == pytest.approx(metrics["test/loss"], rel=1e-5)  # ce, no smoothing: the loss is the NLL
 
 
 def test_resume_from_last_checkpoint_continues_the_epoch_count(smoke_config, tmp_path, data_dir):
