@@ -237,3 +237,135 @@ def test_wandb_auto_with_a_key_and_a_server_that_is_not_wandb_logs_offline_witho
     assert len(list((tmp_path / "wandb").glob("offline-run-*"))) == 1
     assert (tmp_path / "csv" / "metrics.csv").exists()
     assert time.monotonic() - started < 240
+
+
+# ----- every setting of every group: one message, status 2, before any data loads -------------------
+# (overrides, what the one message must contain); each runs in-process through train.run, as train.py does
+SETTINGS = [
+    # types: converted where the meaning is plain, refused otherwise
+    (["seed=abc"], "seed: must be an integer or null (got 'abc')"),
+    (["seed=1.7"], "seed: must be an integer or null (got 1.7)"),
+    (["trainer.max_epochs=abc"], "trainer.max_epochs: must be an integer or null (got 'abc')"),
+    (["trainer.max_epochs=1.5"], "trainer.max_epochs: must be an integer or null (got 1.5)"),
+    (["task.optimizer.lr=abc"], "task.optimizer.lr: must be a number (got 'abc')"),
+    (["task.optimizer.weight_decay=abc"], "task.optimizer.weight_decay: must be a number"),
+    (["nonfinite_check_every=abc"], "nonfinite_check_every: must be an integer (got 'abc')"),
+    (["nonfinite_check_every=0"], "nonfinite_check_every: must be an integer >= 1 (got 0)"),
+    (["task.temperature_scaling=maybe"], "task.temperature_scaling: must be true or false (got 'maybe')"),
+    (["skip_nonfinite=maybe"], "skip_nonfinite: must be true or false (got 'maybe')"),
+    (["compile=sometimes"], "compile: must be true or false (got 'sometimes')"),
+    (["overwrite=perhaps"], "overwrite: must be true or false (got 'perhaps')"),
+    (["task.ece_bins=many"], "task.ece_bins: must be an integer (got 'many')"),
+    (["data.batch_size=abc"], "data.batch_size: must be an integer"),
+    (["trainer.log_every_n_steps=often"], "trainer.log_every_n_steps: must be an integer or null (got 'often')"),
+    (["trainer.enable_progress_bar=sure"], "trainer.enable_progress_bar: must be true or false or null (got 'sure')"),
+    (["model.hidden=16"], "model.hidden: must be a list such as [16, 32] (got 16)"),
+    (["model.dropout=abc"], "model.dropout: must be a number (got 'abc')"),
+    # names: a key the target does not take, a target that does not import
+    (["+task.optimizer.lrr=0.1"], "task.optimizer.lrr: torch.optim.AdamW takes no argument 'lrr'; did you mean 'lr'?"),
+    (["+trainer.max_epoch=3"], "trainer.max_epoch: lightning.Trainer takes no argument 'max_epoch'; did you mean 'max_epochs'?"),
+    (["+model.widths=[8]"], "model.widths: recipes.models.MLP takes no argument 'widths'"),
+    (["+data.batchsize=8"], "data.batchsize:"),
+    (["+callbacks.model_checkpoint.every_n_epoch=1"], "callbacks.model_checkpoint.every_n_epoch:"),
+    (["+task.optimiser_lr=1"], "task.optimiser_lr:"),
+    (["task.optimizer._target_=torch.optim.Adamw"], "did you mean torch.optim.Adam"),
+    (["task.optimizer._target_=torch.optim.nope.SGD"], "task.optimizer._target_: cannot import 'torch.optim.nope.SGD'"),
+    (["task.scheduler._target_=torch.optim.lr_scheduler.OneCycle"], "did you mean torch.optim.lr_scheduler.OneCycleLR"),
+    (["callbacks.progress_bar._target_=lightning.pytorch.callbacks.TQDMBar"], "callbacks.progress_bar._target_: cannot import"),
+    (["logger.csv._target_=recipes.run.loggers.CSV"], "logger.csv._target_: cannot import 'recipes.run.loggers.CSV'"),
+    # optimiser and schedule: built once on the model's parameters before the data loads
+    (["task.optimizer.lr=-1"], "task.optimizer.lr: AdamW refused its settings: Invalid learning rate: -1"),
+    (["task.optimizer.weight_decay=-1"], "task.optimizer.weight_decay: AdamW refused its settings"),
+    (["+task.optimizer.eps=-1"], "task.optimizer.eps: AdamW refused its settings: Invalid epsilon value"),
+    (["+task.optimizer.betas=[1.5,0.9]"], "task.optimizer.betas: AdamW refused its settings: Invalid beta parameter"),
+    (["task.optimizer._target_=torch.optim.SGD", "+task.optimizer.momentum=-1"], "task.optimizer.momentum: SGD refused its settings"),
+    (["task.scheduler.pct_start=1.5"], "task.scheduler.pct_start: OneCycleLR refused its settings"),
+    (["task.scheduler.pct_start=-0.1"], "task.scheduler.pct_start: OneCycleLR refused its settings"),
+    (["+task.scheduler.anneal_strategy=wavy"], "task.scheduler.anneal_strategy: must be one of 'cos', 'linear' (got 'wavy')"),
+    # trainer: what Lightning accepts but fails after the data loads, ignores, or changes silently
+    (["trainer.accumulate_grad_batches=0"], "trainer: accumulate_grad_batches must be an integer >= 1 (got 0)"),
+    (["trainer.accumulate_grad_batches=-2"], "trainer: accumulate_grad_batches must be an integer >= 1 (got -2)"),
+    (["trainer.check_val_every_n_epoch=0"], "trainer: check_val_every_n_epoch must be an integer >= 1 (got 0)"),
+    (["trainer.log_every_n_steps=0"], "trainer: log_every_n_steps must be an integer >= 1 (got 0)"),
+    (["trainer.devices=0"], "trainer: devices must be a positive number of devices"),
+    (["trainer.devices=-3"], "trainer: devices must be a positive number of devices"),
+    (["trainer.precision=16"], "float16 does not run on the CPU"),
+    (["trainer.precision=16-mixed"], "float16 does not run on the CPU"),
+    (["trainer.precision=64-true"], "trainer: precision must be 32-true, bf16-mixed or 16-mixed"),
+    (["trainer.precision=17"], "trainer.precision: must be one of"),
+    (["trainer.max_epochs=0"], "trainer: max_epochs must be >= 1 (or -1 for no limit)"),
+    (["trainer.limit_train_batches=0"], "trainer: limit_train_batches must be null, an integer >= 1 or a fraction"),
+    (["trainer.limit_val_batches=0"], "trainer: limit_val_batches must be null"),
+    (["trainer.limit_test_batches=1.5"], "trainer: limit_test_batches must be null"),
+    (["trainer.limit_train_batches=-1"], "trainer: limit_train_batches must be null"),
+    (["trainer.gradient_clip_val=-1"], "trainer: gradient_clip_val must be >= 0 (got -1)"),
+    (["trainer=ddp_cpu", "trainer.num_nodes=2"], "trainer: num_nodes > 1 needs a cluster launcher"),
+    (["+trainer.num_nodes=0"], "trainer: num_nodes must be an integer >= 1 (got 0)"),
+    (["trainer.accelerator=tpu"], "trainer.accelerator: 'tpu' asked for, but this machine has no TPU"),
+    (["trainer.accelerator=quantum"], "trainer.accelerator: must be one of auto, cpu, gpu, cuda, mps, tpu (got 'quantum')"),
+    (["+trainer.gradient_clip_algorithm=sideways"], "trainer.gradient_clip_algorithm: Trainer refused its settings"),
+    # callbacks and monitor
+    (["callbacks.model_checkpoint.mode=maximum"], "callbacks.model_checkpoint.mode: ModelCheckpoint refused its settings"),
+    (["monitor.mode=maximum"], "callbacks.model_checkpoint.mode: ModelCheckpoint refused its settings"),
+    (["callbacks.step_checkpoint.every_n_train_steps=-1"], "callbacks.step_checkpoint.every_n_train_steps"),
+    (["callbacks.learning_rate_monitor.logging_interval=hourly"], "callbacks.learning_rate_monitor.logging_interval"),
+    # models
+    (["model.dropout=1.5"], "model: dropout must be < 1 (got 1.5)"),
+    (["model.dropout=-0.1"], "model: dropout must be >= 0 (got -0.1)"),
+    (["model.hidden=[0]"], "model: hidden must be a list of positive integers (got [0])"),
+    (["model.hidden=[-4,8]"], "model: hidden must be a list of positive integers (got [-4, 8])"),
+    (["model.num_outputs=-1"], "model: num_outputs must be an integer >= 0 (got -1)"),
+    (["model=convnet", "model.widths=[]"], "model: widths must be a list of positive integers, at least one (got [])"),
+    (["model=convnet", "model.widths=[-4,8]"], "model: widths must be a list of positive integers"),
+    (["model=convnet", "model.dropout=2"], "model: dropout must be < 1 (got 2"),
+    (["model=convnet", "model.in_channels=0"], "model: in_channels must be an integer >= 1 (got 0)"),
+    (["task=segmentation", "model.widths=[0,8]"], "model: widths must be a list of positive integers"),
+    (["task=detection", "model.stride=3"], "model: stride must be one of [2, 4, 8, 16] for 4 stages (widths) (got 3)"),
+    (["task=detection", "model.head_depth=-1"], "model: head_depth must be an integer >= 0 (got -1)"),
+    (["task=detection", "model.prior=1"], "model: prior must be < 1 (got 1"),
+    (["task=vae", "model.latent_dim=0"], "model: latent_dim must be an integer >= 1 (got 0)"),
+    (["task=vae", "model.hidden=[0]"], "model: hidden must be a list of positive integers"),
+]
+
+
+@pytest.mark.parametrize("overrides,message", SETTINGS, ids=[" ".join(o) for o, _ in SETTINGS])
+def test_every_bad_setting_is_one_message_with_status_2_before_data_loads(tmp_path, capsys, overrides, message):
+    fresh_data = tmp_path / "data"
+    tiny = ("debug=smoke",) if any(o.startswith(("model=", "task=")) for o in overrides) else TINY
+    cfg = compose_config([*tiny, *overrides], tmp_path / "run", fresh_data)
+    error = run_and_expect(cfg, capsys, 2)
+    assert message in error
+    assert "Traceback" not in capsys.readouterr().err
+    assert not fresh_data.exists()  # nothing was read: mnist5k would be cached there
+
+
+@pytest.mark.parametrize(
+    "override,setting,value",
+    [
+        ("skip_nonfinite=no", "skip_nonfinite", False),
+        ("skip_nonfinite=off", "skip_nonfinite", False),
+        ("task.temperature_scaling=no", "task.temperature_scaling", False),
+        ("task.temperature_scaling=yes", "task.temperature_scaling", True),
+        ("seed=3.0", "seed", 3),
+        ("trainer.max_epochs=2.0", "trainer.max_epochs", 2),
+        ("task.optimizer.lr='0.01'", "task.optimizer.lr", 0.01),
+        ("data.batch_size='16'", "data.batch_size", 16),
+    ],
+)
+def test_a_value_with_a_plain_meaning_is_converted_to_the_type_its_target_takes(make_config, override, setting, value):
+    from omegaconf import OmegaConf
+
+    from recipes.run.signatures import check_signatures
+
+    cfg = make_config(*TINY, override)
+    check_signatures(cfg)
+    converted = OmegaConf.select(cfg, setting)
+    assert converted == value and type(converted) is type(value)
+
+
+def test_every_shipped_config_passes_the_signature_check(make_config):
+    from recipes.run.signatures import check_signatures
+
+    for task in sorted(p.stem for p in (CONFIGS / "task").glob("*.yaml")):
+        for trainer in ("default", "gpu", "ddp_cpu", "fsdp"):
+            check_signatures(make_config(f"task={task}", f"trainer={trainer}", "logger=tensorboard"))

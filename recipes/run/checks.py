@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import os
 from pathlib import Path
 from typing import Any
@@ -51,6 +52,12 @@ def check_slot(task: type[Task], slot: str, loss_cfg: DictConfig | None) -> nn.M
 def check_trainer(cfg: DictConfig) -> None:
     """Refuse hardware the machine lacks before anything starts."""
     accelerator = str(cfg.trainer.get("accelerator", "auto"))
+    known = ("auto", "cpu", "gpu", "cuda", "mps", "tpu")
+    if accelerator not in known:
+        raise ConfigError(f"trainer.accelerator: must be one of {', '.join(known)} (got {accelerator!r}); trainer=cpu or trainer=gpu")
+    available = {"mps": torch.backends.mps.is_available(), "tpu": importlib.util.find_spec("torch_xla") is not None}
+    if not available.get(accelerator, True):
+        raise ConfigError(f"trainer.accelerator: '{accelerator}' asked for, but this machine has no {accelerator.upper()}; use trainer=cpu")
     if accelerator in ("gpu", "cuda") and not torch.cuda.is_available():
         raise ConfigError(
             f"trainer.accelerator: '{accelerator}' asked for, but this machine has no CUDA GPU; use trainer=cpu"
