@@ -92,11 +92,14 @@ def check_own_loss(task: type[Task], slot: str, loss_cfg: DictConfig) -> nn.Modu
 
 def build_own_loss(slot: str, cls: type, loss_cfg: DictConfig, kind: str) -> nn.Module:
     """Instantiate the user's loss (Hydra, so nested ``_target_`` values work) without the ``kind`` key; a
-    constructor error becomes one ConfigError naming the slot. A loss without a ``name`` takes its class name."""
+    constructor error becomes one ConfigError naming the slot. A class without a ``name`` (or with the placeholder
+    that ``losses.Loss`` holds) is named after itself, as ``register`` names a registered one."""
     from hydra.errors import InstantiationException
     from hydra.utils import instantiate
 
     node = {k: v for k, v in OmegaConf.to_container(loss_cfg, resolve=True).items() if k != "kind"}
+    if getattr(cls, "name", losses.Loss.name) == losses.Loss.name:  # no name of its own: messages use the class's
+        cls.name = cls.__name__
     try:
         loss = instantiate(node)
     except InstantiationException as err:
@@ -107,14 +110,16 @@ def build_own_loss(slot: str, cls: type, loss_cfg: DictConfig, kind: str) -> nn.
 
         params = [p for p in inspect.signature(cls).parameters if p not in ("self", "args", "kwargs")]
         given = [str(k) for k in node if k != "_target_"]
+        leftover = (
+            f"; arguments you did not give come from the slot's default loss: empty the slot with '~{slot}' "
+            f"before '+{slot}._target_=...'" if isinstance(cause, TypeError) else ""
+        )
         raise ConfigError(
             f"{slot}: {cls.__name__}({', '.join(f'{k}=...' for k in given)}) failed: {type(cause).__name__}: {cause}; "
-            f"its arguments are {', '.join(params) or 'none'} (set them with +{slot}.ARG=VALUE)"
+            f"its arguments are {', '.join(params) or 'none'} (set them with +{slot}.ARG=VALUE){leftover}"
         ) from None
     if not isinstance(loss, nn.Module):
         raise ConfigError(f"{slot}._target_: {cls.__name__} built a {type(loss).__name__}, not a torch.nn.Module")
-    if getattr(loss, "name", losses.Loss.name) == losses.Loss.name:  # no name of its own (the base's placeholder)
-        loss.name = cls.__name__
     loss.kind = kind
     return loss
 

@@ -7,6 +7,8 @@ from typing import ClassVar
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from losses import Loss
+
 
 class SmoothedCrossEntropy(nn.Module):
     """Cross-entropy with label smoothing; declares its kind as a class attribute and has no ``name``."""
@@ -46,3 +48,17 @@ class ScaledL1Box(nn.Module):
 
     def forward(self, pred: Tensor, target: Tensor) -> Tensor:
         return self.scale * F.l1_loss(pred, target, reduction=self.reduction)
+
+
+class PolyFocal(Loss):
+    """A subclass of the project's ``Loss`` (its checks and reduction), not registered: ``(1 - p_t)^gamma * CE``."""
+
+    kind = "classification"
+
+    def __init__(self, gamma: float = 2.0, reduction: str = "mean") -> None:
+        super().__init__(reduction)
+        self.gamma = self.check_number("gamma", gamma, low=0)
+
+    def forward(self, logits: Tensor, target: Tensor) -> Tensor:
+        ce = F.cross_entropy(logits.float(), target, reduction="none")
+        return self.reduce((1 - (-ce).exp()) ** self.gamma * ce)

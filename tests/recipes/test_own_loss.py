@@ -93,6 +93,19 @@ def test_a_constructor_error_is_one_config_error_naming_the_slot(make_config, hp
         check_config(make_config(*own_loss("loss", "SmoothedCrossEntropy", *hparams)))
 
 
+def test_a_subclass_of_the_project_loss_is_named_after_its_class_in_its_messages(make_config):
+    loss = check_config(make_config(*own_loss("loss", "PolyFocal", "gamma=0")))["loss"]
+    logits, target = torch.randn(6, 10), torch.arange(6)
+    assert loss.name == "PolyFocal" and torch.allclose(loss(logits, target), F.cross_entropy(logits, target))  # gamma 0: CE
+    with pytest.raises(ConfigError, match=r"^loss: loss 'PolyFocal': gamma must be >= 0 \(got -1"):
+        check_config(make_config(*own_loss("loss", "PolyFocal", "gamma=-1")))
+
+
+def test_hyperparameters_left_from_the_default_loss_are_named_with_the_fix(make_config):
+    with pytest.raises(ConfigError, match=r"SmoothedCrossEntropy\(weight=..., ignore_index=.*empty the slot with '~loss'"):
+        check_config(make_config("~loss.name", f"+loss._target_={OWN}.SmoothedCrossEntropy"))
+
+
 def test_a_name_left_beside_the_target_is_refused_with_the_fix(make_config):
     with pytest.raises(ConfigError, match=r"loss: both name=ce .* and _target_=my_pkg.MyLoss .*'~loss' '\+loss._target_"):
         check_config(make_config("+loss._target_=my_pkg.MyLoss"))
