@@ -1,4 +1,12 @@
-"""Registry of losses by name, each declaring the kind of tensors it takes (see DESIGN.md)."""
+"""Registry of losses by name, each declaring the kind of tensors it takes (see DESIGN.md).
+
+An installed package adds its losses through the entry-point group ``loss_recipes.losses``, read at the first
+lookup: each entry point names a module (importing it runs its ``@register`` decorators) or a loss class with a
+``kind``, filed under the entry point's name. In a package's ``pyproject.toml``::
+
+    [project.entry-points."loss_recipes.losses"]
+    my_focal = "my_pkg.losses:MyFocal"
+"""
 
 from __future__ import annotations
 
@@ -33,6 +41,8 @@ class LossSpec:
 
 
 _REGISTRY: dict[str, LossSpec] = {}
+ENTRY_POINTS = "loss_recipes.losses"
+_entry_points_loaded = False
 
 
 def register(name: str, kind: str) -> Callable[[type[nn.Module]], type[nn.Module]]:
@@ -56,8 +66,32 @@ def unregister(name: str) -> None:
     del _REGISTRY[name]
 
 
+def load_entry_points() -> None:
+    """Register the losses installed packages declare under ``loss_recipes.losses`` (once; a broken one warns)."""
+    global _entry_points_loaded
+    if _entry_points_loaded:
+        return
+    _entry_points_loaded = True
+    import importlib.metadata
+    import warnings
+
+    for point in importlib.metadata.entry_points(group=ENTRY_POINTS):
+        where = f"entry point {point.name!r} = {point.value!r} (group {ENTRY_POINTS})"
+        try:
+            loaded = point.load()
+            if isinstance(loaded, type) and loaded not in {s.cls for s in _REGISTRY.values()}:
+                register(point.name, getattr(loaded, "kind", ""))(loaded)
+        except Exception as err:  # a broken plug-in must not take the built-in losses down with it
+            warnings.warn(
+                f"{where} is skipped: {type(err).__name__}: {err}; an entry point names a module that registers "
+                'losses or a loss class with a kind (kind = "classification")',
+                stacklevel=2,
+            )
+
+
 def available(kind: str | None = None) -> list[str]:
     """Sorted names of the registered losses, of one kind when ``kind`` is given."""
+    load_entry_points()
     if kind is not None and kind not in KINDS:
         raise ConfigError(f"unknown loss kind {kind!r}; kinds are {', '.join(KINDS)}")
     return sorted(n for n, s in _REGISTRY.items() if kind is None or s.kind == kind)
@@ -65,6 +99,7 @@ def available(kind: str | None = None) -> list[str]:
 
 def spec(name: str) -> LossSpec:
     """The registry entry for ``name``; an unknown name is a ConfigError listing the valid ones."""
+    load_entry_points()
     try:
         return _REGISTRY[name]
     except KeyError:

@@ -122,12 +122,39 @@ class Task(L.LightningModule):
 
         if self.trainer is None or not self.trainer.is_global_zero:
             return None
-        path = Path(self.trainer.default_root_dir) / "images" / f"{key.replace('/', '_')}.png"
-        path.parent.mkdir(parents=True, exist_ok=True)
+        path = self.image_path(key, ".png")
         torchvision.utils.save_image(image.detach().float().cpu(), path)
-        for logger in self.trainer.loggers:
-            if hasattr(logger, "log_image") and type(logger).__name__ == "WandbLogger":
-                logger.log_image(key=key, images=[str(path)], caption=[caption] if caption else None)
+        for logger in self.wandb_loggers():
+            logger.log_image(key=key, images=[str(path)], **({"caption": [caption]} if caption else {}))
+        return path
+
+    def log_wandb_overlays(
+        self,
+        key: str,
+        images: list[Tensor],
+        captions: list[str],
+        boxes: list[dict[str, Any]] | None = None,
+        masks: list[dict[str, Any]] | None = None,
+    ) -> bool:
+        """Send images ``[C,H,W]`` (values in [0,1]) with W&B's interactive ``boxes`` or ``masks`` overlays, one
+        dict per image as ``wandb.Image`` takes them; only to a WandbLogger (the PNGs go through ``log_image``)."""
+        loggers = self.wandb_loggers() if self.trainer is not None and self.trainer.is_global_zero else []
+        if not loggers or not images:
+            return False
+        pixels = [(image.detach().float().clamp(0, 1) * 255).round().byte().permute(1, 2, 0).cpu().numpy() for image in images]
+        overlays = {"boxes": boxes, "masks": masks}
+        for logger in loggers:
+            logger.log_image(key=key, images=pixels, caption=captions, **{k: v for k, v in overlays.items() if v is not None})
+        return True
+
+    def wandb_loggers(self) -> list[Any]:
+        """The trainer's WandbLoggers (none without W&B)."""
+        return [logger for logger in self.trainer.loggers if type(logger).__name__ == "WandbLogger"]
+
+    def image_path(self, key: str, suffix: str) -> Path:
+        """Where the run folder keeps what ``key`` shows: ``<run>/images/<key with _ for />.<suffix>``."""
+        path = Path(self.trainer.default_root_dir) / "images" / f"{key.replace('/', '_')}{suffix}"
+        path.parent.mkdir(parents=True, exist_ok=True)
         return path
 
     @torch.no_grad()
@@ -139,3 +166,14 @@ class Task(L.LightningModule):
         batch = tuple(t[:count] for t in batch)
         batch = tuple(t.to(self.device) for t in batch)
         return dm.on_after_batch_transfer(batch, 0)
+
+
+def figure_image(fig: Any) -> Tensor:
+    """A drawn matplotlib figure as an image ``[3,H,W]`` in [0, 1] (the figure is closed)."""
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    fig.canvas.draw()
+    rgba = torch.from_numpy(np.asarray(fig.canvas.buffer_rgba()).copy())
+    plt.close(fig)
+    return rgba[..., :3].permute(2, 0, 1).float() / 255

@@ -2,18 +2,22 @@
 
 from __future__ import annotations
 
-from typing import ClassVar
+import csv
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any, ClassVar
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 from torchmetrics import Metric, MetricCollection
-from torchmetrics.classification import MulticlassAccuracy, MulticlassCalibrationError
+from torchmetrics.classification import MulticlassAccuracy, MulticlassCalibrationError, MulticlassConfusionMatrix
 
-from recipes.base import OptimizerFactory, SchedulerFactory, Task
-from recipes.metrics import MeanConfidence, NegativeLogLikelihood
+from recipes.base import OptimizerFactory, SchedulerFactory, Task, figure_image
+from recipes.metrics import MeanConfidence, NegativeLogLikelihood, ReliabilityBins
 
 LOG_TEMPERATURE_BOUND = 3.0  # fitted temperatures stay in [e^-3, e^3] ~ [0.05, 20]
+MISTAKES_SHOWN = 16  # the test images misclassified with the highest confidence, drawn as a grid
 
 
 def fit_temperature(logits: Tensor, labels: Tensor, max_iter: int = 100) -> float:
@@ -116,6 +120,7 @@ class ClassificationTask(Task):
 
     def test_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> None:
         logits = self.evaluate(batch, "test")
+        self.collect_for_images(*batch, logits)
         if self.hparams.temperature_scaling:
             labels = batch[1]
             logits = logits.float() / self.temperature
@@ -133,6 +138,51 @@ class ClassificationTask(Task):
     def on_test_epoch_end(self) -> None:
         if self.hparams.temperature_scaling:
             self.log("test/temperature", self.temperature)
+        self.log_test_images()
+
+    # ----- test images: reliability diagram, confusion matrix, confident mistakes ----------------
+    def on_test_epoch_start(self) -> None:
+        self.test_reliability = ReliabilityBins(self.hparams.ece_bins).to(self.device)
+        self.test_confusion = MulticlassConfusionMatrix(self.hparams.num_classes).to(self.device)
+        self.test_mistakes: tuple[Tensor, ...] = ()  # (confidence, image, predicted, label), most confident first
+
+    @torch.no_grad()
+    def collect_for_images(self, images: Tensor, labels: Tensor, logits: Tensor) -> None:
+        """Add a test batch to the reliability bins and the confusion matrix; keep the most confident mistakes."""
+        probs = logits.float().softmax(1)
+        self.test_reliability.update(probs, labels)
+        self.test_confusion.update(probs, labels)
+        confidence, predicted = probs.max(1)
+        score = torch.where(predicted != labels, confidence, -1.0)  # right answers rank below every mistake
+        kept = [score, images.detach(), predicted, labels]
+        if self.test_mistakes:
+            kept = [torch.cat([old, new]) for old, new in zip(self.test_mistakes, kept)]
+        top = kept[0].topk(min(MISTAKES_SHOWN, len(kept[0]))).indices
+        self.test_mistakes = tuple(t[top] for t in kept)
+
+    def log_test_images(self) -> None:
+        """The reliability diagram (ECE bins), confusion matrix and confident mistakes of the test epoch, as PNGs in
+        ``images/`` and on W&B; the numbers behind the first two go next to them as CSV files."""
+        count, confidence, accuracy = (t.cpu() for t in self.test_reliability.compute())
+        confusion = self.test_confusion.compute().cpu()
+        if self.trainer is None or not self.trainer.is_global_zero:
+            return
+        edges = torch.linspace(0, 1, len(count) + 1, dtype=torch.float64)
+        write_csv(self.image_path("test/reliability", ".csv"), ["low", "high", "count", "confidence", "accuracy"],
+                  zip(edges[:-1].tolist(), edges[1:].tolist(), count.long().tolist(), confidence.tolist(), accuracy.tolist()))
+        write_csv(self.image_path("test/confusion_matrix", ".csv"), ["true", *map(str, range(len(confusion)))],
+                  ([c, *row] for c, row in enumerate(confusion.tolist())))
+        ece = float((count / count.sum().clamp_min(1) * (accuracy - confidence).abs()).sum())
+        self.log_image("test/reliability", reliability_image(count, confidence, accuracy),
+                       caption=f"accuracy vs confidence in {len(count)} bins; ECE {ece:.4f}")
+        self.log_image("test/confusion_matrix", confusion_image(confusion),
+                       caption=f"{int(confusion.sum())} test images: rows true class, columns predicted")
+        score, images, predicted, labels = self.test_mistakes or (torch.empty(0),) * 4
+        wrong = score >= 0
+        if wrong.any():
+            self.log_image("test/confident_mistakes",
+                           mistakes_image(images[wrong].cpu(), predicted[wrong].cpu(), labels[wrong].cpu(), score[wrong].cpu()),
+                           caption="the most confident mistakes: predicted (confidence), true class")
 
     @torch.no_grad()
     def validation_logits(self) -> tuple[Tensor, Tensor]:
@@ -150,3 +200,69 @@ class ClassificationTask(Task):
             labels.append(target)
         self.train(was_training)
         return torch.cat(logits), torch.cat(labels)
+
+
+def write_csv(path: Path, header: list[str], rows: Iterable[Iterable[object]]) -> None:
+    with open(path, "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(header)
+        writer.writerows(rows)
+
+
+def reliability_image(count: Tensor, confidence: Tensor, accuracy: Tensor) -> Tensor:
+    """Accuracy per confidence bin against the diagonal of perfect calibration, and how many samples each bin has."""
+    plt = pyplot()
+    bins = len(count)
+    centres = (torch.arange(bins) + 0.5) / bins
+    seen = count > 0
+    fig, (top, bottom) = plt.subplots(2, 1, figsize=(4, 5), dpi=100, height_ratios=(3, 1), sharex=True)
+    top.bar(centres[seen], accuracy[seen], width=1 / bins, edgecolor="black", label="accuracy")
+    top.bar(centres[seen], (confidence - accuracy)[seen], bottom=accuracy[seen], width=1 / bins, color="red",
+            alpha=0.3, edgecolor="red", label="gap to confidence")
+    top.plot([0, 1], [0, 1], "k--", linewidth=1)
+    top.set(ylabel="accuracy", xlim=(0, 1), ylim=(0, 1), title="reliability (test)")
+    top.legend(fontsize=7, loc="upper left")
+    bottom.bar(centres, count, width=1 / bins, color="grey", edgecolor="black")
+    bottom.set(xlabel="confidence (top-1 probability)", ylabel="samples")
+    fig.tight_layout()
+    return figure_image(fig)
+
+
+def confusion_image(confusion: Tensor) -> Tensor:
+    """The confusion matrix (rows true class, columns predicted) with its counts written in."""
+    plt = pyplot()
+    n = len(confusion)
+    fig, ax = plt.subplots(figsize=(1.5 + 0.4 * n, 1.2 + 0.4 * n), dpi=100)
+    ax.imshow(confusion.numpy(), cmap="Blues")
+    high = float(confusion.max()) / 2
+    for (i, j), value in zip(torch.cartesian_prod(torch.arange(n), torch.arange(n)).tolist(), confusion.flatten().tolist()):
+        ax.text(j, i, str(value), ha="center", va="center", fontsize=6, color="white" if value > high else "black")
+    ax.set(xlabel="predicted", ylabel="true", xticks=range(n), yticks=range(n), title="confusion (test)")
+    fig.tight_layout()
+    return figure_image(fig)
+
+
+def mistakes_image(images: Tensor, predicted: Tensor, labels: Tensor, confidence: Tensor) -> Tensor:
+    """A grid of misclassified images, each titled ``predicted (confidence), true``."""
+    plt = pyplot()
+    columns = min(4, len(images))
+    rows = -(-len(images) // columns)
+    fig, axes = plt.subplots(rows, columns, figsize=(1.4 * columns, 1.6 * rows), dpi=100, squeeze=False)
+    for ax in axes.flat:
+        ax.axis("off")
+    for ax, image, p, t, c in zip(axes.flat, images, predicted.tolist(), labels.tolist(), confidence.tolist()):
+        shown = (image - image.min()) / (image.max() - image.min()).clamp_min(1e-6)
+        ax.imshow(shown.permute(1, 2, 0).squeeze(-1).float().numpy(), cmap="gray" if len(image) == 1 else None)
+        ax.set_title(f"{p} ({c:.2f}), true {t}", fontsize=7)
+    fig.tight_layout()
+    return figure_image(fig)
+
+
+def pyplot() -> Any:
+    """matplotlib's pyplot on the Agg backend (no display needed)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt

@@ -159,3 +159,29 @@ class DetectionTask(Task):
             drawn.append(canvas.float() / 255)
         grid = torchvision.utils.make_grid(torch.stack(drawn), nrow=4, padding=2)
         self.log_image(f"{stage}/detections", grid, caption="red: predicted (class score > 0.3), green: true")
+        self.log_wandb_boxes(f"{stage}/detections_interactive", images, boxes, labels, detections)
+
+    def log_wandb_boxes(self, key: str, images: Tensor, boxes: Tensor, labels: Tensor, found: list[dict[str, Tensor]]) -> None:
+        """The same images on W&B with interactive boxes: every detection with its score (W&B filters by it), and
+        the true boxes."""
+        classes = {c: str(c) for c in range(self.num_classes)}
+
+        def box_data(xyxy: Tensor, ids: Tensor, scores: Tensor | None = None) -> list[dict]:
+            rows = []
+            for i, ((x0, y0, x1, y1), c) in enumerate(zip(xyxy.tolist(), ids.tolist())):
+                row = {"position": {"minX": x0, "minY": y0, "maxX": x1, "maxY": y1}, "domain": "pixel", "class_id": c}
+                if scores is not None:
+                    row |= {"box_caption": f"{c} {scores[i]:.2f}", "scores": {"score": float(scores[i])}}
+                rows.append(row)
+            return rows
+
+        overlays = [
+            {
+                "predictions": {"box_data": box_data(f["boxes"], f["labels"], f["scores"]), "class_labels": classes},
+                "ground_truth": {"box_data": box_data(b[lab >= 0], lab[lab >= 0]), "class_labels": classes},
+            }
+            for b, lab, f in zip(boxes.float().cpu(), labels.cpu(), ({k: v.cpu() for k, v in f.items()} for f in found))
+        ]
+        shown = [((x - x.min()) / (x.max() - x.min()).clamp_min(1e-6)).expand(3, -1, -1) for x in images]
+        captions = [f"{len(f['boxes'])} detections, {int((lab >= 0).sum())} true" for f, lab in zip(found, labels)]
+        self.log_wandb_overlays(key, shown, captions, boxes=overlays)

@@ -66,3 +66,31 @@ class MeanConfidence(SampleMean):
 
     def update(self, probs: Tensor, target: Tensor | None = None) -> None:
         self.accumulate(probs.float().amax(1).sum(), probs.shape[0])
+
+
+class ReliabilityBins(Metric):
+    """A reliability diagram's numbers: per confidence bin (``n_bins`` equal widths of [0, 1], binned as
+    torchmetrics' calibration error bins them, except that a confidence of exactly 1 joins the last bin), the
+    count, mean top-1 confidence and accuracy of the samples. The ECE is ``sum(count / N * |accuracy - confidence|)``
+    over the bins (Guo et al. 2017, eq. 3)."""
+
+    full_state_update = False
+
+    def __init__(self, n_bins: int = 15) -> None:
+        super().__init__()
+        self.n_bins = n_bins
+        for name in ("count", "confidence", "correct"):
+            self.add_state(name, default=torch.zeros(n_bins, dtype=torch.float64), dist_reduce_fx="sum")
+
+    def update(self, probs: Tensor, target: Tensor) -> None:
+        confidence, predicted = probs.float().max(1)
+        boundaries = torch.linspace(0, 1, self.n_bins + 1, device=probs.device)
+        index = (torch.bucketize(confidence, boundaries, right=True) - 1).clamp(0, self.n_bins - 1)  # 1.0: last bin
+        self.count.index_add_(0, index, torch.ones_like(confidence, dtype=torch.float64))
+        self.confidence.index_add_(0, index, confidence.double())
+        self.correct.index_add_(0, index, (predicted == target).double())
+
+    def compute(self) -> tuple[Tensor, Tensor, Tensor]:
+        """``(count, mean confidence, accuracy)`` per bin; empty bins have confidence and accuracy 0."""
+        seen = self.count.clamp_min(1)
+        return self.count, self.confidence / seen, self.correct / seen

@@ -126,3 +126,14 @@ class SegmentationTask(Task):
         tiles = [t for row in zip(shown[:, :1], predicted[:, None] * level, masks[:, None] * level) for t in row]
         grid = torchvision.utils.make_grid(torch.stack(tiles).float(), nrow=3, padding=2, pad_value=0.5)
         self.log_image(f"{stage}/masks", grid, caption="image | predicted | true (grey level = class)")
+        classes = dict(enumerate(self.class_names()))
+        overlays = [
+            {
+                "predictions": {"mask_data": p.byte().cpu().numpy(), "class_labels": classes},
+                "ground_truth": {"mask_data": t.byte().cpu().numpy(), "class_labels": classes},
+            }
+            for p, t in zip(predicted, masks)
+        ]
+        captions = [f"pixels right: {float((p == t).float().mean()):.3f}" for p, t in zip(predicted, masks)]
+        rgb = shown if shown.shape[1] == 3 else shown[:, :1].expand(-1, 3, -1, -1)
+        self.log_wandb_overlays(f"{stage}/masks_interactive", list(rgb), captions, masks=overlays)

@@ -9,14 +9,13 @@ from __future__ import annotations
 
 from typing import ClassVar
 
-import numpy as np
 import torch
 from torch import Tensor, nn
 from torchmetrics import CatMetric, Metric
 from torchmetrics.functional.classification import binary_auroc, binary_roc
 
 from losses.errors import ConfigError
-from recipes.base import OptimizerFactory, SchedulerFactory, Task
+from recipes.base import OptimizerFactory, SchedulerFactory, Task, figure_image
 
 
 def equal_error_rate(distances: Tensor, same: Tensor) -> Tensor:
@@ -219,7 +218,4 @@ def projection_image(embeddings: Tensor, classes: Tensor, distance_name: str) ->
     ax.legend(*scatter.legend_elements(), fontsize=6, loc="best", markerscale=0.7)
     ax.set(title=f"test embeddings (PCA, {distance_name})", xticks=[], yticks=[])
     fig.tight_layout()
-    fig.canvas.draw()
-    rgba = torch.from_numpy(np.asarray(fig.canvas.buffer_rgba()).copy())
-    plt.close(fig)
-    return rgba[..., :3].permute(2, 0, 1).float() / 255
+    return figure_image(fig)

@@ -278,7 +278,10 @@ SETTINGS = [
     (["task.optimizer.weight_decay=-1"], "task.optimizer.weight_decay: AdamW refused its settings"),
     (["+task.optimizer.eps=-1"], "task.optimizer.eps: AdamW refused its settings: Invalid epsilon value"),
     (["+task.optimizer.betas=[1.5,0.9]"], "task.optimizer.betas: AdamW refused its settings: Invalid beta parameter"),
-    (["task.optimizer._target_=torch.optim.SGD", "+task.optimizer.momentum=-1"], "task.optimizer.momentum: SGD refused its settings"),
+    (
+        ["task.optimizer._target_=torch.optim.SGD", "+task.optimizer.momentum=-1"],
+        "task.optimizer.momentum: SGD refused its settings",
+    ),
     (["task.scheduler.pct_start=1.5"], "task.scheduler.pct_start: OneCycleLR refused its settings"),
     (["task.scheduler.pct_start=-0.1"], "task.scheduler.pct_start: OneCycleLR refused its settings"),
     (["+task.scheduler.anneal_strategy=wavy"], "task.scheduler.anneal_strategy: must be one of 'cos', 'linear' (got 'wavy')"),

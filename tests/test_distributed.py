@@ -91,6 +91,17 @@ def test_ddp_ranks_share_one_folder_and_only_rank_zero_writes_outputs(ddp_and_si
     assert result.stderr.count("error:") == 0
 
 
+
+def test_ddp_test_images_count_the_test_examples_of_both_processes(ddp_and_single):
+    """The confusion matrix and reliability bins are synced metrics: rank 0 draws all 500 test examples."""
+    sweeps, single, _, _ = ddp_and_single
+    for run in (sweeps[0] / "0", single):
+        with open(run / "images" / "test_confusion_matrix.csv") as f:
+            assert sum(int(v) for row in csv.DictReader(f) for k, v in row.items() if k != "true") == 500, run
+        with open(run / "images" / "test_reliability.csv") as f:
+            assert sum(int(row["count"]) for row in csv.DictReader(f)) == 500, run
+    assert (sweeps[0] / "0" / "images" / "test_confident_mistakes.png").exists()
+
 # ----- configs that need hardware this machine lacks: composed and checked, not run ----------------
 def test_slurm_launcher_config_writes_a_multi_node_sbatch_script(make_config, tmp_path, monkeypatch):
     import submitit

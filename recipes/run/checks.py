@@ -29,24 +29,102 @@ def build_loss(slot: str, loss_cfg: DictConfig | dict[str, Any]) -> nn.Module:
 
 
 def check_slot(task: type[Task], slot: str, loss_cfg: DictConfig | None) -> nn.Module:
-    """A slot's loss must exist, be of a kind the slot takes and have valid hyperparameters."""
+    """A slot's loss must exist, be of a kind the slot takes and have valid hyperparameters.
+
+    The loss is registered (``{name: focal, ...}``) or the user's own class (``{_target_: my_pkg.MyLoss, ...}``),
+    whose kind comes from its class attribute ``kind`` or the config's ``kind:`` key.
+    """
     kinds = task.slots[slot]
     fitting = [n for kind in kinds for n in losses.available(kind)]
+    if loss_cfg is not None and "_target_" in loss_cfg:
+        return check_own_loss(task, slot, loss_cfg)
     if loss_cfg is None or "name" not in loss_cfg:
         raise ConfigError(
             f"{slot}: task '{task_name(task)}' needs a loss in slot '{slot}' (kind {' or '.join(kinds)}); "
-            f"choose one with {slot}=NAME from: {', '.join(fitting)}"
+            f"choose one with {slot}=NAME from: {', '.join(fitting)}, or give your own class with "
+            f"'~{slot}' '+{slot}._target_=my_pkg.MyLoss'"
         )
     name = loss_cfg.name
-    kind = losses.kind_of(name)
-    if kind not in kinds:
-        elsewhere = tasks_taking(kind)
-        raise ConfigError(
-            f"{slot}={name}: loss '{name}' is of kind '{kind}', but slot '{slot}' of task '{task_name(task)}' "
-            f"takes kind {' or '.join(repr(k) for k in kinds)}. Losses that fit: {', '.join(fitting)}. "
-            + (f"'{name}' fits task {', '.join(elsewhere)}." if elsewhere else f"No task takes kind '{kind}' yet.")
-        )
+    check_kind(task, slot, f"{slot}={name}", f"loss '{name}'", losses.kind_of(name), fitting)
     return build_loss(slot, loss_cfg)
+
+
+def check_kind(task: type[Task], slot: str, setting: str, loss: str, kind: str, fitting: list[str]) -> None:
+    """Refuse a loss whose kind the slot does not take, naming the kinds it takes and the losses that fit."""
+    kinds = task.slots[slot]
+    if kind in kinds:
+        return
+    elsewhere = tasks_taking(kind)
+    raise ConfigError(
+        f"{setting}: {loss} is of kind '{kind}', but slot '{slot}' of task '{task_name(task)}' "
+        f"takes kind {' or '.join(repr(k) for k in kinds)}. Losses that fit: {', '.join(fitting)}. "
+        + (f"{loss} fits task {', '.join(elsewhere)}." if elsewhere else f"No task takes kind '{kind}' yet.")
+    )
+
+
+def check_own_loss(task: type[Task], slot: str, loss_cfg: DictConfig) -> nn.Module:
+    """The user's own loss class (``_target_``): it imports, declares a kind the slot takes, and builds."""
+    target = str(loss_cfg._target_)
+    if "name" in loss_cfg:
+        raise ConfigError(
+            f"{slot}: both name={loss_cfg.name} (a registered loss) and _target_={target} (your own class) are set; "
+            f"start your own from an empty slot: '~{slot}' '+{slot}._target_={target}'"
+        )
+    module_name, _, class_name = target.rpartition(".")
+    try:
+        cls = getattr(importlib.import_module(module_name), class_name)
+    except (ImportError, AttributeError, ValueError) as err:
+        raise ConfigError(
+            f"{slot}._target_: cannot import {target!r} ({type(err).__name__}: {err}); give a class as "
+            "package.module.ClassName from a module on PYTHONPATH or an installed package"
+        ) from None
+    kind = loss_cfg.get("kind") or getattr(cls, "kind", None)
+    kinds = task.slots[slot]
+    if not kind:
+        raise ConfigError(
+            f"{slot}._target_: loss class {target!r} declares no kind, so slot '{slot}' cannot check what it takes; "
+            f'declare it in the class (kind = "{kinds[0]}") or in the config ({slot}.kind={kinds[0]}). '
+            f"Kinds: {', '.join(losses.KINDS)}"
+        )
+    if kind not in losses.KINDS:
+        raise ConfigError(f"{slot}.kind: unknown loss kind {kind!r} for {target!r}; kinds are {', '.join(losses.KINDS)}")
+    fitting = [n for k in kinds for n in losses.available(k)]
+    check_kind(task, slot, f"{slot}._target_={target}", f"loss class '{class_name}'", str(kind), fitting)
+    return build_own_loss(slot, cls, loss_cfg, str(kind))
+
+
+def build_own_loss(slot: str, cls: type, loss_cfg: DictConfig, kind: str) -> nn.Module:
+    """Instantiate the user's loss (Hydra, so nested ``_target_`` values work) without the ``kind`` key; a
+    constructor error becomes one ConfigError naming the slot. A class without a ``name`` (or with the placeholder
+    that ``losses.Loss`` holds) is named after itself, as ``register`` names a registered one."""
+    from hydra.errors import InstantiationException
+    from hydra.utils import instantiate
+
+    node = {k: v for k, v in OmegaConf.to_container(loss_cfg, resolve=True).items() if k != "kind"}
+    if getattr(cls, "name", losses.Loss.name) == losses.Loss.name:  # no name of its own: messages use the class's
+        cls.name = cls.__name__
+    try:
+        loss = instantiate(node)
+    except InstantiationException as err:
+        cause = err.__cause__ or err
+        if isinstance(cause, ConfigError):
+            raise ConfigError(f"{slot}: {cause}") from None
+        import inspect
+
+        params = [p for p in inspect.signature(cls).parameters if p not in ("self", "args", "kwargs")]
+        given = [str(k) for k in node if k != "_target_"]
+        leftover = (
+            f"; arguments you did not give come from the slot's default loss: empty the slot with '~{slot}' "
+            f"before '+{slot}._target_=...'" if isinstance(cause, TypeError) else ""
+        )
+        raise ConfigError(
+            f"{slot}: {cls.__name__}({', '.join(f'{k}=...' for k in given)}) failed: {type(cause).__name__}: {cause}; "
+            f"its arguments are {', '.join(params) or 'none'} (set them with +{slot}.ARG=VALUE){leftover}"
+        ) from None
+    if not isinstance(loss, nn.Module):
+        raise ConfigError(f"{slot}._target_: {cls.__name__} built a {type(loss).__name__}, not a torch.nn.Module")
+    loss.kind = kind
+    return loss
 
 
 def check_trainer(cfg: DictConfig) -> None:
@@ -54,10 +132,14 @@ def check_trainer(cfg: DictConfig) -> None:
     accelerator = str(cfg.trainer.get("accelerator", "auto"))
     known = ("auto", "cpu", "gpu", "cuda", "mps", "tpu")
     if accelerator not in known:
-        raise ConfigError(f"trainer.accelerator: must be one of {', '.join(known)} (got {accelerator!r}); trainer=cpu or trainer=gpu")
+        raise ConfigError(
+            f"trainer.accelerator: must be one of {', '.join(known)} (got {accelerator!r}); trainer=cpu or trainer=gpu"
+        )
     available = {"mps": torch.backends.mps.is_available(), "tpu": importlib.util.find_spec("torch_xla") is not None}
     if not available.get(accelerator, True):
-        raise ConfigError(f"trainer.accelerator: '{accelerator}' asked for, but this machine has no {accelerator.upper()}; use trainer=cpu")
+        raise ConfigError(
+            f"trainer.accelerator: '{accelerator}' asked for, but this machine has no {accelerator.upper()}; use trainer=cpu"
+        )
     if accelerator in ("gpu", "cuda") and not torch.cuda.is_available():
         raise ConfigError(
             f"trainer.accelerator: '{accelerator}' asked for, but this machine has no CUDA GPU; use trainer=cpu"

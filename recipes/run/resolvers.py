@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from omegaconf import ListConfig, OmegaConf
+from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from losses.errors import ConfigError
 
@@ -34,7 +34,16 @@ def unused_subdir(name: str, folder: str) -> str:
     return candidate
 
 
-RESOLVERS = {"scaled": scaled, "inverse_frequency": inverse_frequency, "unused_subdir": unused_subdir}
+def loss_name(loss: DictConfig | None) -> str:
+    """``${loss_name:${loss}}``: a registered loss's ``name``, else the class name of the user's ``_target_``."""
+    if not loss:
+        return "none"
+    if "name" in loss:
+        return str(loss.name)
+    return str(loss.get("_target_", "loss")).rpartition(".")[2]
+
+
+RESOLVERS = {"loss_name": loss_name, "scaled": scaled, "inverse_frequency": inverse_frequency, "unused_subdir": unused_subdir}
 
 
 def register_resolvers() -> None:
