@@ -124,7 +124,14 @@ def build_own_loss(slot: str, cls: type, loss_cfg: DictConfig, kind: str) -> nn.
     if not isinstance(loss, nn.Module):
         raise ConfigError(f"{slot}._target_: {cls.__name__} built a {type(loss).__name__}, not a torch.nn.Module")
     loss.kind = kind
+    for declaration in DECLARATIONS:  # a plain nn.Module declares nothing: the tasks read Loss's defaults
+        if not hasattr(loss, declaration):
+            setattr(loss, declaration, getattr(losses.Loss, declaration))
     return loss
+
+
+# what tasks read from every loss (losses/base.py): a user loss gets Loss's default for those it does not declare
+DECLARATIONS = ("target_format", "head", "target_need", "counts_from_data", "citations")
 
 
 def check_trainer(cfg: DictConfig) -> None:
@@ -272,7 +279,7 @@ def check_config(cfg: DictConfig) -> dict[str, nn.Module]:
     if "task" not in cfg or "_target_" not in cfg.task:
         raise ConfigError("task: no task chosen; use task=NAME")
     task = task_class(cfg.task._target_)
-    check_signatures(cfg)  # every `_target_` imports and takes its keys; values converted to their types
+    check_signatures(cfg, skip=tuple(task.slots))  # every `_target_` imports and takes its keys; values converted to their types
     check_trainer(cfg)
     check_trainer_settings(cfg)
     losses = {slot: check_slot(task, slot, cfg.get(slot)) for slot in task.slots}
