@@ -28,6 +28,7 @@ from recipes.run.folder import lock_run_folder, stopped_by_sigterm, unlock_run_f
 from recipes.run.launch import finish_processes, pin_run_folder
 from recipes.run.loggers import finish_wandb
 from recipes.run.resolvers import register_resolvers
+from recipes.run.teacher import train_teacher_first
 
 log = logging.getLogger("train")
 
@@ -58,6 +59,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
     resume_wandb(cfg, checkpoint)
     loggers = instantiate_all(cfg.get("logger"), "logger")
     trainer: L.Trainer = instantiate(cfg.trainer, "trainer", callbacks=callbacks(cfg), logger=loggers, plugins=plugins(cfg))
+    train_teacher_first(cfg, task, trainer, train)  # distillation without task.teacher_ckpt: a classification run first
     for logger in loggers:
         logger.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
 

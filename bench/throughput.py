@@ -71,7 +71,7 @@ def framework_run(cfg: DictConfig, datamodule, task, steps: int, warmup: int, de
         devices=1,
         precision=cfg.trainer.precision,
         max_steps=warmup + steps,
-        default_root_dir=cfg.paths.output_dir,  # recipes that write (a distillation teacher) write there
+        default_root_dir=cfg.paths.output_dir,  # recipes that write (images) write there
         limit_val_batches=0,
         num_sanity_val_steps=0,
         enable_checkpointing=False,

@@ -15,16 +15,25 @@ from torch.optim import Optimizer
 
 OptimizerFactory = Callable[..., Optimizer]
 SchedulerFactory = Callable[..., Any]
+SHARED_ARGUMENTS = ("model", "losses", "optimizer", "scheduler")  # every task's; saved in the state dict or not at all
+STAGES = ("val", "test")
+
+
+def per_stage(make: Callable[[str], nn.Module], stages: tuple[str, ...] = STAGES) -> nn.ModuleDict:
+    """One metric object per evaluation stage, ``make(stage)``, to index with the stage: ``self.metrics[stage]``."""
+    return nn.ModuleDict({stage: make(stage) for stage in stages})
 
 
 class Task(L.LightningModule):
     """A LightningModule whose losses fill named ``slots``, each accepting losses of some kinds.
 
     Subclasses declare ``slots`` once, at class level; ``train.py`` checks the config against them
-    before anything is built, so a loss of the wrong kind never reaches ``training_step``.
+    before anything is built, so a loss of the wrong kind never reaches ``training_step``. Their own
+    constructor arguments are saved as hyperparameters here, except those named in ``module_arguments``.
     """
 
     slots: ClassVar[dict[str, tuple[str, ...]]] = {}
+    module_arguments: ClassVar[tuple[str, ...]] = ()  # a subclass's arguments that are modules (in the state dict)
 
     def __init__(
         self,
@@ -37,11 +46,20 @@ class Task(L.LightningModule):
         missing = set(self.slots) - set(losses)
         if missing:
             raise ValueError(f"{type(self).__name__} needs losses for slots {sorted(missing)}")
+        # Lightning collects the arguments of every __init__ up the call stack: the subclass's too
+        self.save_hyperparameters(ignore=[*SHARED_ARGUMENTS, *self.module_arguments])
         self.model = model
         self.losses = nn.ModuleDict(dict(losses))
         self.optimizer_factory = optimizer
         self.scheduler_factory = scheduler
         self._train_sums: dict[str, tuple[Tensor, int]] = {}  # per name: batch-weighted sum (on the device), samples
+
+    @classmethod
+    def owner(cls) -> str:
+        """``task '<name>'``, the registered name: who this task's setting checks speak for (``losses.errors.check``)."""
+        from recipes.run.tasks import task_name  # the registry imports this module
+
+        return f"task '{task_name(cls)}'"
 
     # ----- optimisation -----------------------------------------------------------------------
     def configure_optimizers(self) -> Any:
@@ -105,10 +123,24 @@ class Task(L.LightningModule):
                 self.log(f"train/{name}", v, on_step=True, on_epoch=False, prog_bar=name == "loss", batch_size=batch_size)
 
     def step_logs_due(self) -> bool:
-        """Whether Lightning writes step logs after this step (every ``log_every_n_steps``)."""
-        if self._trainer is None:
+        """Whether Lightning writes step logs after this training step: every ``log_every_n_steps`` optimiser steps.
+
+        Lightning's own rule, from public counters: with one optimiser, ``global_step`` (the optimiser steps
+        taken before this one) counts the batches that stepped, and a stopping run writes its last step too.
+        """
+        trainer = self.attached_trainer()
+        if trainer is None or not trainer.training:
             return True
-        return bool(getattr(self.trainer._logger_connector, "should_update_logs", True))
+        if trainer.log_every_n_steps == 0:
+            return False
+        return (trainer.global_step + 1) % trainer.log_every_n_steps == 0 or trainer.should_stop
+
+    def attached_trainer(self) -> L.Trainer | None:
+        """The Trainer this task is attached to, or None (Lightning's ``self.trainer`` raises when there is none)."""
+        try:
+            return self.trainer
+        except RuntimeError:
+            return None
 
     def on_train_epoch_end(self) -> None:
         """Log the epoch means of the accumulated training losses (subclasses call ``super()``)."""
@@ -120,7 +152,8 @@ class Task(L.LightningModule):
         """Save an image ``[C,H,W]`` (values in [0,1]) to the run folder and send it to W&B if present."""
         import torchvision
 
-        if self.trainer is None or not self.trainer.is_global_zero:
+        trainer = self.attached_trainer()
+        if trainer is None or not trainer.is_global_zero:
             return None
         path = self.image_path(key, ".png")
         torchvision.utils.save_image(image.detach().float().cpu(), path)

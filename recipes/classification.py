@@ -13,7 +13,7 @@ from torch import Tensor, nn
 from torchmetrics import Metric, MetricCollection
 from torchmetrics.classification import MulticlassAccuracy, MulticlassCalibrationError, MulticlassConfusionMatrix
 
-from recipes.base import OptimizerFactory, SchedulerFactory, Task, figure_image
+from recipes.base import OptimizerFactory, SchedulerFactory, Task, figure_image, per_stage
 from recipes.metrics import MeanConfidence, NegativeLogLikelihood, ReliabilityBins
 
 LOG_TEMPERATURE_BOUND = 3.0  # fitted temperatures stay in [e^-3, e^3] ~ [0.05, 20]
@@ -62,7 +62,6 @@ class ClassificationTask(Task):
         temperature_scaling: bool = False,
     ) -> None:
         super().__init__(model, losses, optimizer, scheduler)
-        self.save_hyperparameters(ignore=["model", "losses", "optimizer", "scheduler"])
 
         def calibration() -> dict[str, Metric]:
             return {"ece": MulticlassCalibrationError(num_classes, n_bins=ece_bins, norm="l1"), "conf": MeanConfidence()}
@@ -71,8 +70,7 @@ class ClassificationTask(Task):
             acc = MulticlassAccuracy(num_classes, average="micro")
             return MetricCollection({"acc": acc, **calibration()}, prefix=f"{stage}/")
 
-        self.val_metrics, self.test_metrics = metrics("val"), metrics("test")
-        self.val_nll, self.test_nll = NegativeLogLikelihood(), NegativeLogLikelihood()
+        self.metrics, self.nll = per_stage(metrics), per_stage(lambda stage: NegativeLogLikelihood())
         self.temperature = 1.0
         if temperature_scaling:
             self.test_ts_metrics = MetricCollection(calibration(), prefix="test/", postfix="_ts")
@@ -108,7 +106,7 @@ class ClassificationTask(Task):
         images, labels = batch
         logits = self(images)
         self.log_loss(stage, "loss", self.losses["loss"](logits, labels), batch_size=len(labels))
-        metrics, nll = (self.val_metrics, self.val_nll) if stage == "val" else (self.test_metrics, self.test_nll)
+        metrics, nll = self.metrics[stage], self.nll[stage]
         metrics.update(logits.float().softmax(1), labels)
         nll.update(logits, labels)
         self.log_dict(metrics, on_epoch=True, prog_bar=stage == "val")

@@ -25,8 +25,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torchmetrics.detection import MeanAveragePrecision
 
-from losses.errors import ConfigError
-from recipes.base import OptimizerFactory, SchedulerFactory, Task
+from losses.errors import check
+from recipes.base import OptimizerFactory, SchedulerFactory, Task, per_stage
 from recipes.models.detector import assign, postprocess
 
 
@@ -52,18 +52,17 @@ class DetectionTask(Task):
         image_count: int = 8,
     ) -> None:
         super().__init__(model, losses, optimizer, scheduler)
-        self.save_hyperparameters(ignore=["model", "losses", "optimizer", "scheduler"])
-        if scores not in ("auto", "sigmoid", "softmax"):
-            raise ConfigError(f"task.scores: must be auto, sigmoid or softmax (got {scores!r})")
-        if getattr(model, "num_classes", num_classes) != num_classes:
-            raise ConfigError(f"task.num_classes: {num_classes}, but the model has {model.num_classes} classes")
+        owner = self.owner()
+        check(owner, scores in ("auto", "sigmoid", "softmax"), "scores must be auto, sigmoid or softmax", scores)
+        classes = getattr(model, "num_classes", num_classes)
+        check(owner, classes == num_classes, f"num_classes must equal the model's num_classes ({classes})", num_classes)
         self.sigmoid = scores == "sigmoid" or (scores == "auto" and self.losses["loss"].target_format == "binary")
         for loss in self.losses.values():
             loss.reduction = "sum"  # normalised by the number of positive locations instead
         self.num_classes, self.cls_weight, self.box_weight, self.radius = num_classes, cls_weight, box_weight, radius
         self.score_threshold, self.nms_iou, self.max_detections = score_threshold, nms_iou, max_detections
         self.image_count = image_count
-        self.val_map, self.test_map = (MeanAveragePrecision(box_format="xyxy", backend="pycocotools") for _ in range(2))
+        self.mean_ap = per_stage(lambda stage: MeanAveragePrecision(box_format="xyxy", backend="pycocotools"))
 
     def forward(self, images: Tensor) -> tuple[Tensor, Tensor]:
         return self.model(images)
@@ -111,10 +110,10 @@ class DetectionTask(Task):
         for slot, value in self.loss_terms(class_logits, ltrb, boxes, labels).items():
             self.log_loss(stage, slot, value, batch_size=len(images))
         truths = [{"boxes": b[lab >= 0].float(), "labels": lab[lab >= 0]} for b, lab in zip(boxes, labels)]
-        (self.val_map if stage == "val" else self.test_map).update(self.detect(class_logits, ltrb), truths)
+        self.mean_ap[stage].update(self.detect(class_logits, ltrb), truths)
 
     def log_map(self, stage: str) -> None:
-        metric = self.val_map if stage == "val" else self.test_map
+        metric = self.mean_ap[stage]
         result = metric.compute()
         values = {f"{stage}/{key}": result[key].float() for key in ("map", "map_50", "map_75")}
         self.log_dict(values, prog_bar=stage == "val")

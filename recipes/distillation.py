@@ -4,9 +4,10 @@ The student (``model=``) learns from the teacher's outputs softened at temperatu
 ``alpha * CE(student, labels) + (1 - alpha) * T^2 * D(softmax(teacher/T), softmax(student/T))``, where D is
 the slot's loss called as torch's KLDivLoss is, ``D(log_softmax(student/T), softmax(teacher/T))`` (the
 target as log-probabilities when the loss has ``log_target``). The teacher (``task.teacher_model``) is
-loaded from ``task.teacher_ckpt`` or, when that is null, trained first in this run by the classification
-recipe and saved to ``<run>/teacher/teacher.pt``; ``task.teacher_cache`` names a file that the runs of a
-sweep share, so the teacher is trained once and reused by every later point. With ``task.baseline`` a copy of the student (same
+loaded from ``task.teacher_ckpt`` or, when that is null, trained first by ``train.py`` as a run of the
+classification recipe in ``<run>/teacher/`` (``recipes/run/teacher.py``), its weights saved as
+``<run>/teacher/teacher.pt``; ``task.teacher_cache`` names a file that the runs of a sweep share, so the
+teacher is trained once and reused by every later point. With ``task.baseline`` a copy of the student (same
 initial weights, same batches) trains on the labels alone, so one run reports all three accuracies.
 """
 
@@ -14,26 +15,21 @@ from __future__ import annotations
 
 import copy
 import logging
-import math
-import os
-import shutil
 from pathlib import Path
 from typing import ClassVar
 
-import lightning as L
 import torch
 import torch.nn.functional as F
+from lightning.pytorch.utilities import rank_zero_warn
 from torch import Tensor, nn
 from torchmetrics.classification import MulticlassAccuracy
 
-import losses as loss_registry
-from losses.errors import ConfigError
-from recipes.base import OptimizerFactory, SchedulerFactory, Task
+from losses.errors import ConfigError, check, check_integer, check_number
+from recipes.base import STAGES, OptimizerFactory, SchedulerFactory, Task, per_stage
 from recipes.metrics import NegativeLogLikelihood
 
 log = logging.getLogger(__name__)
 
-STAGES = ("val", "test")
 MODELS = ("student", "teacher", "baseline")  # metric names: acc (the student), teacher_acc, baseline_acc
 MIMICS = ("student", "baseline")  # agreement with the teacher's predictions: agreement, baseline_agreement
 
@@ -42,6 +38,7 @@ class DistillationTask(Task):
     """Train a small student from a frozen teacher; report its accuracy next to the teacher's and the student alone."""
 
     slots: ClassVar[dict[str, tuple[str, ...]]] = {"loss": ("distribution",)}
+    module_arguments: ClassVar[tuple[str, ...]] = ("teacher_model",)
 
     def __init__(
         self,
@@ -59,21 +56,19 @@ class DistillationTask(Task):
         num_classes: int = 10,
     ) -> None:
         super().__init__(model, losses, optimizer, scheduler)
-        if not isinstance(teacher_model, nn.Module):
-            raise ConfigError(
-                "task.teacher_model: the teacher's architecture is needed, e.g. model@task.teacher_model=convnet "
-                f"(got {teacher_model!r})"
-            )
-        check_number("temperature", temperature, low=0.0, low_open=True)
-        check_number("alpha", alpha, low=0.0, high=1.0)
-        if teacher_epochs is not None and (not isinstance(teacher_epochs, int) or teacher_epochs < 1):
-            raise ConfigError(f"task.teacher_epochs must be a positive integer or null (got {teacher_epochs!r})")
-        if getattr(losses["loss"], "reduction", "batchmean") == "none":
-            raise ConfigError("loss.reduction: distillation needs one number per batch; use batchmean (got 'none')")
-        self.save_hyperparameters(ignore=["model", "losses", "optimizer", "scheduler", "teacher_model"])
+        owner = self.owner()
+        need = "teacher_model must be the teacher's architecture, e.g. model@task.teacher_model=convnet"
+        check(owner, isinstance(teacher_model, nn.Module), need, teacher_model)
+        check_number(owner, "temperature", temperature, low=0, low_open=True)
+        check_number(owner, "alpha", alpha, low=0, high=1)
+        if teacher_epochs is not None:
+            check_integer(owner, "teacher_epochs", teacher_epochs, low=1)
+        reduction = getattr(losses["loss"], "reduction", "batchmean")
+        check(owner, reduction != "none", "loss.reduction must give one number per batch: use batchmean", reduction)
         self.teacher = teacher_model.requires_grad_(False).eval()
         self.teacher_ckpt, self.teacher_epochs = teacher_ckpt, teacher_epochs
         self.teacher_cache = Path(teacher_cache) if teacher_cache else None
+        self.teacher_loaded = False  # from teacher_ckpt at setup, or from a resumed run's checkpoint
         self.temperature, self.alpha = float(temperature), float(alpha)
         self.baseline = copy.deepcopy(model) if baseline else None  # same initial weights as the student
         self.accuracy = nn.ModuleDict(
@@ -82,7 +77,7 @@ class DistillationTask(Task):
         self.agreement = nn.ModuleDict(
             {f"{stage}_{who}": MulticlassAccuracy(num_classes, average="micro") for stage in STAGES for who in MIMICS}
         )
-        self.nll = nn.ModuleDict({stage: NegativeLogLikelihood() for stage in STAGES})
+        self.nll = per_stage(lambda stage: NegativeLogLikelihood())
         self.num_classes = num_classes
 
     # ----- the recipe -------------------------------------------------------------------------
@@ -147,87 +142,23 @@ class DistillationTask(Task):
         return self
 
     # ----- the teacher ------------------------------------------------------------------------
+    def use_teacher(self, path: str | Path) -> None:
+        """Take the teacher from ``path`` as if it had been given as ``task.teacher_ckpt`` (``recipes.run.teacher``)."""
+        self.teacher_ckpt = self.hparams["teacher_ckpt"] = str(path)
+
     def setup(self, stage: str) -> None:
         """Before fitting, load the teacher's checkpoint: a bad one stops the run before anything trains."""
         if stage == "fit" and self.teacher_ckpt:
             self.teacher.load_state_dict(load_teacher_weights(self.teacher_ckpt, self.teacher))
+            self.teacher_loaded = True
             log.info("teacher: loaded %s", self.teacher_ckpt)
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
-        self.teacher_restored = True  # a resumed run: the checkpoint holds the teacher already
+        self.teacher_loaded = True  # a resumed run: the checkpoint holds the teacher
 
     def on_fit_start(self) -> None:
-        """Without a teacher checkpoint (and not resuming), train the teacher now, after the run's restore step."""
-        if self.teacher_ckpt or getattr(self, "teacher_restored", False):
-            return
-        if self.trainer.world_size > 1:  # each process would train a different teacher
-            raise ConfigError(
-                "task.teacher_ckpt: with several processes the teacher must come from a checkpoint; train it first "
-                "(python train.py task=classification model=convnet) and pass task.teacher_ckpt=.../checkpoints/best.ckpt"
-            )
-        if self.teacher_cache is not None and self.teacher_cache.is_file():
-            self.teacher.load_state_dict(load_teacher_weights(self.teacher_cache, self.teacher))
-            log.info("teacher: loaded %s (task.teacher_cache)", self.teacher_cache)
-            return
-        path = self.train_teacher()
-        if self.teacher_cache is not None:
-            self.teacher_cache.parent.mkdir(parents=True, exist_ok=True)
-            partial = self.teacher_cache.with_name(f".{self.teacher_cache.name}.{os.getpid()}")
-            shutil.copyfile(path, partial)
-            partial.replace(self.teacher_cache)  # atomic: a parallel job never reads half a file
-            log.info("teacher: cached as %s for the next runs", self.teacher_cache)
-
-    def train_teacher(self) -> Path:
-        """Fit the teacher with the classification recipe (cross-entropy) on the same data, and save its weights."""
-        from recipes.classification import ClassificationTask
-
-        outer = self.trainer
-        folder = Path(outer.default_root_dir) / "teacher"
-        teacher_task = ClassificationTask(
-            self.teacher.requires_grad_(True).train(),  # Lightning keeps each module's mode: BN needs train mode
-            {"loss": loss_registry.build("ce")},
-            self.optimizer_factory,
-            self.scheduler_factory,
-            num_classes=self.num_classes,
-        )
-        device = outer.strategy.root_device
-        trainer = L.Trainer(
-            accelerator="cpu" if device.type == "cpu" else "gpu",
-            devices=1 if device.type == "cpu" else [device.index or 0],
-            precision=outer.precision,
-            max_epochs=self.teacher_epochs or outer.max_epochs,
-            limit_train_batches=outer.limit_train_batches,
-            limit_val_batches=outer.limit_val_batches,
-            log_every_n_steps=outer.log_every_n_steps,
-            logger=L.pytorch.loggers.CSVLogger(folder, name="csv", version=""),
-            enable_checkpointing=False,
-            enable_progress_bar=False,
-            enable_model_summary=False,
-            default_root_dir=folder,
-        )
-        datamodule = outer.datamodule
-        log.info("teacher: no task.teacher_ckpt, training %s for %d epochs", type(self.teacher).__name__, trainer.max_epochs)
-        try:
-            trainer.fit(teacher_task, datamodule=datamodule)
-        finally:
-            datamodule.trainer = outer  # the inner fit took the datamodule over
-            self.teacher.requires_grad_(False).eval()
-            for p in self.teacher.parameters():
-                p.grad = None  # the student's optimiser holds these parameters too: leave it nothing to step
-        path = folder / "teacher.pt"
-        torch.save(self.teacher.state_dict(), path)
-        accuracy = float(trainer.callback_metrics.get("val/acc", math.nan))
-        log.info("teacher: val/acc %.4f, weights saved to %s (reuse with task.teacher_ckpt=%s)", accuracy, path, path)
-        return path
-
-
-def check_number(name: str, value: object, low: float, high: float | None = None, low_open: bool = False) -> None:
-    """A task hyperparameter must be a finite number in its range, else a ConfigError naming it."""
-    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-    ok = ok and (value > low if low_open else value >= low) and (high is None or value <= high)
-    if not ok:
-        bounds = f"> {low:g}" if low_open else f">= {low:g}" if high is None else f"in [{low:g}, {high:g}]"
-        raise ConfigError(f"task.{name} must be a number {bounds} (got {value!r})")
+        if not self.teacher_loaded:  # train.py trains one first (recipes/run/teacher.py); a bare Trainer.fit does not
+            rank_zero_warn("distillation: no task.teacher_ckpt was loaded; the teacher keeps its initial weights")
 
 
 def load_teacher_weights(path: str | Path, teacher: nn.Module) -> dict[str, Tensor]:

@@ -17,8 +17,8 @@ from torch import Tensor, nn
 from torchmetrics import MeanAbsoluteError, MeanMetric, MeanSquaredError, MetricCollection
 
 from losses.base import Loss
-from losses.errors import ConfigError
-from recipes.base import OptimizerFactory, SchedulerFactory, Task
+from losses.errors import ConfigError, check_number
+from recipes.base import OptimizerFactory, SchedulerFactory, Task, per_stage
 from recipes.metrics import IntervalCoverage
 
 MIN_LOG1P = -15.0  # msle: expm1 of a smaller output rounds to -1 in float32, which msle refuses
@@ -171,23 +171,21 @@ class RegressionTask(Task):
         scheduler: SchedulerFactory | None = None,
         interval: float = 0.9,
     ) -> None:
-        if not 0 < interval < 1:
-            raise ConfigError(f"task.interval must be in (0, 1) (got {interval!r})")
+        check_number(self.owner(), "interval", interval, low=0, high=1, low_open=True, high_open=True)
         head = head_for(losses["loss"], interval)
         super().__init__(fit_head(model, losses["loss"], head), losses, optimizer, scheduler)
-        self.save_hyperparameters(ignore=["model", "losses", "optimizer", "scheduler"])
         self.head = head
 
         def metrics(stage: str) -> MetricCollection:
             return MetricCollection({"mae": MeanAbsoluteError(), "rmse": MeanSquaredError(squared=False)}, prefix=f"{stage}/")
 
-        self.val_metrics, self.test_metrics = metrics("val"), metrics("test")
-        self.val_coverage, self.test_coverage = IntervalCoverage(), IntervalCoverage()
-        self.val_width, self.test_width = MeanMetric(), MeanMetric()
+        self.metrics = per_stage(metrics)
+        self.coverage, self.width = per_stage(lambda stage: IntervalCoverage()), per_stage(lambda stage: MeanMetric())
 
     def setup(self, stage: str) -> None:
         """Refuse data whose targets the loss cannot take (``loss.target_need``, e.g. msle's > -1), with the fix."""
-        dm = self._trainer.datamodule if self._trainer is not None else None
+        trainer = self.attached_trainer()
+        dm = trainer.datamodule if trainer is not None else None
         name, target_need = self.losses["loss"].name, self.losses["loss"].target_need
         if target_need is None or not getattr(dm, "splits", None):
             return
@@ -214,12 +212,12 @@ class RegressionTask(Task):
         features, target = batch
         raw = self(features)
         self.log_loss(stage, "loss", self.head.loss(self.losses["loss"], raw, target), batch_size=len(target))
-        metrics = self.val_metrics if stage == "val" else self.test_metrics
+        metrics = self.metrics[stage]
         metrics.update(self.head.point(raw).float(), target.float())
         self.log_dict(metrics, on_epoch=True, prog_bar=stage == "val")
         bounds = self.head.interval(raw.float())
         if bounds is not None:
-            coverage, width = (self.val_coverage, self.val_width) if stage == "val" else (self.test_coverage, self.test_width)
+            coverage, width = self.coverage[stage], self.width[stage]
             coverage.update(*bounds, target.float())
             self.log(f"{stage}/coverage", coverage, on_epoch=True)
             if bool(torch.isfinite(bounds[0]).all()):

@@ -17,8 +17,8 @@ from torch import Tensor, nn
 from torchmetrics import MetricCollection
 from torchmetrics.segmentation import DiceScore, MeanIoU
 
-from losses.errors import ConfigError
-from recipes.base import OptimizerFactory, SchedulerFactory, Task
+from losses.errors import check, check_integer
+from recipes.base import OptimizerFactory, SchedulerFactory, Task, per_stage
 
 
 class SegmentationTask(Task):
@@ -36,9 +36,7 @@ class SegmentationTask(Task):
         image_count: int = 8,
     ) -> None:
         super().__init__(model, losses, optimizer, scheduler)
-        self.save_hyperparameters(ignore=["model", "losses", "optimizer", "scheduler"])
-        if num_classes < 2:
-            raise ConfigError(f"task.num_classes: segmentation needs background and at least one class (got {num_classes})")
+        check_integer(self.owner(), "num_classes", num_classes, low=2)  # background and at least one class
         self.num_classes, self.image_count = num_classes, image_count
 
         def metrics(stage: str) -> MetricCollection:
@@ -48,7 +46,7 @@ class SegmentationTask(Task):
                 found |= {"dice_class": DiceScore(average="none", **common), "iou_class": MeanIoU(per_class=True, **common)}
             return MetricCollection(found, prefix=f"{stage}/")
 
-        self.val_metrics, self.test_metrics = metrics("val"), metrics("test")
+        self.metrics = per_stage(metrics)
 
     def forward(self, images: Tensor) -> Tensor:
         return self.model(images)
@@ -61,8 +59,7 @@ class SegmentationTask(Task):
 
     # ----- the recipe's parts -----------------------------------------------------------------
     def images_and_masks(self, batch: tuple[Tensor, ...]) -> tuple[Tensor, Tensor]:
-        if len(batch) < 4:
-            raise ConfigError("data: segmentation needs masks; this datamodule gives none (use data=canvas)")
+        check(self.owner(), len(batch) >= 4, "data must give masks, the 4th tensor of a batch (use data=canvas)", len(batch))
         return batch[0], batch[3].long()
 
     def pixel_loss(self, logits: Tensor, masks: Tensor) -> Tensor:
@@ -77,10 +74,10 @@ class SegmentationTask(Task):
         images, masks = self.images_and_masks(batch)
         logits = self(images)
         self.log_loss(stage, "loss", self.pixel_loss(logits, masks), batch_size=len(images))
-        (self.val_metrics if stage == "val" else self.test_metrics).update(logits.argmax(1), masks)
+        self.metrics[stage].update(logits.argmax(1), masks)
 
     def log_metrics(self, stage: str) -> None:
-        metrics = self.val_metrics if stage == "val" else self.test_metrics
+        metrics = self.metrics[stage]
         values = {}
         for name, value in metrics.compute().items():
             if not name.endswith("_class"):

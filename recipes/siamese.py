@@ -14,7 +14,7 @@ from torch import Tensor, nn
 from torchmetrics import CatMetric, Metric
 from torchmetrics.functional.classification import binary_auroc, binary_roc
 
-from losses.errors import ConfigError
+from losses.errors import check, check_integer
 from recipes.base import OptimizerFactory, SchedulerFactory, Task, figure_image
 
 
@@ -96,7 +96,7 @@ class SiameseTask(Task):
         projection_points: int = 1000,
     ) -> None:
         super().__init__(model, losses, optimizer, scheduler)
-        self.save_hyperparameters(ignore=["model", "losses", "optimizer", "scheduler"])
+        check_integer(self.owner(), "projection_points", projection_points, low=1)
         self.kind = self.losses["loss"].kind
         self.val_pairs, self.test_pairs = Verification(), Verification()
         self.test_pixel_pairs = Verification()  # the baseline: Euclidean distance between the raw pixels
@@ -118,13 +118,11 @@ class SiameseTask(Task):
     def on_fit_start(self) -> None:
         dm = self.trainer.datamodule
         kind, open_set = getattr(dm, "kind", None), getattr(dm, "open_set", None)
-        if kind != self.kind:
-            raise ConfigError(
-                f"data.tuples: loss '{self.losses['loss'].name}' takes {self.kind}s but the datamodule yields "
-                f"{kind or 'neither pairs nor triplets'}s; set data.tuples=${{loss.name}}"
-            )
-        if open_set is not None and open_set != self.hparams.open_set:
-            raise ConfigError(f"data.open_set={open_set} contradicts task.open_set={self.hparams.open_set}")
+        owner, name = self.owner(), self.losses["loss"].name
+        need = f"loss '{name}' takes {self.kind}s, so the datamodule must yield them: set data.tuples=${{loss.name}}"
+        check(owner, kind == self.kind, need, kind or "neither pairs nor triplets")
+        agree = open_set is None or open_set == self.hparams.open_set
+        check(owner, agree, f"open_set must match data.open_set={open_set}", self.hparams.open_set)
 
     def training_step(self, batch: tuple[Tensor, ...], batch_idx: int) -> Tensor:
         if self.kind == "pair":

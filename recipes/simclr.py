@@ -19,7 +19,7 @@ from torch import Tensor, nn
 from torchmetrics import CatMetric
 from torchmetrics.classification import MulticlassAccuracy
 
-from losses.errors import ConfigError
+from losses.errors import check, check_integer, check_number
 from recipes.base import OptimizerFactory, SchedulerFactory, Task
 from recipes.data.views import ViewAugment
 
@@ -76,6 +76,7 @@ class SimCLRTask(Task):
     """Self-supervised contrastive pre-training; labels are used only to evaluate the frozen features."""
 
     slots: ClassVar[dict[str, tuple[str, ...]]] = {"loss": ("views",)}
+    module_arguments: ClassVar[tuple[str, ...]] = ("augment",)
 
     def __init__(
         self,
@@ -98,21 +99,14 @@ class SimCLRTask(Task):
         baselines: bool = True,
     ) -> None:
         super().__init__(model, losses, optimizer, scheduler)
-        self.save_hyperparameters(ignore=["model", "losses", "optimizer", "scheduler", "augment"])
+        owner = self.owner()
         feature_dim = getattr(model, "feature_dim", None)
-        if feature_dim is None or not isinstance(getattr(model, "head", nn.Identity()), nn.Identity):
-            raise ConfigError(
-                "model: SimCLR trains and evaluates the encoder's features; use a model with `feature_dim` "
-                "and no output head (model.num_outputs=0)"
-            )
-        for name, value, ok, need in (
-            ("knn_k", knn_k, knn_k >= 1, ">= 1"),
-            ("knn_temperature", knn_temperature, knn_temperature > 0, "> 0"),
-            ("probe_steps", probe_steps, probe_steps >= 1, ">= 1"),
-            ("probe_labels_per_class", probe_labels_per_class, probe_labels_per_class >= 1, ">= 1"),
-        ):
-            if not ok:
-                raise ConfigError(f"task.{name}: must be {need} (got {value!r})")
+        encoder = feature_dim is not None and isinstance(getattr(model, "head", nn.Identity()), nn.Identity)
+        need = "model must be an encoder with `feature_dim` and no output head (model.num_outputs=0): SimCLR trains its features"
+        check(owner, encoder, need, type(model).__name__)
+        for name, value in (("knn_k", knn_k), ("probe_steps", probe_steps), ("probe_labels_per_class", probe_labels_per_class)):
+            check_integer(owner, name, value, low=1)
+        check_number(owner, "knn_temperature", knn_temperature, low=0, low_open=True)
         self.augment = augment if augment is not None else ViewAugment()
         hidden = projection_hidden or feature_dim
         self.projector = nn.Sequential(nn.Linear(feature_dim, hidden), nn.ReLU(inplace=True), nn.Linear(hidden, projection_dim))

@@ -14,7 +14,7 @@ import torchvision
 from torch import Tensor, nn
 from torchmetrics import MeanMetric
 
-from losses.errors import ConfigError
+from losses.errors import check, check_integer, check_number
 from recipes.base import OptimizerFactory, SchedulerFactory, Task
 from recipes.models.vae import reparameterize
 
@@ -39,16 +39,12 @@ class VAETask(Task):
         traversal_steps: int = 15,
     ) -> None:
         super().__init__(model, losses, optimizer, scheduler)
-        bounds = (("kl_warmup_epochs", kl_warmup_epochs, 0), ("grid_size", grid_size, 2), ("traversal_steps", traversal_steps, 2))
-        for name, value, low in bounds:
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or value < low:
-                raise ConfigError(f"task.{name} must be a number >= {low} (got {value!r})")
-        for method in ("encode", "decode"):
-            if not callable(getattr(model, method, None)):
-                raise ConfigError(
-                    f"model: task 'vae' needs a model with encode() and decode(), e.g. model=vae (got {type(model).__name__})"
-                )
-        self.save_hyperparameters(ignore=["model", "losses", "optimizer", "scheduler"])
+        owner = self.owner()
+        check_number(owner, "kl_warmup_epochs", kl_warmup_epochs, low=0)
+        check_integer(owner, "grid_size", grid_size, low=2)
+        check_integer(owner, "traversal_steps", traversal_steps, low=2)
+        codes = all(callable(getattr(model, method, None)) for method in ("encode", "decode"))
+        check(owner, codes, "model must have encode() and decode(), e.g. model=vae", type(model).__name__)
         self.kl_warmup_epochs, self.binarize = float(kl_warmup_epochs), bool(binarize)
         self.grid_size, self.traversal_steps = int(grid_size), int(traversal_steps)
         # nats per image, averaged over every image of the epoch (weighted by batch size)
@@ -97,7 +93,8 @@ class VAETask(Task):
     # ----- helpers ----------------------------------------------------------------------------
     def pixels(self, images: Tensor) -> Tensor:
         """Undo the datamodule's mean/std normalisation: pixels in [0, 1], binarised at 0.5 when asked."""
-        dm = self.trainer.datamodule if self.trainer is not None else None
+        trainer = self.attached_trainer()
+        dm = trainer.datamodule if trainer is not None else None
         mean, std = getattr(dm, "mean", None), getattr(dm, "std", None)
         if mean is not None and std is not None:
             images = images * std.to(images) + mean.to(images)

@@ -110,7 +110,7 @@ def test_box_loss_must_be_a_box_loss(make_config):
 def test_unknown_score_mode_is_refused(make_config):
     from recipes.detection import DetectionTask
 
-    with pytest.raises(ConfigError, match="task.scores: must be auto, sigmoid or softmax"):
+    with pytest.raises(ConfigError, match="task 'detection': scores must be auto, sigmoid or softmax \\(got 'tanh'\\)"):
         DetectionTask(AnchorFreeDetector(), check_config(make_config("task=detection")), torch.optim.SGD, scores="tanh")
 
 

@@ -154,8 +154,8 @@ def test_a_classification_loss_in_the_slot_is_refused_before_anything_runs(smoke
 @pytest.mark.parametrize(
     "override,message",
     [
-        ("task.temperature=0", "task.temperature must be a number > 0 (got 0)"),
-        ("task.alpha=1.5", "task.alpha must be a number in [0, 1] (got 1.5)"),
+        ("task.temperature=0", "task 'distillation': temperature must be > 0 (got 0)"),
+        ("task.alpha=1.5", "task 'distillation': alpha must be <= 1 (got 1.5)"),
     ],
 )
 def test_bad_task_hyperparameters_are_refused(smoke_config, override, message):
@@ -217,3 +217,76 @@ def test_the_teacher_stays_in_eval_mode_when_lightning_switches_to_training():
     assert task.model.training and not task.teacher.training
     assert not any(p.requires_grad for p in task.teacher.parameters())
     assert torch.equal(next(task.baseline.parameters()), next(task.model.parameters()))  # the same start
+
+
+def distillation_task(cfg):
+    """The distillation task of ``cfg``, built as train.py builds it (no data, no Trainer)."""
+    from hydra.utils import instantiate
+
+    from recipes.run.checks import check_config
+
+    return instantiate(cfg.task, model=instantiate(cfg.model), losses=check_config(cfg))
+
+
+def test_the_teacher_run_is_the_classification_recipe_in_the_teacher_folder(smoke_config, tmp_path):
+    from recipes.run.checks import check_config
+    from recipes.run.teacher import teacher_config
+
+    cfg = smoke_config("task=distillation", *TINY_TEACHER, "task.teacher_epochs=3")
+    teacher = teacher_config(cfg, distillation_task(cfg))
+    assert teacher.task._target_ == "recipes.classification.ClassificationTask"
+    assert teacher.model == cfg.task.teacher_model and teacher.trainer.max_epochs == 3
+    assert check_config(teacher)["loss"].name == "ce"
+    assert teacher.callbacks.model_checkpoint.dirpath == str(tmp_path / "teacher" / "checkpoints")
+    assert list(teacher.logger) == ["csv"] and teacher.logger.csv.save_dir == str(tmp_path / "teacher")
+    assert teacher.task.scheduler.max_lr == cfg.task.optimizer.lr  # the schedule's interpolation still resolves
+
+
+def test_the_teacher_run_leaves_the_random_state_and_the_cache_as_if_the_teacher_came_from_a_file(smoke_config, tmp_path):
+    from types import SimpleNamespace
+
+    from recipes.run.teacher import train_teacher_first
+
+    cache = tmp_path / "shared" / "teacher.pt"
+    cfg = smoke_config("task=distillation", *TINY_TEACHER, f"task.teacher_cache={cache}")
+    task = distillation_task(cfg)
+    trained = {k: v + 1 for k, v in task.teacher.state_dict().items()}
+    runs = []
+
+    def fake_train(teacher_cfg):  # what train() leaves behind: a best checkpoint of the classification recipe
+        runs.append(teacher_cfg)
+        torch.rand(100)  # a run draws random numbers
+        folder = tmp_path / "teacher" / "checkpoints"
+        folder.mkdir(parents=True)
+        torch.save({"state_dict": {f"model.{k}": v for k, v in trained.items()}}, folder / "best.ckpt")
+        return {"val/acc": 0.9}
+
+    torch.manual_seed(5)
+    expected = torch.rand(3)
+    torch.manual_seed(5)
+    train_teacher_first(cfg, task, SimpleNamespace(world_size=1), fake_train)
+    assert torch.equal(torch.rand(3), expected)  # the student's run draws what it would have drawn
+    assert len(runs) == 1 and task.teacher_ckpt == cfg.task.teacher_ckpt == str(tmp_path / "teacher" / "teacher.pt")
+    assert task.hparams["teacher_ckpt"] == task.teacher_ckpt  # the checkpoint's hyperparameters say so too
+    saved = torch.load(cache, weights_only=True)
+    assert saved.keys() == trained.keys() and all(torch.equal(saved[k], v) for k, v in trained.items())
+    assert not list(cache.parent.glob(".*"))  # the partial file was renamed into place
+
+    cfg = smoke_config("task=distillation", *TINY_TEACHER, f"task.teacher_cache={cache}")  # the next run of a sweep
+    again = distillation_task(cfg)
+    train_teacher_first(cfg, again, SimpleNamespace(world_size=1), fake_train)
+    assert len(runs) == 1 and again.teacher_ckpt == str(cache)  # the cache, not a second run
+
+
+def test_with_several_processes_the_teacher_must_come_from_a_checkpoint(smoke_config):
+    from types import SimpleNamespace
+
+    from recipes.run.teacher import train_teacher_first
+
+    cfg = smoke_config("task=distillation", *TINY_TEACHER)
+
+    def refuse(teacher_cfg):
+        raise AssertionError("no process may train a teacher")
+
+    with pytest.raises(ConfigError, match="task.teacher_ckpt: with several processes the teacher must come from a checkpoint"):
+        train_teacher_first(cfg, distillation_task(cfg), SimpleNamespace(world_size=2), refuse)

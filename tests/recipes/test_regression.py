@@ -162,7 +162,7 @@ def test_a_loss_of_another_kind_in_the_regression_slot_names_the_regression_loss
 def test_interval_level_out_of_range_is_refused(make_config):
     with pytest.raises(Exception) as err:
         build_task(make_config, "loss=gaussian_nll", "task.interval=1.5")
-    assert "task.interval must be in (0, 1) (got 1.5)" in str(config_error_of(err.value))
+    assert "task 'regression': interval must be < 1 (got 1.5)" in str(config_error_of(err.value))
 
 
 @pytest.mark.parametrize("name", losses.available("regression"))

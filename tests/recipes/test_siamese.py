@@ -161,5 +161,6 @@ def test_open_set_smoke_run_reports_every_verification_metric(smoke_config):
 
 
 def test_data_that_yields_pairs_for_a_triplet_loss_is_refused(smoke_config):
-    with pytest.raises(ConfigError, match="loss 'triplet' takes triplets but the datamodule yields pairs"):
+    message = r"task 'siamese': loss 'triplet' takes triplets, so the datamodule must yield them.* \(got 'pair'\)"
+    with pytest.raises(ConfigError, match=message):
         train(smoke_config("task=siamese", "loss=triplet", "data.tuples=pair", *TINY))
