@@ -47,3 +47,14 @@ def check_integer(owner: str, arg: str, value: object, low: int | None = None) -
     if low is not None:
         check(owner, value >= low, f"{arg} must be an integer >= {low}", value)
     return int(value)
+
+
+def check_interval(
+    owner: str, arg: str, value: object, low: float, high: float, low_open: bool = True, high_open: bool = True
+) -> float:
+    """Check that setting ``arg`` lies in one interval, named in one message: ``val_fraction must be in (0, 0.5)``."""
+    number = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    inside = number and (low < value if low_open else low <= value) and (value < high if high_open else value <= high)
+    interval = f"{'(' if low_open else '['}{low:g}, {high:g}{')' if high_open else ']'}"
+    check(owner, inside, f"{arg} must be in {interval}", value)
+    return float(value)
