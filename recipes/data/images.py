@@ -82,6 +82,7 @@ class ImageDataModule(InMemoryDataModule):
             load_torchvision_dataset(self.dataset, self.data_dir, allow_download=True)
 
     def load(self) -> dict[str, Arrays]:
+        """The seeded, stratified splits of ``dataset``, the training split made harder as asked."""
         splits = load_splits(self.dataset, self.data_dir, self.download, self.val_fraction, self.test_fraction, self.split_seed)
         splits["train"] = self.harder_training_split(*splits["train"])
         return splits

@@ -114,6 +114,7 @@ class TupleDataModule(ImageDataModule):
         self.pairs: dict[str, tuple[Tensor, Tensor, Tensor]] = {}
 
     def load(self) -> dict[str, Arrays]:
+        """The image splits (open-set when asked), and the fixed val and test pairs drawn from them."""
         splits = load_splits(self.dataset, self.data_dir, self.download, self.val_fraction, self.test_fraction, self.split_seed)
         if self.open_set:
             splits = self.open_set_splits(splits)

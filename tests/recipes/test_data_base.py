@@ -33,10 +33,10 @@ class Squares(InMemoryDataModule):
         return {"train": split(self.sizes[0], 0), "val": split(self.sizes[1], 100), "test": split(self.sizes[2], 200)}
 
 
-def fake_trainer(training: bool, world_size: int = 1) -> types.SimpleNamespace:
+def fake_trainer(training: bool, world_size: int = 1, device: str = "cpu") -> types.SimpleNamespace:
     """What the datamodule reads of its Trainer: the stage, the process count and the device."""
-    cpu = types.SimpleNamespace(root_device=torch.device("cpu"))
-    return types.SimpleNamespace(training=training, world_size=world_size, strategy=cpu)
+    strategy = types.SimpleNamespace(root_device=torch.device(device))
+    return types.SimpleNamespace(training=training, world_size=world_size, strategy=strategy)
 
 
 def test_a_reader_alone_gives_shuffled_training_batches_and_ordered_eval_batches():
@@ -71,6 +71,17 @@ def test_batches_are_cut_in_place_where_the_data_lives_and_by_a_dataloader_acros
     assert isinstance(dm.train_dataloader(), DeviceBatches)
     dm.trainer = fake_trainer(training=True, world_size=2)
     assert not isinstance(dm.train_dataloader(), DeviceBatches)  # several processes: Lightning shards a DataLoader
+
+
+def test_the_splits_move_to_the_training_device_when_on_device_allows():
+    moved, auto = Squares(on_device=True), Squares(on_device="auto")
+    for dm in (moved, auto):
+        dm.trainer = fake_trainer(training=True, device="meta")  # a device other than the CPU, on any machine
+        dm.setup()
+    assert all(t.device.type == "meta" for tensors in moved.splits.values() for t in tensors)
+    assert isinstance(moved.train_dataloader(), DeviceBatches)
+    assert moved.mean.device.type == "cpu"  # statistics are taken before the move, on the CPU
+    assert all(t.device.type == "cpu" for tensors in auto.splits.values() for t in tensors)  # auto: CUDA only
 
 
 def test_a_reader_that_returns_an_empty_split_is_refused_by_name():
