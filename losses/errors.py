@@ -56,3 +56,14 @@ def check_widths(owner: str, arg: str, widths: object, allow_empty: bool = False
     need = "a list of positive integers" + ("" if allow_empty else ", at least one")
     check(owner, ok and (allow_empty or bool(values)), f"{arg} must be {need}", widths)
     return [int(w) for w in values]
+
+
+def check_interval(
+    owner: str, arg: str, value: object, low: float, high: float, low_open: bool = True, high_open: bool = True
+) -> float:
+    """Check that setting ``arg`` lies in one interval, named in one message: ``val_fraction must be in (0, 0.5)``."""
+    number = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    inside = number and (low < value if low_open else low <= value) and (value < high if high_open else value <= high)
+    interval = f"{'(' if low_open else '['}{low:g}, {high:g}{')' if high_open else ']'}"
+    check(owner, inside, f"{arg} must be in {interval}", value)
+    return float(value)

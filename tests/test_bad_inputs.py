@@ -77,8 +77,8 @@ def test_train_py_with_an_unknown_task_exits_non_zero_and_leaves_earlier_runs_al
     [
         ("model._target_=recipes.models.Resnet", "model._target_: cannot import 'recipes.models.Resnet'"),
         ("data._target_=recipes.data.nope.Data", "data._target_: cannot import 'recipes.data.nope.Data'"),
-        ("data.dataset=svhn", "data: unknown dataset 'svhn'; datasets are mnist5k, mnist, fashion_mnist, cifar10"),
-        ("data.batch_size=0", "data 'mnist5k': batch_size must be a positive integer (got 0)"),
+        ("data.dataset=svhn", "data 'mnist5k': dataset must be one of mnist5k, mnist, fashion_mnist, cifar10 (got 'svhn')"),
+        ("data.batch_size=0", "data 'mnist5k': batch_size must be an integer >= 1 (got 0)"),
     ],
 )
 def test_a_bad_data_or_model_setting_is_one_message_and_status_2(make_config, capsys, override, message):

@@ -89,3 +89,25 @@ def test_train_py_unknown_config_option_lists_the_options(tmp_path):
     result = run_train("loss=nope", env_data_dir=tmp_path)
     assert result.returncode != 0
     assert "Available options in 'loss'" in result.stderr and "focal" in result.stderr
+
+
+@pytest.mark.parametrize(
+    "value,low_open,high_open,message",
+    [
+        (0.5, True, True, r"data 'x': val_fraction must be in \(0, 0.5\) \(got 0.5\)"),  # an open end excludes it
+        (0, True, True, r"val_fraction must be in \(0, 0.5\) \(got 0\)"),
+        (0.5, False, False, None),  # a closed end includes it
+        (-0.1, False, True, r"val_fraction must be in \[0, 0.5\) \(got -0.1\)"),
+        ("0.1", True, True, r"val_fraction must be in \(0, 0.5\) \(got '0.1'\)"),  # a string is no number
+        (float("nan"), True, True, r"\(got nan\)"),
+        (True, False, False, r"\(got True\)"),
+    ],
+)
+def test_check_interval_names_the_interval_and_the_value(value, low_open, high_open, message):
+    from losses.errors import check_interval
+
+    if message is None:
+        assert check_interval("data 'x'", "val_fraction", value, 0, 0.5, low_open, high_open) == 0.5
+        return
+    with pytest.raises(ConfigError, match=message):
+        check_interval("data 'x'", "val_fraction", value, 0, 0.5, low_open, high_open)

@@ -11,22 +11,17 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-import lightning as L
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor
-from torch.utils.data import DataLoader, TensorDataset
 
-from losses.errors import ConfigError
-from recipes.data.device import DeviceBatches
+from losses.errors import check, check_integer, check_number
+from recipes.data.base import SPLITS, InMemoryDataModule, Splits, check_fractions
 from recipes.data.sources import load_mnist5k, stratified_split
-
-SPLITS = ("train", "val", "test")
 
 
 @dataclass(frozen=True)
@@ -161,98 +156,20 @@ def generate(images: Tensor, labels: Tensor, sources: Tensor, count: int, spec: 
     }
 
 
-class ObjectDataModule(L.LightningDataModule):
-    """In-memory ``(images, boxes, labels[, masks])`` splits, batched on the CPU or the training GPU.
-
-    Images stay uint8 until a batch reaches its device, where they are scaled to [0, 1] and normalised
-    with the training split's mean and std. Boxes are xyxy in pixels, padded with label -1.
-    """
-
-    name = "objects"
-    fields: tuple[str, ...] = ("images", "boxes", "labels")
-
-    def __init__(
-        self, batch_size: int, eval_batch_size: int, num_workers: int, on_device: str | bool, num_classes: int, channels: int
-    ) -> None:
-        super().__init__()
-        for arg, value in (("batch_size", batch_size), ("eval_batch_size", eval_batch_size)):
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise ConfigError(f"data '{self.name}': {arg} must be a positive integer (got {value!r})")
-        if on_device not in ("auto", True, False):
-            raise ConfigError(f"data '{self.name}': on_device must be auto, true or false (got {on_device!r})")
-        self.batch_size, self.eval_batch_size, self.num_workers = batch_size, eval_batch_size, num_workers
-        self.on_device, self.num_classes, self.channels = on_device, num_classes, channels
-        self.splits: dict[str, dict[str, Tensor]] = {}
-
-    def load(self) -> dict[str, dict[str, Tensor]]:  # pragma: no cover - abstract
-        raise NotImplementedError
-
-    def setup(self, stage: str | None = None) -> None:
-        if self.splits:
-            return
-        self.splits = self.load()
-        train_images = self.splits["train"]["images"].float().div_(255)
-        self.mean = train_images.mean([0, 2, 3]).view(1, -1, 1, 1)
-        self.std = train_images.std([0, 2, 3]).clamp_min(1e-6).view(1, -1, 1, 1)
-        device = self.resident_device()
-        if device.type != "cpu":
-            self.splits = {s: {k: v.to(device) for k, v in d.items()} for s, d in self.splits.items()}
-
-    def resident_device(self) -> torch.device:
-        """The training GPU when ``on_device`` allows it (one process), else the CPU."""
-        trainer = self.trainer
-        if self.on_device is False or trainer is None:
-            return torch.device("cpu")
-        device = trainer.strategy.root_device
-        if self.on_device == "auto" and (device.type != "cuda" or trainer.world_size > 1):
-            return torch.device("cpu")
-        return device
-
-    def loader(self, split: str, train: bool) -> DataLoader | DeviceBatches:
-        tensors = tuple(self.splits[split][f] for f in self.fields)
-        batch_size = self.batch_size if train else self.eval_batch_size
-        if tensors[0].device.type != "cpu":
-            return DeviceBatches(tensors, batch_size, shuffle=train, drop_last=train)
-        return DataLoader(
-            TensorDataset(*tensors),
-            batch_size=batch_size,
-            shuffle=train,
-            drop_last=train and len(tensors[0]) > batch_size,
-            num_workers=self.num_workers,
-        )
-
-    def train_dataloader(self) -> DataLoader | DeviceBatches:
-        return self.loader("train", train=True)
-
-    def val_dataloader(self) -> DataLoader | DeviceBatches:
-        return self.loader("val", train=False)
-
-    def test_dataloader(self) -> DataLoader | DeviceBatches:
-        return self.loader("test", train=False)
-
-    def normalize(self, images: Tensor) -> Tensor:
-        x = images.float().div_(255)
-        return (x - self.mean.to(x.device)) / self.std.to(x.device)
-
-    def on_after_batch_transfer(self, batch: Sequence[Tensor], dataloader_idx: int) -> tuple[Tensor, ...]:
-        images, *rest = batch
-        return (self.normalize(images), *rest)
-
-
-class CanvasDataModule(ObjectDataModule):
+class CanvasDataModule(InMemoryDataModule):
     """Digits on a canvas: ``(images, boxes, labels, masks)`` batches for detection and segmentation.
 
-    ``masks: digits`` gives 11 mask classes (background + 10 digits); ``masks: foreground`` gives 2
-    (background, digit). ``noise`` (std as a fraction of full scale) and ``clutter`` (up to that many
-    half-digit fragments per canvas, in no box and no mask) make the task harder. ``cache: true`` keeps
-    the generated splits under ``data_dir/canvas/``.
+    Boxes are xyxy in pixels, padded with label -1. ``masks: digits`` gives 11 mask classes (background +
+    10 digits); ``masks: foreground`` gives 2 (background, digit). ``noise`` (std as a fraction of full
+    scale) and ``clutter`` (up to that many half-digit fragments per canvas, in no box and no mask) make
+    the task harder. ``cache: true`` keeps the generated splits under ``data_dir/canvas/``.
     """
 
-    name = "canvas"
     fields = ("images", "boxes", "labels", "masks")
 
     def __init__(
         self,
+        name: str = "canvas",
         data_dir: str = "data",
         size: int = 96,
         min_objects: int = 1,
@@ -280,51 +197,41 @@ class CanvasDataModule(ObjectDataModule):
         num_workers: int = 0,
         on_device: str | bool = "auto",
     ) -> None:
-        super().__init__(batch_size, eval_batch_size, num_workers, on_device, num_classes, channels)
+        super().__init__(name, batch_size, eval_batch_size, num_workers, on_device)
         self.spec = CanvasSpec(
             size, min_objects, max_objects, min_scale, max_scale, scale_levels, ink_threshold, gap, noise, clutter
         )
         self.check_spec()
         need = {"digits": num_classes + 1, "foreground": 2}
-        if masks not in need:
-            raise ConfigError(f"data 'canvas': masks must be digits or foreground (got {masks!r})")
-        if mask_classes != need[masks]:
-            raise ConfigError(
-                f"data 'canvas': masks={masks} has {need[masks]} classes, but mask_classes is {mask_classes}; "
-                f"set data.mask_classes={need[masks]}" + (" (or use data=canvas_binary)" if masks == "foreground" else "")
-            )
-        if (num_classes, channels) != (10, 1):
-            raise ConfigError(
-                f"data 'canvas': digits have num_classes=10 and channels=1 (got {num_classes} and {channels})"
-            )
+        check(self.owner, masks in need, "masks must be digits or foreground", masks)
+        n, binary = need[masks], " or use data=canvas_binary" if masks == "foreground" else ""
+        need_classes = f"masks={masks} has {n} classes, so mask_classes must be {n}; set data.mask_classes={n}{binary}"
+        check(self.owner, mask_classes == n, need_classes, mask_classes)
+        digits = (num_classes, channels) == (10, 1)
+        check(self.owner, digits, "digits have num_classes=10 and channels=1", (num_classes, channels))
         for arg, value in (("train_size", train_size), ("val_size", val_size), ("test_size", test_size)):
-            if not isinstance(value, int) or value < 1:
-                raise ConfigError(f"data 'canvas': {arg} must be a positive integer (got {value!r})")
-        for arg, value in (("val_fraction", val_fraction), ("test_fraction", test_fraction)):
-            if not 0 < value < 0.5:
-                raise ConfigError(f"data 'canvas': {arg} must be in (0, 0.5) (got {value!r})")
+            check_integer(self.owner, arg, value, low=1)
+        check_fractions(self.owner, val_fraction, test_fraction)
+        self.num_classes, self.channels = num_classes, channels
         self.data_dir, self.cache, self.split_seed = data_dir, cache, split_seed
         self.sizes = {"train": train_size, "val": val_size, "test": test_size}
         self.fractions = (test_fraction, val_fraction)
         self.masks, self.mask_classes = masks, mask_classes
         self.mask_names = ["background", *map(str, range(10))] if masks == "digits" else ["background", "digit"]
+        self.sources: dict[str, Tensor] = {}
 
     def check_spec(self) -> None:
-        s = self.spec
-        if not isinstance(s.size, int) or s.size < 32:
-            raise ConfigError(f"data 'canvas': size must be an integer >= 32 (got {s.size!r})")
-        if not 1 <= s.min_objects <= s.max_objects:
-            raise ConfigError(
-                f"data 'canvas': need 1 <= min_objects <= max_objects (got {s.min_objects} and {s.max_objects})"
-            )
-        if not 0 < s.min_scale <= s.max_scale or s.max_scale * 28 > s.size:
-            raise ConfigError(
-                f"data 'canvas': need 0 < min_scale <= max_scale <= size / 28 (got {s.min_scale} and {s.max_scale})"
-            )
-        if not 0 < s.ink_threshold < 256:
-            raise ConfigError(f"data 'canvas': ink_threshold must be in [1, 255] (got {s.ink_threshold})")
-        if s.noise < 0 or s.clutter < 0 or s.gap < 0:
-            raise ConfigError(f"data 'canvas': noise, clutter and gap must be >= 0 (got {s.noise}, {s.clutter}, {s.gap})")
+        """The canvas settings can make canvases: sizes, counts and scales that fit, thresholds in range."""
+        s, owner = self.spec, self.owner
+        check_integer(owner, "size", s.size, low=32)
+        objects = 1 <= s.min_objects <= s.max_objects
+        check(owner, objects, "need 1 <= min_objects <= max_objects", (s.min_objects, s.max_objects))
+        scales = 0 < s.min_scale <= s.max_scale and s.max_scale * 28 <= s.size
+        check(owner, scales, "need 0 < min_scale <= max_scale <= size / 28", (s.min_scale, s.max_scale))
+        ink = isinstance(s.ink_threshold, int) and 0 < s.ink_threshold < 256
+        check(owner, ink, "ink_threshold must be an integer in [1, 255]", s.ink_threshold)
+        for arg in ("noise", "clutter", "gap"):
+            check_number(owner, arg, getattr(s, arg), low=0)
 
     def source_splits(self) -> dict[str, Tensor]:
         """Disjoint mnist5k indices per split (stratified by digit, seeded by ``split_seed``)."""
@@ -354,9 +261,10 @@ class CanvasDataModule(ObjectDataModule):
             os.replace(tmp, path)
         return data
 
-    def load(self) -> dict[str, dict[str, Tensor]]:
+    def load(self) -> Splits:
         splits = {split: self.generate_split(split) for split in SPLITS}
         if self.masks == "foreground":
             for data in splits.values():
                 data["masks"] = (data["masks"] > 0).to(torch.uint8)
-        return splits
+        self.sources = {split: data["sources"] for split, data in splits.items()}
+        return {split: tuple(data[f] for f in self.fields) for split, data in splits.items()}

@@ -19,17 +19,21 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from losses.errors import ConfigError
-from recipes.data.canvas import ObjectDataModule
+from losses.errors import ConfigError, check, check_integer
+from recipes.data.base import InMemoryDataModule, Splits
 
 
-class COCOFolderDataModule(ObjectDataModule):
-    """``(images, boxes, labels)`` batches from COCO json files and their images, held in memory as uint8."""
+class COCOFolderDataModule(InMemoryDataModule):
+    """``(images, boxes, labels)`` batches from COCO json files and their images, held in memory as uint8.
 
-    name = "coco_folder"
+    Boxes are xyxy in pixels of the resized image, padded with label -1 to the most boxes of any image.
+    """
+
+    fields = ("images", "boxes", "labels")
 
     def __init__(
         self,
+        name: str = "coco_folder",
         root: str | None = None,
         train: str = "annotations/train.json",
         val: str = "annotations/val.json",
@@ -43,28 +47,27 @@ class COCOFolderDataModule(ObjectDataModule):
         num_workers: int = 0,
         on_device: str | bool = "auto",
     ) -> None:
-        super().__init__(batch_size, eval_batch_size, num_workers, on_device, num_classes, channels)
-        if not root:
-            raise ConfigError("data 'coco_folder': no folder given; set data.root=FOLDER (with annotations/ and images/)")
-        if channels not in (1, 3):
-            raise ConfigError(f"data 'coco_folder': channels must be 1 (grey) or 3 (RGB) (got {channels!r})")
-        if not isinstance(image_size, int) or image_size < 16:
-            raise ConfigError(f"data 'coco_folder': image_size must be an integer >= 16 (got {image_size!r})")
-        self.root, self.image_dir, self.image_size = Path(root), images, image_size
+        super().__init__(name, batch_size, eval_batch_size, num_workers, on_device)
+        check(self.owner, bool(root), "root must be a folder with annotations/ and images/; set data.root=FOLDER", root)
+        check(self.owner, channels in (1, 3), "channels must be 1 (grey) or 3 (RGB)", channels)
+        self.image_size = check_integer(self.owner, "image_size", image_size, low=16)
+        check_integer(self.owner, "num_classes", num_classes, low=1)
+        self.num_classes, self.channels = num_classes, channels
+        self.root, self.image_dir = Path(root), images
         self.files = {"train": train, "val": val, "test": test or val}
 
-    def load(self) -> dict[str, dict[str, Tensor]]:
+    def load(self) -> Splits:
         return {split: self.read_split(self.root / name) for split, name in self.files.items()}
 
-    def read_split(self, path: Path) -> dict[str, Tensor]:
+    def read_split(self, path: Path) -> tuple[Tensor, Tensor, Tensor]:
         """Images, padded xyxy boxes (pixels of the resized image) and labels (-1 padding) of one json file."""
         if not path.exists():
-            raise ConfigError(f"data 'coco_folder': {path} not found; set data.train / data.val / data.test to its json files")
+            raise ConfigError(f"{self.owner}: {path} not found; set data.train / data.val / data.test to its json files")
         coco = json.loads(path.read_text())
         categories = sorted(c["id"] for c in coco.get("categories", []))
         if len(categories) != self.num_classes:
             raise ConfigError(
-                f"data 'coco_folder': {path.name} has {len(categories)} categories but data.num_classes is "
+                f"{self.owner}: {path.name} has {len(categories)} categories but data.num_classes is "
                 f"{self.num_classes}; set data.num_classes={len(categories)}"
             )
         index = {cat: i for i, cat in enumerate(categories)}
@@ -85,26 +88,26 @@ class COCOFolderDataModule(ObjectDataModule):
                 x, y, w, h = (float(v) for v in ann["bbox"])
                 if w <= 0 or h <= 0 or x < 0 or y < 0 or x + w > width or y + h > height:
                     raise ConfigError(
-                        f"data 'coco_folder': annotation {ann.get('id')} in {path.name} has bbox [x, y, w, h] = "
+                        f"{self.owner}: annotation {ann.get('id')} in {path.name} has bbox [x, y, w, h] = "
                         f"{ann['bbox']}, which is empty or outside its image {info['file_name']} ({width}x{height}); "
                         "fix or clip the box"
                     )
                 if ann["category_id"] not in index:
                     raise ConfigError(
-                        f"data 'coco_folder': annotation {ann.get('id')} in {path.name} has category_id "
+                        f"{self.owner}: annotation {ann.get('id')} in {path.name} has category_id "
                         f"{ann['category_id']}, not among the categories {categories}"
                     )
                 sx, sy = size / width, size / height
                 boxes[i, j] = torch.tensor([x * sx, y * sy, (x + w) * sx, (y + h) * sy])
                 labels[i, j] = index[ann["category_id"]]
-        return {"images": images, "boxes": boxes, "labels": labels}
+        return images, boxes, labels
 
     def read_image(self, file_name: str) -> Tensor:
         from torchvision.io import ImageReadMode, decode_image
 
         path = self.root / self.image_dir / file_name
         if not path.exists():
-            raise ConfigError(f"data 'coco_folder': image {path} is listed in the annotations but missing")
+            raise ConfigError(f"{self.owner}: image {path} is listed in the annotations but missing")
         mode = ImageReadMode.GRAY if self.channels == 1 else ImageReadMode.RGB
         return decode_image(str(path), mode=mode)
 

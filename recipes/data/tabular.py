@@ -16,13 +16,11 @@ from __future__ import annotations
 
 import math
 
-import lightning as L
 import torch
 from torch import Tensor
-from torch.utils.data import DataLoader, TensorDataset
 
-from losses.errors import ConfigError
-from recipes.data.device import DeviceBatches
+from losses.errors import check, check_integer, check_interval, check_number
+from recipes.data.base import InMemoryDataModule, Splits, check_fractions
 
 DATASETS = ("diabetes", "heteroscedastic", "counts")
 SCALINGS = ("standard", "scale", "none")
@@ -84,15 +82,21 @@ def add_outliers(target: Tensor, fraction: float, shift: float, scale: float, ge
     return target
 
 
-class TabularDataModule(L.LightningDataModule):
+class TabularDataModule(InMemoryDataModule):
     """``diabetes``, ``heteroscedastic`` or ``counts`` rows as ``(features, target)`` float32 batches.
 
     ``outliers`` is the fraction of train and val targets moved up by ``U(1, 2) * outlier_shift`` standard
-    deviations of the clean training targets; the test split is never contaminated.
+    deviations of the clean training targets; the test split is never contaminated. In one process the rows
+    are cut out of tensors on the training device (no per-row DataLoader work); with several processes a
+    DataLoader lets Lightning shard them.
     """
+
+    fields = ("features", "target")
+    slice_on_cpu = True
 
     def __init__(
         self,
+        name: str | None = None,
         dataset: str = "diabetes",
         num_features: int = DIABETES_FEATURES,
         num_rows: int | None = None,
@@ -105,36 +109,27 @@ class TabularDataModule(L.LightningDataModule):
         outlier_shift: float = 5.0,
         data_seed: int = 0,
         num_workers: int = 0,
+        on_device: str | bool = "auto",
     ) -> None:
-        super().__init__()
-        where = f"data '{dataset}'"
-        if dataset not in DATASETS:
-            raise ConfigError(f"data: unknown dataset {dataset!r}; tabular datasets are {', '.join(DATASETS)}")
-        if dataset == "diabetes" and num_features != DIABETES_FEATURES:
-            raise ConfigError(f"{where}: num_features must be {DIABETES_FEATURES} (got {num_features!r})")
-        if dataset == "diabetes" and num_rows not in (None, DIABETES_ROWS):
-            raise ConfigError(f"{where}: num_rows must be null or {DIABETES_ROWS}, the size of the set (got {num_rows!r})")
-        for name, value in (("num_features", num_features), ("batch_size", batch_size), ("eval_batch_size", eval_batch_size)):
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise ConfigError(f"{where}: {name} must be a positive integer (got {value!r})")
-        if num_rows is not None and (not isinstance(num_rows, int) or num_rows < 20):
-            raise ConfigError(f"{where}: num_rows must be an integer >= 20 or null (got {num_rows!r})")
-        for name, value in (("val_fraction", val_fraction), ("test_fraction", test_fraction)):
-            if not 0 < value < 0.5:
-                raise ConfigError(f"{where}: {name} must be in (0, 0.5) (got {value!r})")
-        if target_scaling not in SCALINGS:
-            raise ConfigError(f"{where}: target_scaling must be one of {', '.join(SCALINGS)} (got {target_scaling!r})")
-        if not 0 <= outliers < 0.5:
-            raise ConfigError(f"{where}: outliers must be a fraction in [0, 0.5) (got {outliers!r})")
-        if not outlier_shift > 0:
-            raise ConfigError(f"{where}: outlier_shift must be > 0 (got {outlier_shift!r})")
+        super().__init__(name or dataset, batch_size, eval_batch_size, num_workers, on_device)
+        owner = self.owner
+        check(owner, dataset in DATASETS, f"dataset must be one of {', '.join(DATASETS)}", dataset)
+        check_integer(owner, "num_features", num_features, low=1)
+        if dataset == "diabetes":
+            check(owner, num_features == DIABETES_FEATURES, f"num_features must be {DIABETES_FEATURES}", num_features)
+            rows = num_rows in (None, DIABETES_ROWS)
+            check(owner, rows, f"num_rows must be null or {DIABETES_ROWS}, the size of the set", num_rows)
+        if num_rows is not None:
+            check_integer(owner, "num_rows", num_rows, low=20)
+        check_fractions(owner, val_fraction, test_fraction)
+        check(owner, target_scaling in SCALINGS, f"target_scaling must be one of {', '.join(SCALINGS)}", target_scaling)
+        check_interval(owner, "outliers", outliers, 0, 0.5, low_open=False)
+        check_number(owner, "outlier_shift", outlier_shift, low=0, low_open=True)
         self.dataset, self.num_features = dataset, num_features
         self.num_rows = num_rows or (DIABETES_ROWS if dataset == "diabetes" else 2000)
-        self.batch_size, self.eval_batch_size, self.num_workers = batch_size, eval_batch_size, num_workers
         self.val_fraction, self.test_fraction = val_fraction, test_fraction
         self.target_scaling, self.outliers, self.outlier_shift = target_scaling, outliers, outlier_shift
         self.data_seed = data_seed
-        self.splits: dict[str, tuple[Tensor, Tensor]] = {}
         self.outlier_rows: dict[str, Tensor] = {}
 
     def generate(self, generator: torch.Generator) -> tuple[Tensor, Tensor]:
@@ -144,9 +139,8 @@ class TabularDataModule(L.LightningDataModule):
         make = make_heteroscedastic if self.dataset == "heteroscedastic" else make_counts
         return make(self.num_rows, self.num_features, generator)
 
-    def setup(self, stage: str | None = None) -> None:
-        if self.splits:
-            return
+    def load(self) -> Splits:
+        """Seeded split, outliers in train and val, then features and targets scaled by the training split."""
         generator = torch.Generator().manual_seed(self.data_seed)
         x, y = self.generate(generator)
         order = torch.randperm(len(y), generator=generator)
@@ -167,39 +161,10 @@ class TabularDataModule(L.LightningDataModule):
         y_train = raw["train"][1]
         self.target_mean = float(y_train.mean()) if self.target_scaling == "standard" else 0.0
         self.target_std = float(y_train.std()) if self.target_scaling != "none" else 1.0
-        self.splits = {
+        return {
             split: (
                 ((xs - self.feature_mean) / self.feature_std).float(),
                 ((ys - self.target_mean) / self.target_std).float(),
             )
             for split, (xs, ys) in raw.items()
         }
-
-    def loader(self, split: str, train: bool) -> DataLoader | DeviceBatches:
-        """Batches of one in-memory split, shuffled (by the seeded global RNG) when training.
-
-        In one process the rows are cut out of tensors on the training device (no per-row DataLoader
-        work, no host copies); with several processes a DataLoader lets Lightning shard them.
-        """
-        features, target = self.splits[split]
-        batch_size = self.batch_size if train else self.eval_batch_size
-        trainer = self.trainer
-        if trainer is None or trainer.world_size == 1:
-            device = trainer.strategy.root_device if trainer is not None else torch.device("cpu")
-            return DeviceBatches((features.to(device), target.to(device)), batch_size, shuffle=train, drop_last=train)
-        return DataLoader(
-            TensorDataset(features, target),
-            batch_size=batch_size,
-            shuffle=train,
-            drop_last=train and len(target) > self.batch_size,
-            num_workers=self.num_workers,
-        )
-
-    def train_dataloader(self) -> DataLoader:
-        return self.loader("train", train=True)
-
-    def val_dataloader(self) -> DataLoader:
-        return self.loader("val", train=False)
-
-    def test_dataloader(self) -> DataLoader:
-        return self.loader("test", train=False)

@@ -12,7 +12,7 @@ import torch
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset
 
-from losses.errors import ConfigError
+from losses.errors import ConfigError, check, check_integer
 from recipes.data.images import ImageDataModule, load_splits
 from recipes.data.sources import Arrays, stratified_split
 
@@ -104,27 +104,27 @@ class TupleDataModule(ImageDataModule):
         self.kind = tuples
         self.open_set = bool(open_set)
         self.unseen_classes = tuple(int(c) for c in unseen_classes)
-        if self.open_set and not 2 <= len(self.unseen_classes) < self.num_classes - 1:
-            raise ConfigError(
-                f"data.unseen_classes: open-set verification needs 2 to {self.num_classes - 2} unseen classes "
-                f"(got {list(self.unseen_classes)})"
-            )
-        if not isinstance(eval_pairs, int) or eval_pairs < 2:
-            raise ConfigError(f"data.eval_pairs: must be an integer >= 2 (got {eval_pairs!r})")
-        self.eval_pairs = eval_pairs
+        check(
+            self.owner,
+            not self.open_set or 2 <= len(self.unseen_classes) < self.num_classes - 1,
+            f"unseen_classes must name 2 to {self.num_classes - 2} classes for open-set verification",
+            list(self.unseen_classes),
+        )
+        self.eval_pairs = check_integer(self.owner, "eval_pairs", eval_pairs, low=2)
         self.pairs: dict[str, tuple[Tensor, Tensor, Tensor]] = {}
 
-    def setup(self, stage: str | None = None) -> None:
-        if self.splits:
-            return
+    def load(self) -> dict[str, Arrays]:
+        """The image splits (open-set when asked), and the fixed val and test pairs drawn from them."""
         splits = load_splits(self.dataset, self.data_dir, self.download, self.val_fraction, self.test_fraction, self.split_seed)
         if self.open_set:
             splits = self.open_set_splits(splits)
-        self.splits = splits
         for offset, split in enumerate(("val", "test")):
             self.pairs[split] = fixed_pairs(splits[split][1], self.eval_pairs, self.split_seed + 1 + offset)
-        train_images = splits["train"][0].float().div_(255)
-        self.register_stats(train_images.mean([0, 2, 3]), train_images.std([0, 2, 3]))
+        return splits
+
+    def resident_device(self) -> torch.device:
+        """The CPU: training pairs are drawn per item, by a DataLoader."""
+        return torch.device("cpu")
 
     def open_set_splits(self, splits: dict[str, Arrays]) -> dict[str, Arrays]:
         """Every image of the seen classes trains; the unseen classes' images split into val and test."""
@@ -132,8 +132,7 @@ class TupleDataModule(ImageDataModule):
         labels = torch.cat([s[1] for s in splits.values()])
         unseen = torch.isin(labels, torch.tensor(self.unseen_classes))
         missing = set(self.unseen_classes) - set(labels.unique().tolist())
-        if missing:
-            raise ConfigError(f"data.unseen_classes: classes {sorted(missing)} are not in dataset '{self.dataset}'")
+        check(self.owner, not missing, f"unseen_classes must be classes of dataset '{self.dataset}'", sorted(missing))
         held_images, held_labels = images[unseen], labels[unseen]
         test, val = stratified_split(held_labels, (0.5,), self.split_seed)
         return {
@@ -163,14 +162,3 @@ class TupleDataModule(ImageDataModule):
 
     def test_dataloader(self) -> DataLoader:
         return self.pair_loader("test")
-
-    def on_after_batch_transfer(self, batch: tuple[Tensor, ...], dataloader_idx: int) -> tuple[Tensor, ...]:
-        """Normalise (and in training shift) every image tensor of the batch; labels pass through."""
-        training = self.trainer is not None and self.trainer.training
-        out = []
-        for t in batch:
-            if t.dtype == torch.uint8 and t.ndim == 4:
-                t = self.normalize(t)
-                t = self.augment(t) if training else t
-            out.append(t)
-        return tuple(out)

@@ -108,21 +108,21 @@ def test_clutter_adds_ink_outside_every_box_and_mask(digits):
 def test_splits_draw_their_digits_from_disjoint_source_images(data_dir):
     dm = CanvasDataModule(data_dir=str(data_dir), train_size=300, val_size=100, test_size=100)
     dm.setup()
-    sources = {s: set(d["sources"][d["sources"] >= 0].tolist()) for s, d in dm.splits.items()}
+    sources = {s: set(d[d >= 0].tolist()) for s, d in dm.sources.items()}
     assert sources["train"] and sources["val"] and sources["test"]
     assert not sources["train"] & sources["val"] and not sources["train"] & sources["test"]
     assert not sources["val"] & sources["test"]
     allowed = dm.source_splits()
     for split, used in sources.items():
         assert used <= set(allowed[split].tolist())
-    assert dm.splits["train"]["images"].shape == (300, 1, 96, 96)
+    assert dm.field("train", "images").shape == (300, 1, 96, 96)
 
 
 def test_foreground_masks_have_two_classes_and_a_wrong_count_is_refused(data_dir):
     dm = CanvasDataModule(data_dir=str(data_dir), masks="foreground", mask_classes=2, train_size=20, val_size=10, test_size=10)
     dm.setup()
-    assert set(dm.splits["val"]["masks"].unique().tolist()) == {0, 1}
-    with pytest.raises(ConfigError, match="masks=foreground has 2 classes, but mask_classes is 11"):
+    assert set(dm.field("val", "masks").unique().tolist()) == {0, 1}
+    with pytest.raises(ConfigError, match=r"masks=foreground has 2 classes, so mask_classes must be 2;.* \(got 11\)"):
         CanvasDataModule(data_dir=str(data_dir), masks="foreground")
 
 
@@ -132,7 +132,7 @@ def test_cached_canvases_are_reloaded_unchanged(data_dir):
     path = first.cache_path("train")
     assert path.exists()
     second = CanvasDataModule(data_dir=str(data_dir), cache=True, train_size=30, val_size=10, test_size=10)
-    assert torch.equal(second.generate_split("train")["boxes"], first.splits["train"]["boxes"])
+    assert torch.equal(second.generate_split("train")["boxes"], first.field("train", "boxes"))
     assert CanvasDataModule(data_dir=str(data_dir), cache=True, train_size=30, noise=0.1).cache_path("train") != path
 
 

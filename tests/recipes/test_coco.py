@@ -48,11 +48,11 @@ def test_boxes_are_read_as_xyxy_and_scaled_with_the_image(tmp_path):
     write_folder(tmp_path, [[(8, 12, 16, 24, 7)], [(0, 0, 64, 48, 3), (4, 4, 2, 2, 7)]])
     dm = COCOFolderDataModule(root=str(tmp_path), image_size=32, num_classes=2)
     dm.setup()
-    train_split = dm.splits["train"]
-    assert train_split["images"].shape == (2, 1, 32, 32)
-    torch.testing.assert_close(train_split["boxes"][0, 0], torch.tensor([4.0, 8.0, 12.0, 24.0]))  # x / 2, y * 2/3
-    assert train_split["labels"].tolist() == [[1, -1], [0, 1]]  # category ids 3, 7 -> classes 0, 1; -1 pads
-    torch.testing.assert_close(train_split["boxes"][1, 0], torch.tensor([0.0, 0.0, 32.0, 32.0]))
+    images, boxes, labels = dm.splits["train"]
+    assert images.shape == (2, 1, 32, 32)
+    torch.testing.assert_close(boxes[0, 0], torch.tensor([4.0, 8.0, 12.0, 24.0]))  # x / 2, y * 2/3
+    assert labels.tolist() == [[1, -1], [0, 1]]  # category ids 3, 7 -> classes 0, 1; -1 pads
+    torch.testing.assert_close(boxes[1, 0], torch.tensor([0.0, 0.0, 32.0, 32.0]))
 
 
 @pytest.mark.parametrize("bad", [(60, 10, 8, 8, 3), (-2, 3, 5, 5, 3), (10, 40, 5, 9, 3), (5, 5, 0, 4, 3)])

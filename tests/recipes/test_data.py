@@ -88,7 +88,7 @@ def test_truncated_idx_file_is_a_clear_error(tmp_path):
 
 
 def test_unknown_dataset_lists_the_valid_ones():
-    with pytest.raises(ConfigError, match="unknown dataset 'svhn'; datasets are mnist5k, mnist, fashion_mnist, cifar10"):
+    with pytest.raises(ConfigError, match=r"dataset must be one of mnist5k, mnist, fashion_mnist, cifar10 \(got 'svhn'\)"):
         ImageDataModule(dataset="svhn")
 
 

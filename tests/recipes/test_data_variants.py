@@ -66,8 +66,8 @@ def test_label_noise_on_a_long_tail_counts_from_the_subsample(data_dir):
     [
         ({"imbalance": 0.5}, r"imbalance must be null or a ratio >= 1 .*\(got 0.5\)"),
         ({"imbalance": "high"}, r"imbalance must be null or a ratio >= 1"),
-        ({"label_noise": 1.0}, r"label_noise must be a fraction in \[0, 1\) \(got 1.0\)"),
-        ({"label_noise": -0.1}, r"label_noise must be a fraction in \[0, 1\)"),
+        ({"label_noise": 1.0}, r"label_noise must be in \[0, 1\) \(got 1.0\)"),
+        ({"label_noise": -0.1}, r"label_noise must be in \[0, 1\) \(got -0.1\)"),
     ],
 )
 def test_bad_imbalance_or_label_noise_is_a_config_error(kwargs, message):

@@ -84,7 +84,7 @@ def test_a_views_loss_cannot_pick_the_tuples():
 
 
 def test_too_few_unseen_classes_are_refused():
-    with pytest.raises(ConfigError, match="open-set verification needs 2 to 8 unseen classes"):
+    with pytest.raises(ConfigError, match=r"unseen_classes must name 2 to 8 classes for open-set verification \(got \[9\]\)"):
         TupleDataModule(open_set=True, unseen_classes=[9])
 
 

@@ -77,9 +77,9 @@ def test_counts_are_poisson_with_a_log_linear_rate():
 @pytest.mark.parametrize(
     "kwargs,message",
     [
-        ({"dataset": "boston"}, "unknown dataset 'boston'; tabular datasets are diabetes, heteroscedastic, counts"),
+        ({"dataset": "boston"}, "dataset must be one of diabetes, heteroscedastic, counts (got 'boston')"),
         ({"dataset": "diabetes", "num_features": 4}, "data 'diabetes': num_features must be 10 (got 4)"),
-        ({"dataset": "heteroscedastic", "num_features": 4, "outliers": 0.7}, "outliers must be a fraction in [0, 0.5)"),
+        ({"dataset": "heteroscedastic", "num_features": 4, "outliers": 0.7}, "outliers must be in [0, 0.5) (got 0.7)"),
         ({"target_scaling": "minmax"}, "target_scaling must be one of standard, scale, none (got 'minmax')"),
         ({"val_fraction": 0.6}, "val_fraction must be in (0, 0.5)"),
     ],
