@@ -34,7 +34,16 @@ def unused_subdir(name: str, folder: str) -> str:
     return candidate
 
 
-RESOLVERS = {"scaled": scaled, "inverse_frequency": inverse_frequency, "unused_subdir": unused_subdir}
+def concat(*lists: list | None) -> ListConfig:
+    """``${concat:[a,b],${tags}}``: the lists one after the other, each item once (the first time it appears)."""
+    items: list = []
+    for item in (item for part in lists for item in part or []):
+        if item not in items:
+            items.append(item)
+    return OmegaConf.create(items)
+
+
+RESOLVERS = {"scaled": scaled, "inverse_frequency": inverse_frequency, "unused_subdir": unused_subdir, "concat": concat}
 
 
 def register_resolvers() -> None:
