@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import sys
+from collections.abc import Callable
 
 import hydra
 import lightning as L
@@ -21,12 +22,14 @@ from lightning.pytorch.utilities.rank_zero import rank_zero_only
 from omegaconf import DictConfig, OmegaConf
 
 from losses.errors import ConfigError
+from recipes.run import extras
 from recipes.run.build import callbacks, check_optimization, instantiate, instantiate_all, plugins, resume_wandb
 from recipes.run.checks import check_config, resolve_checkpoint
 from recipes.run.errors import RunError
 from recipes.run.folder import lock_run_folder, stopped_by_sigterm, unlock_run_folder
 from recipes.run.launch import finish_processes, pin_run_folder
 from recipes.run.loggers import finish_wandb
+from recipes.run.project import setup_project
 from recipes.run.resolvers import register_resolvers
 from recipes.run.teacher import train_teacher_first
 
@@ -39,9 +42,11 @@ def train(cfg: DictConfig) -> dict[str, float]:
     A config with a ``run`` node (a simulation, no data and no network) calls that instead.
     """
     if cfg.get("run") is not None:
+        extras.start(cfg)
         return instantiate(cfg.run, "run")()
     slot_losses = check_config(cfg)  # raises ConfigError before any data is touched
     ckpt_path, checkpoint = resolve_checkpoint(cfg)  # `last` resolved; unreadable is a ConfigError, still before data
+    extras.start(cfg)  # warnings filter, tags, the config tree and the run folder
     if cfg.get("seed") is not None:
         L.seed_everything(cfg.seed, workers=True)
 
@@ -56,7 +61,8 @@ def train(cfg: DictConfig) -> dict[str, float]:
         model.compile()  # in place: state_dict keys stay free of `_orig_mod.`
     task: L.LightningModule = instantiate(cfg.task, "task", model=model, losses=slot_losses, _recursive_=True)
     check_optimization(task, cfg)
-    resume_wandb(cfg, checkpoint)
+    if cfg.get("fit", True):
+        resume_wandb(cfg, checkpoint)  # testing a checkpoint (eval.py) is a W&B run of its own
     loggers = instantiate_all(cfg.get("logger"), "logger")
     trainer: L.Trainer = instantiate(cfg.trainer, "trainer", callbacks=callbacks(cfg), logger=loggers, plugins=plugins(cfg))
     train_teacher_first(cfg, task, trainer, train)  # distillation without task.teacher_ckpt: a classification run first
@@ -66,6 +72,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
     pin_run_folder(trainer.world_size)  # DDP: the ranks Lightning starts write into this run's folder
     lock_run_folder(cfg.paths.output_dir)  # one live run per folder
     metrics: dict[str, float] = {}
+    best = ""
     ok = False
     try:
         if cfg.get("fit", True):
@@ -86,15 +93,16 @@ def train(cfg: DictConfig) -> dict[str, float]:
         finish_wandb(loggers)  # flush and close this run's W&B logs, even on error
         finish_processes(trainer, ok)
         unlock_run_folder(cfg.paths.output_dir)
+    extras.finish(cfg, metrics, best)
     return metrics
 
 
-def run(cfg: DictConfig) -> dict[str, float]:
-    """``train`` with the errors of docs/reliability.md as one message (from rank 0) and an exit status:
-    2 for a configuration error (nothing was started), 1 for a run that could not go on. In a multirun the
-    error is raised on, so that the sweeper records the failed job (Optuna tolerates up to max_failure_rate)."""
+def run(cfg: DictConfig, entry: Callable[[DictConfig], dict[str, float]] = train) -> dict[str, float]:
+    """``entry`` (``train``, or eval.py's ``evaluate``) with the errors of docs/reliability.md as one message (from
+    rank 0) and an exit status: 2 for a configuration error (nothing was started), 1 for a run that could not go on.
+    In a multirun the error is raised on, so that the sweeper records the failed job (Optuna tolerates up to max_failure_rate)."""
     try:
-        return train(cfg)
+        return entry(cfg)
     except (ConfigError, RunError) as err:
         if rank_zero_only.rank == 0:
             print(f"error: {err}", file=sys.stderr)
@@ -108,6 +116,7 @@ def run(cfg: DictConfig) -> dict[str, float]:
 @hydra.main(version_base="1.3", config_path="configs", config_name="train")
 def main(cfg: DictConfig) -> float | None:
     """Entry point: one message and a non-zero exit status for a bad setting or a failed run, no traceback."""
+    logging.captureWarnings(True)  # warnings go to train.log too
     metrics = run(cfg)
     name = cfg.get("optimized_metric")
     if name and name not in metrics:
@@ -115,6 +124,7 @@ def main(cfg: DictConfig) -> float | None:
     return metrics.get(name) if name else None
 
 
+setup_project(__file__)  # .env, and paths rooted at this folder wherever the command starts
 register_resolvers()  # before Hydra composes: configs/hydra/default.yaml uses them
 
 if __name__ == "__main__":

@@ -1,8 +1,8 @@
 """Turn a sweep folder into a table and plots: ``python -m recipes.results.report logs/<task>/multiruns/<date>``.
 
 Reads what every run wrote to disk (``.hydra/overrides.yaml``, ``.hydra/config.yaml``,
-``csv/metrics.csv``), so it works with W&B offline or off. Runs that differ only in ``seed`` are
-grouped and reported as mean ± std, rows in the order of the swept values. Writes ``report.md``,
+``csv/metrics.csv``, ``tags.log`` for a ``tags`` column), so it works with W&B offline or off. Runs that differ
+only in ``seed`` are grouped and reported as mean ± std, rows in the order of the swept values. Writes ``report.md``,
 ``report.csv`` and one ``report_<param>.png`` per swept hyperparameter (one line per combination of the
 other axes) into the sweep folder, and prints the best point. Several sweep folders under one parent
 (e.g. one per seed, run in parallel) are read together when the parent is given.
@@ -32,6 +32,7 @@ class Run:
     metrics: dict[str, float]
     optimized_metric: str | None
     mode: str
+    tags: tuple[str, ...] = ()
 
 
 def final_metrics(metrics_csv: Path) -> dict[str, float]:
@@ -57,7 +58,13 @@ def read_run(folder: Path) -> Run | None:
         overrides[key.lstrip("+~")] = value
     config = yaml.safe_load((folder / ".hydra" / "config.yaml").read_text()) or {}
     mode = (config.get("monitor") or {}).get("mode", "max")
-    return Run(folder, overrides, final_metrics(metrics_csv), config.get("optimized_metric"), mode)
+    return Run(folder, overrides, final_metrics(metrics_csv), config.get("optimized_metric"), mode, read_tags(folder))
+
+
+def read_tags(folder: Path) -> tuple[str, ...]:
+    """The run's tags from its ``tags.log`` (one a line, written by the run), or none."""
+    path = folder / "tags.log"
+    return tuple(line.strip() for line in path.read_text().splitlines() if line.strip()) if path.exists() else ()
 
 
 def read_sweep(sweep: Path) -> list[Run]:
@@ -89,6 +96,7 @@ def group(runs: list[Run], axes: list[str]) -> list[dict]:
     for key, members in points.items():
         row: dict = dict(zip(params, key))
         row["seeds"] = len(members)
+        row["tags"] = ",".join(dict.fromkeys(t for r in members for t in r.tags))  # in order, each once
         names = sorted({m for r in members for m in r.metrics})
         for name in names:
             values = [r.metrics[name] for r in members if name in r.metrics]
@@ -120,17 +128,18 @@ def fmt(value) -> str:
 
 
 def write_tables(rows: list[dict], params: list[str], metrics: list[str], out: Path) -> None:
-    """``report.md`` (mean ± std) and ``report.csv`` (separate mean and std columns)."""
-    header = [*params, "seeds", *metrics]
+    """``report.md`` (mean ± std) and ``report.csv`` (separate mean and std columns); a ``tags`` column when runs have tags."""
+    tags = ["tags"] if any(row["tags"] for row in rows) else []
+    header = [*params, "seeds", *tags, *metrics]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for row in rows:
         lines.append("| " + " | ".join(fmt(row.get(h, "")) for h in header) + " |")
     (out / "report.md").write_text("\n".join(lines) + "\n")
     with open(out / "report.csv", "w", newline="") as f:
         writer = csv.writer(f)
-        writer.writerow([*params, "seeds", *(f"{m}_{s}" for m in metrics for s in ("mean", "std"))])
+        writer.writerow([*params, "seeds", *tags, *(f"{m}_{s}" for m in metrics for s in ("mean", "std"))])
         for row in rows:
-            cells = [row.get(p, "") for p in params] + [row["seeds"]]
+            cells = [row.get(p, "") for p in params] + [row["seeds"]] + [row[t] for t in tags]
             for m in metrics:
                 cells += list(row.get(m, ("", "")))
             writer.writerow(cells)

@@ -43,7 +43,22 @@ def loss_name(loss: DictConfig | None) -> str:
     return str(loss.get("_target_", "loss")).rpartition(".")[2]
 
 
-RESOLVERS = {"loss_name": loss_name, "scaled": scaled, "inverse_frequency": inverse_frequency, "unused_subdir": unused_subdir}
+def concat(*lists: list | None) -> ListConfig:
+    """``${concat:[a,b],${tags}}``: the lists one after the other, each item once (the first time it appears)."""
+    items: list = []
+    for item in (item for part in lists for item in part or []):
+        if item not in items:
+            items.append(item)
+    return OmegaConf.create(items)
+
+
+RESOLVERS = {
+    "loss_name": loss_name,
+    "scaled": scaled,
+    "inverse_frequency": inverse_frequency,
+    "unused_subdir": unused_subdir,
+    "concat": concat,
+}
 
 
 def register_resolvers() -> None:
