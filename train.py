@@ -26,7 +26,7 @@ from recipes.run import extras
 from recipes.run.build import callbacks, check_optimization, instantiate, instantiate_all, plugins, resume_wandb
 from recipes.run.checks import check_config, resolve_checkpoint
 from recipes.run.errors import RunError
-from recipes.run.folder import lock_run_folder, stopped_by_sigterm, unlock_run_folder
+from recipes.run.folder import check_run_folder, lock_run_folder, stopped_by_sigterm, unlock_run_folder
 from recipes.run.launch import finish_processes, pin_run_folder
 from recipes.run.loggers import finish_wandb
 from recipes.run.project import setup_project
@@ -46,6 +46,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
         return instantiate(cfg.run, "run")()
     slot_losses = check_config(cfg)  # raises ConfigError before any data is touched
     ckpt_path, checkpoint = resolve_checkpoint(cfg)  # `last` resolved; unreadable is a ConfigError, still before data
+    check_run_folder(cfg)  # no new run over another run's checkpoints
     extras.start(cfg)  # warnings filter, tags, the config tree and the run folder
     if cfg.get("seed") is not None:
         L.seed_everything(cfg.seed, workers=True)

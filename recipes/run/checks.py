@@ -14,7 +14,7 @@ from torch import nn
 import losses
 from losses.errors import ConfigError, check, check_integer, check_number
 from recipes.base import Task
-from recipes.run.folder import check_run_folder, checkpoint_folder
+from recipes.run.folder import checkpoint_folder
 from recipes.run.signatures import check_signatures
 from recipes.run.tasks import task_class, task_name, tasks_taking
 
@@ -284,5 +284,4 @@ def check_config(cfg: DictConfig) -> dict[str, nn.Module]:
     check_trainer_settings(cfg)
     losses = {slot: check_slot(task, slot, cfg.get(slot)) for slot in task.slots}
     check_output_folders(cfg)
-    check_run_folder(cfg)
     return losses

@@ -127,10 +127,8 @@ def convert(value: Any, allowed: set[type]) -> tuple[bool, Any]:
     if isinstance(value, bool):
         return bool in allowed, value
     if isinstance(value, int):
-        if int in allowed:
+        if int in allowed or float in allowed:  # an integer is a number: 0 stays 0 in messages
             return True, value
-        if float in allowed:
-            return True, float(value)
         if bool in allowed and value in (0, 1):
             return True, bool(value)
         return False, value
