@@ -9,7 +9,7 @@ import pytest
 import yaml
 
 from recipes.results.report import main as report_main
-from tests.conftest import ROOT
+from tests.helpers.configs import ROOT
 
 SMOKE = ["debug=smoke", "model=mlp", "model.hidden=[32]", "callbacks=none"]
 
