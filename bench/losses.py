@@ -1,6 +1,6 @@
 """Time forward + backward of every registered loss against its reference: ``python -m bench.losses``.
 
-For each loss with an entry in ``bench/references.py`` (the others are listed as skipped), both our
+For each loss with an entry in ``bench/references/__init__.py`` (the others are listed as skipped), both our
 module and the reference run on the same seeded float32 inputs at a realistic size per kind
 (``--sizes kind=AxB ...`` overrides), alternating, after ``--warmup`` rounds; the table gives the
 median over ``--repeats`` of each, their ratio (ours / reference: < 1 is faster), and the relative
@@ -72,7 +72,7 @@ class Report:
         if self.failed:
             lines += ["", "failed: " + "; ".join(f"{k}: {v}" for k, v in self.failed.items())]
         if self.skipped:
-            lines += ["", "skipped (no entry in bench/references.py): " + ", ".join(self.skipped)]
+            lines += ["", "skipped (no entry in bench/references/__init__.py): " + ", ".join(self.skipped)]
         return "\n".join(lines)
 
 
@@ -125,7 +125,7 @@ def measure(name: str, ref: Reference, size: Size, device: torch.device, repeats
     inputs = ref.make_inputs(size, device)
 
     def reference(*xs: Tensor) -> Tensor:
-        return ref.fn(*xs, **hparams)
+        return ref.value(*xs, **hparams)
 
     ours_value, ours_grads = forward_backward(loss, inputs, ref.grad_inputs)
     ref_value, ref_grads = forward_backward(reference, inputs, ref.grad_inputs)

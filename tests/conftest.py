@@ -7,13 +7,9 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from hydra import compose, initialize_config_dir
-from hydra.core.global_hydra import GlobalHydra
-from hydra.core.hydra_config import HydraConfig
-from omegaconf import DictConfig, open_dict
+from omegaconf import DictConfig
 
-ROOT = Path(__file__).resolve().parents[1]
-CONFIGS = ROOT / "configs"
+from tests.helpers.configs import compose_config
 
 os.environ.setdefault("WANDB_MODE", "offline")  # tests never reach the network
 os.environ.setdefault("WANDB_SILENT", "true")
@@ -30,20 +26,6 @@ if os.environ.get("PYTEST_XDIST_WORKER"):
 def data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """One data folder per test process, so the mnist5k cache is parsed once."""
     return tmp_path_factory.mktemp("data")
-
-
-def compose_config(overrides: list[str], output_dir: Path, data_dir: Path) -> DictConfig:
-    """Compose ``configs/train.yaml`` with ``overrides`` as train.py would, writing under ``output_dir``."""
-    GlobalHydra.instance().clear()
-    with initialize_config_dir(config_dir=str(CONFIGS), version_base="1.3"):
-        cfg = compose(config_name="train", overrides=overrides, return_hydra_config=True)
-    HydraConfig.instance().set_config(cfg)
-    with open_dict(cfg):
-        cfg.paths.output_dir = str(output_dir)
-        cfg.paths.log_dir = str(output_dir / "logs")
-        cfg.paths.data_dir = str(data_dir)
-        del cfg.hydra
-    return cfg
 
 
 @pytest.fixture

@@ -14,9 +14,9 @@ from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 from hydra.errors import MissingConfigException
 
-from tests.conftest import CONFIGS, compose_config
-from tests.recipes.test_data import write_fake_mnist
-from tests.test_resume import run_train
+from tests.helpers.configs import CONFIGS, compose_config
+from tests.helpers.data import write_fake_mnist
+from tests.helpers.runs import run_train
 from train import run, train
 
 TINY = ("debug=smoke", "model=mlp", "model.hidden=[16]")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 
-from tests.recipes.test_data import write_fake_mnist
+from tests.helpers.data import write_fake_mnist
 
 
 def test_throughput_reports_both_ways_and_their_ratio(data_dir):

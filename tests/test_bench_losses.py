@@ -25,7 +25,7 @@ def test_every_registered_loss_with_an_entry_is_timed_and_agrees_with_its_refere
             assert (name, ref.label) in measured
     for row in toy_report.rows:
         assert row.ours_ms > 0 and row.reference_ms > 0 and row.ratio > 0
-        where = f"{row.name} ({row.label}): fix the loss or its entry in bench/references.py"
+        where = f"{row.name} ({row.label}): fix the loss or its entry in bench/references/__init__.py"
         assert row.value_diff < 1e-5, where
         assert row.grad_diff < 1e-4, where
 
@@ -42,7 +42,7 @@ def test_losses_without_an_entry_are_listed_as_skipped(toy_report, monkeypatch):
     monkeypatch.setitem(_REGISTRY, "zz_unlisted", LossSpec("zz_unlisted", "regression", Unlisted))
     report = bench.run(sizes=TOY_SIZES, repeats=1, warmup=0, names=["zz_unlisted", "ce"])
     assert report.skipped == ["zz_unlisted"] and [r.name for r in report.rows] == ["ce"]
-    assert "skipped (no entry in bench/references.py): zz_unlisted" in report.table()
+    assert "skipped (no entry in bench/references/__init__.py): zz_unlisted" in report.table()
 
 
 @pytest.mark.parametrize(
@@ -56,12 +56,12 @@ def test_losses_without_an_entry_are_listed_as_skipped(toy_report, monkeypatch):
 )
 def test_every_reference_entry_runs_even_before_its_loss_is_registered(kind, name, ref):
     if name in losses.available():
-        assert losses.kind_of(name) == kind, f"bench/references.py files {name!r} under the wrong kind"
+        assert losses.kind_of(name) == kind, f"bench/references/__init__.py files {name!r} under the wrong kind"
     size = TOY_SIZES[kind]
     inputs = [
         x.requires_grad_(True) if i in ref.grad_inputs else x for i, x in enumerate(ref.make_inputs(size, torch.device("cpu")))
     ]
-    value = ref.fn(*inputs, **ref.hparams_for(size))
+    value = ref.value(*inputs, **ref.hparams_for(size))
     value.backward()
     assert value.ndim == 0 and torch.isfinite(value)
     assert all(torch.isfinite(inputs[i].grad).all() for i in ref.grad_inputs)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from recipes.run.checks import check_config
-from tests.conftest import CONFIGS
+from tests.helpers.configs import CONFIGS
 
 
 def options(group: str) -> list[str]:

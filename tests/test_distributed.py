@@ -10,8 +10,8 @@ import pytest
 import torch
 
 from recipes.models import MLP
-from tests.conftest import compose_config
-from tests.test_resume import run_train, weights
+from tests.helpers.configs import compose_config
+from tests.helpers.runs import run_train, weights
 from train import train
 
 # no dropout, no augmentation: one process on a batch of 32 and two on 16 each do the same arithmetic.
@@ -131,7 +131,7 @@ def compose_slurm(make_config, tmp_path):
     from hydra import compose, initialize_config_dir
     from hydra.core.global_hydra import GlobalHydra
 
-    from tests.conftest import CONFIGS
+    from tests.helpers.configs import CONFIGS
 
     GlobalHydra.instance().clear()
     with initialize_config_dir(config_dir=str(CONFIGS), version_base="1.3"):

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import subprocess
-import sys
 
 import pytest
 from torch import nn
@@ -13,7 +12,7 @@ from losses import ConfigError
 from losses.base import Loss
 from losses.registry import _REGISTRY
 from recipes.run.checks import check_config
-from tests.conftest import ROOT
+from tests.helpers.runs import run_train
 
 
 @pytest.fixture
@@ -65,20 +64,14 @@ def test_focal_gamma_below_zero_is_refused(make_config):
         check_config(make_config("loss=focal", "loss.gamma=-1"))
 
 
-def run_train(*overrides: str, env_data_dir) -> subprocess.CompletedProcess:
-    env = {"DATA_DIR": str(env_data_dir), "WANDB_MODE": "offline", "PATH": "/usr/bin:/bin"}
-    return subprocess.run(
-        [sys.executable, "train.py", "logger=csv", "hydra.run.dir=" + str(env_data_dir / "run"), *overrides],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env=env,
-    )
+def train_py(*overrides: str, data_dir) -> subprocess.CompletedProcess:
+    """``python train.py`` with its data and run folder under ``data_dir``."""
+    env = {"DATA_DIR": str(data_dir)}
+    return run_train("logger=csv", f"hydra.run.dir={data_dir / 'run'}", *overrides, env_extra=env, timeout=120)
 
 
 def test_train_py_stops_before_loading_data_with_one_message(tmp_path):
-    result = run_train("loss=focal", "loss.gamma=-1", env_data_dir=tmp_path)
+    result = train_py("loss=focal", "loss.gamma=-1", data_dir=tmp_path)
     assert result.returncode == 2
     assert "error: loss 'focal': gamma must be >= 0 (got -1)" in result.stderr
     assert "Traceback" not in result.stderr
@@ -86,7 +79,7 @@ def test_train_py_stops_before_loading_data_with_one_message(tmp_path):
 
 
 def test_train_py_unknown_config_option_lists_the_options(tmp_path):
-    result = run_train("loss=nope", env_data_dir=tmp_path)
+    result = train_py("loss=nope", data_dir=tmp_path)
     assert result.returncode != 0
     assert "Available options in 'loss'" in result.stderr and "focal" in result.stderr
 

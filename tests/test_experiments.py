@@ -6,12 +6,8 @@ import pytest
 
 from recipes.results.report import main as report_main
 from recipes.run.checks import check_config
+from tests.helpers.sizes import DETECTION_TINY, SEGMENTATION_TINY
 from tests.test_experiments_classification import run_experiment, sweep_params
-
-DETECTION_TINY = (
-    "data.size=64", "data.max_scale=1.0", "data.train_size=64", "data.val_size=32", "data.test_size=32",
-    "data.batch_size=16", "model.widths=[8,16,32]", "model.head_width=16", "model.head_depth=1",
-)  # fmt: skip
 
 # experiment -> (swept axis -> its points, seeds, smoke-size overrides, two points to run, metrics every run reports)
 EXPERIMENTS = {
@@ -32,7 +28,7 @@ EXPERIMENTS = {
     "segmentation_losses": (
         {"loss": "dice,jaccard,tversky,ce"},
         "0,1",
-        (*DETECTION_TINY[:6], "model.widths=[8,16]"),
+        SEGMENTATION_TINY,
         ["loss=dice,ce"],
         {"test/dice", "test/iou", "test/dice_3"},
     ),

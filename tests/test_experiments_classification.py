@@ -11,7 +11,7 @@ from hydra.core.global_hydra import GlobalHydra
 
 from recipes.results.report import main as report_main
 from recipes.run.checks import check_config
-from tests.conftest import CONFIGS, ROOT
+from tests.helpers.configs import CONFIGS, ROOT
 
 EXPERIMENTS = {"label_smoothing_calibration": "calibration_method", "class_imbalance": "imbalance_method"}
 SMOKE = ["debug=smoke", "model.hidden=[16]", "callbacks=none", "seed=0"]

@@ -17,7 +17,7 @@ from recipes.results.report import final_metrics, report
 from recipes.run.callbacks import LogProgress, progress_bar
 from recipes.run.evaluate import apply_overrides, freeze_hydra_values, overlay
 from recipes.run.project import setup_project
-from tests.conftest import ROOT, compose_config
+from tests.helpers.configs import ROOT, compose_config
 from train import train
 
 TAGS = ["baseline", "ux-test"]

@@ -9,7 +9,7 @@ import torch
 
 from losses.classification import CrossEntropy
 from recipes.run.guards import NonFiniteLossError
-from tests.test_resume import run_train, weights
+from tests.helpers.runs import run_train, weights
 from train import run, train
 
 TINY = ("model=mlp", "model.hidden=[16]", "model.dropout=0.0")

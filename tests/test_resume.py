@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import errno
-import os
 import signal
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 import torch
@@ -15,7 +13,8 @@ from torch.utils.data import DataLoader, TensorDataset
 
 from recipes.run.errors import RunError
 from recipes.run.resume import AtomicCheckpointIO, ResumableSampler, read_checkpoint
-from tests.conftest import ROOT, compose_config
+from tests.helpers.configs import ROOT, compose_config
+from tests.helpers.runs import run_train, weights
 from train import train
 
 # mlp (dropout 0.1) and shifted images: the model and the data both draw random numbers every step
@@ -28,22 +27,6 @@ RUN = (
     "callbacks.step_checkpoint.every_n_train_steps=4",
 )
 KILL_AT = 10  # step 10 of 12 is in the second epoch; the last checkpoint before it is step 8
-
-
-def weights(path: Path) -> dict[str, torch.Tensor]:
-    return torch.load(path, map_location="cpu", weights_only=True)["state_dict"]
-
-
-def run_train(*overrides: str, cwd: Path = ROOT, env_extra: dict[str, str | None] | None = None, timeout: int = 300):
-    """``python train.py *overrides`` as a user runs it, W&B offline unless ``env_extra`` says otherwise (None unsets)."""
-    env: dict[str, str | None] = {"PATH": "/usr/bin:/bin", "HOME": os.environ.get("HOME", "/tmp"), "WANDB_MODE": "offline"}
-    # the same thread count as this process: CPU reductions split by thread, and the resume test compares bits
-    env["OMP_NUM_THREADS"] = str(torch.get_num_threads())
-    env.update({"WANDB_SILENT": "true", **(env_extra or {})})
-    env = {k: v for k, v in env.items() if v is not None}
-    return subprocess.run(
-        [sys.executable, "train.py", *overrides], cwd=cwd, capture_output=True, text=True, timeout=timeout, env=env
-    )
 
 
 @pytest.fixture(scope="module")

@@ -11,7 +11,7 @@ import yaml
 
 from recipes.results.report import main as report_main
 from recipes.results.report import mean_std
-from tests.conftest import ROOT
+from tests.helpers.configs import ROOT
 
 SMOKE = ["debug=smoke", "model=mlp", "model.hidden=[32]", "callbacks=none"]
 

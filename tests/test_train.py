@@ -5,7 +5,7 @@ from __future__ import annotations
 import subprocess
 import sys
 
-from tests.conftest import ROOT
+from tests.helpers.configs import ROOT
 
 
 def test_multirun_over_three_losses_writes_one_run_each(tmp_path):

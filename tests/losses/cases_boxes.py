@@ -1,12 +1,11 @@
-"""Reference cases for the box losses: torchvision.ops on valid xyxy boxes, and L1 by hand."""
+"""Reference cases for the box losses: valid xyxy boxes against ``bench/references/boxes.py``."""
 
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
-import torchvision
 
-from tests.losses.conformance import Case, reduce_reference
+from bench.references.boxes import iou_reference, l1_reference, torchvision_ciou, torchvision_diou, torchvision_giou
+from tests.losses.conformance import Case
 
 N = 16
 
@@ -27,33 +26,12 @@ def pred_and_target(g, dtype):
     return pred, target
 
 
-def torchvision_loss(fn):
-    def reference(pred, target, reduction, eps=1e-7):
-        return fn(pred, target, reduction=reduction, eps=eps)
-
-    return reference
-
-
-def iou_reference(pred, target, reduction, eps=1e-7):
-    x1 = torch.max(pred[:, 0], target[:, 0])
-    y1 = torch.max(pred[:, 1], target[:, 1])
-    x2 = torch.min(pred[:, 2], target[:, 2])
-    y2 = torch.min(pred[:, 3], target[:, 3])
-    inter = (x2 - x1).clamp(min=0) * (y2 - y1).clamp(min=0)
-    area = torchvision.ops.box_area(pred) + torchvision.ops.box_area(target)
-    return reduce_reference(1 - inter / (area - inter + eps), reduction)
-
-
-def l1_reference(pred, target, reduction):
-    return reduce_reference(F.l1_loss(pred, target, reduction="none").sum(1), reduction)
-
-
 CASES = {
     "l1": [Case(pred_and_target, l1_reference)],
     "iou": [Case(pred_and_target, iou_reference, hparams={"eps": 1e-7})],
-    "giou": [Case(pred_and_target, torchvision_loss(torchvision.ops.generalized_box_iou_loss), hparams={"eps": 1e-7})],
-    "diou": [Case(pred_and_target, torchvision_loss(torchvision.ops.distance_box_iou_loss), hparams={"eps": 1e-7})],
+    "giou": [Case(pred_and_target, torchvision_giou, hparams={"eps": 1e-7})],
+    "diou": [Case(pred_and_target, torchvision_diou, hparams={"eps": 1e-7})],
     # torchvision's CIoU ignores its own eps inside DIoU (always 1e-7), so the case uses the default; its
     # alpha is a constant under autograd, so gradcheck cannot hold: test_boxes.py compares with torchvision's grad
-    "ciou": [Case(pred_and_target, torchvision_loss(torchvision.ops.complete_box_iou_loss), gradcheck=False)],
+    "ciou": [Case(pred_and_target, torchvision_ciou, gradcheck=False)],
 }

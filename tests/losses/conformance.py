@@ -21,9 +21,10 @@ InputMaker = Callable[[torch.Generator, torch.dtype], tuple[Tensor, ...]]
 class Case:
     """Inputs to ``forward`` made from a seeded generator, and an independent reference value.
 
-    ``reference(*inputs, reduction=..., **hparams)`` computes what the loss must return: a torch or
-    torchvision function, or the formula written out by hand. ``grad_inputs`` are the positions of
-    the inputs that ``gradcheck`` differentiates; ``reductions`` those the loss supports here.
+    ``reference(*inputs, reduction=..., **hparams)`` computes what the loss must return: one of the
+    references in ``bench/references/<family>.py`` (torch, torchvision, or the formula by hand).
+    ``grad_inputs`` are the positions of the inputs that ``gradcheck`` differentiates; ``reductions``
+    those the loss supports here.
     """
 
     make_inputs: InputMaker
@@ -46,13 +47,3 @@ def randn(g: torch.Generator, dtype: torch.dtype, *shape: int, scale: float = 1.
     """Standard-normal values from ``g`` in ``dtype``."""
     return (torch.randn(*shape, generator=g, dtype=torch.float64) * scale).to(dtype)
 
-
-def reduce_reference(values: Tensor, reduction: str) -> Tensor:
-    """Reduce a hand-computed per-element reference the way the loss should."""
-    if reduction == "none":
-        return values
-    if reduction == "sum":
-        return values.sum()
-    if reduction == "batchmean":
-        return values.sum() / values.shape[0]
-    return values.mean()

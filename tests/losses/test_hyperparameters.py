@@ -15,7 +15,7 @@ import yaml
 
 import losses
 from losses import ConfigError
-from tests.conftest import CONFIGS
+from tests.helpers.configs import CONFIGS
 
 # values outside the valid range of every loss that takes a hyperparameter of this name
 INVALID: dict[str, tuple[float, ...]] = {

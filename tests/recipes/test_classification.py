@@ -46,7 +46,7 @@ def test_a_short_run_learns_well_above_chance(make_config):
 
 
 def test_resume_from_last_checkpoint_continues_the_epoch_count(smoke_config, tmp_path, data_dir):
-    from tests.conftest import compose_config
+    from tests.helpers.configs import compose_config
 
     first = tmp_path / "first"
     train(compose_config(["debug=smoke", *TINY_MODEL, "task.scheduler=null"], first, data_dir))

@@ -11,6 +11,7 @@ from torchvision.io import write_png
 
 from losses import ConfigError
 from recipes.data.coco import COCOFolderDataModule
+from tests.helpers.sizes import DETECTOR_TINY
 from train import train
 
 CATEGORIES = [{"id": 3, "name": "square"}, {"id": 7, "name": "bar"}]
@@ -76,7 +77,7 @@ def test_detection_trains_on_a_coco_folder(smoke_config, tmp_path):
     write_folder(root, shapes())
     cfg = smoke_config(
         "task=detection", "data=coco_folder", f"data.root={root}", "data.num_classes=2", "data.image_size=32",
-        "data.batch_size=4", "model.widths=[8,16,32]", "model.head_width=16", "model.head_depth=1",
+        "data.batch_size=4", *DETECTOR_TINY,
     )
     metrics = train(cfg)
     assert all(math.isfinite(metrics[k]) for k in ("test/map", "test/map_50", "train/loss_epoch", "train/box_loss_epoch"))

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import gzip
-import struct
-
 import numpy as np
 import pytest
 import torch
@@ -12,27 +9,7 @@ import torch
 from losses import ConfigError
 from recipes.data.images import ImageDataModule
 from recipes.data.sources import load_mnist5k, read_idx, stratified_split
-
-
-def write_idx(path, array: np.ndarray, compress: bool) -> None:
-    header = struct.pack(">BBBB", 0, 0, 0x08, array.ndim) + struct.pack(f">{array.ndim}I", *array.shape)
-    payload = header + array.astype(np.uint8).tobytes()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if compress:
-        with gzip.open(str(path) + ".gz", "wb") as f:
-            f.write(payload)
-    else:
-        path.write_bytes(payload)
-
-
-def write_fake_mnist(folder, n_train=60, n_test=20, compress=True):
-    rng = np.random.default_rng(0)
-    for prefix, n in (("train", n_train), ("t10k", n_test)):
-        labels = np.arange(n) % 10
-        images = rng.integers(0, 256, size=(n, 28, 28))
-        images[:, 0, 0] = labels  # a marker to check images and labels stay paired
-        write_idx(folder / f"{prefix}-images-idx3-ubyte", images, compress)
-        write_idx(folder / f"{prefix}-labels-idx1-ubyte", labels, compress)
+from tests.helpers.data import write_fake_mnist, write_idx
 
 
 def test_mnist5k_is_5000_real_digits_500_per_class(data_dir):

@@ -11,7 +11,7 @@ from losses import ConfigError
 from recipes.data.base import InMemoryDataModule
 from recipes.data.device import DeviceBatches
 from recipes.run.build import instantiate
-from tests.conftest import CONFIGS
+from tests.helpers.configs import CONFIGS
 
 DATA_CONFIGS = sorted(p.stem for p in (CONFIGS / "data").glob("*.yaml"))
 

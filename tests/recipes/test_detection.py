@@ -12,12 +12,8 @@ import losses
 from losses import ConfigError, Loss
 from recipes.models.detector import AnchorFreeDetector, assign, postprocess
 from recipes.run.checks import check_config
+from tests.helpers.sizes import DETECTION_TINY
 from train import train
-
-TINY = (
-    "data.size=64", "data.max_scale=1.0", "data.train_size=64", "data.val_size=32", "data.test_size=32",
-    "data.batch_size=16", "model.widths=[8,16,32]", "model.head_width=16", "model.head_depth=1",
-)
 
 
 def grid(stride=4, size=32):
@@ -75,7 +71,7 @@ def test_postprocess_keeps_one_box_per_object_above_the_threshold():
 def test_smoke_fit_with_each_kind_of_score_reports_map_and_draws_boxes(smoke_config, tmp_path, loss, box_loss, sigmoid):
     from recipes.detection import DetectionTask
 
-    cfg = smoke_config("task=detection", f"loss={loss}", f"box_loss={box_loss}", *TINY)
+    cfg = smoke_config("task=detection", f"loss={loss}", f"box_loss={box_loss}", *DETECTION_TINY)
     metrics = train(cfg)
     for key in ("test/map", "test/map_50", "test/map_75", "train/loss_epoch", "train/box_loss_epoch", "val/map"):
         assert key in metrics and math.isfinite(metrics[key]), key

@@ -43,7 +43,7 @@ def test_distilled_student_learns_well_above_chance(smoke_config):
 
 
 def test_teacher_from_a_classification_checkpoint_is_loaded_not_retrained(smoke_config, tmp_path, data_dir):
-    from tests.conftest import compose_config
+    from tests.helpers.configs import compose_config
 
     first = tmp_path / "classification"
     teacher_metrics = train(compose_config(["debug=smoke", "model.widths=[8,16]"], first, data_dir))
@@ -65,7 +65,7 @@ def test_teacher_from_a_classification_checkpoint_is_loaded_not_retrained(smoke_
 
 
 def test_a_teacher_cache_trains_the_teacher_once_for_every_run_that_shares_it(tmp_path, data_dir):
-    from tests.conftest import compose_config
+    from tests.helpers.configs import compose_config
 
     cache = tmp_path / "shared" / "teacher.pt"
     runs = {}
@@ -131,7 +131,7 @@ def test_with_alpha_one_the_student_is_the_student_alone(smoke_config):
 
 
 def test_resuming_a_run_does_not_train_the_teacher_again(tmp_path, data_dir):
-    from tests.conftest import compose_config
+    from tests.helpers.configs import compose_config
 
     first = tmp_path / "first"
     train(compose_config(["debug=smoke", "task=distillation", *TINY_TEACHER, "task.scheduler=null"], first, data_dir))

@@ -10,17 +10,13 @@ import torch.nn.functional as F
 
 import losses
 from recipes.segmentation import SegmentationTask
+from tests.helpers.sizes import SEGMENTATION_TINY
 from train import train
-
-TINY = (
-    "data.size=64", "data.max_scale=1.0", "data.train_size=64", "data.val_size=32", "data.test_size=32",
-    "data.batch_size=16", "model.widths=[8,16]",
-)
 
 
 @pytest.mark.parametrize("loss", ["dice", "ce"])
 def test_smoke_fit_reports_dice_and_iou_macro_and_per_digit(smoke_config, tmp_path, loss):
-    metrics = train(smoke_config("task=segmentation", f"loss={loss}", *TINY))
+    metrics = train(smoke_config("task=segmentation", f"loss={loss}", *SEGMENTATION_TINY))
     for key in ("val/dice", "val/iou", "test/dice", "test/iou", "test/dice_0", "test/iou_9", "train/loss_epoch"):
         assert key in metrics and math.isfinite(metrics[key]), key
     assert "test/dice_background" not in metrics
@@ -28,7 +24,7 @@ def test_smoke_fit_reports_dice_and_iou_macro_and_per_digit(smoke_config, tmp_pa
 
 
 def test_binary_masks_train_with_two_classes(smoke_config):
-    metrics = train(smoke_config("task=segmentation", "data=canvas_binary", "loss=tversky", *TINY))
+    metrics = train(smoke_config("task=segmentation", "data=canvas_binary", "loss=tversky", *SEGMENTATION_TINY))
     assert math.isfinite(metrics["test/dice_digit"]) and metrics["test/dice"] == pytest.approx(metrics["test/dice_digit"])
 
 

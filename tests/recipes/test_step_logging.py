@@ -6,25 +6,14 @@ from __future__ import annotations
 import lightning as L
 import pytest
 
+from tests.helpers.configs import CONFIGS
+from tests.helpers.sizes import TASK_TINY
 from train import train
 
 EVERY = 4  # trainer.log_every_n_steps: steps 3 and 7 (0-based) write logs, the other six must not call log()
-TASKS = {
-    "classification": ("model.widths=[8,16]",),
-    "regression": ("model.hidden=[16]",),
-    "distillation": ("task.teacher_model.widths=[8,16]", "model.hidden=[16]", "task.teacher_epochs=1"),
-    "vae": ("model.hidden=[32]", "model.latent_dim=2"),
-    "siamese": ("model.widths=[8,16]", "model.num_outputs=16"),
-    "simclr": ("model.widths=[8,16]", "task.eval_train_samples=200", "task.probe_steps=5"),
-    "detection": (
-        "data.size=64", "data.max_scale=1.0", "data.train_size=256", "data.val_size=32", "data.test_size=32",
-        "data.batch_size=16", "model.widths=[8,16,32]", "model.head_width=16", "model.head_depth=1",
-    ),
-    "segmentation": (
-        "data.size=64", "data.max_scale=1.0", "data.train_size=256", "data.val_size=32", "data.test_size=32",
-        "data.batch_size=16", "model.widths=[8,16]",
-    ),
-}  # fmt: skip
+TASKS = sorted(path.stem for path in (CONFIGS / "task").glob("*.yaml"))
+# the tiny canvases hold 64 training images, 4 batches of 16: these runs take 8 steps
+EIGHT_STEPS = {"detection": ("data.train_size=256",), "segmentation": ("data.train_size=256",)}
 
 
 @pytest.mark.parametrize("task", TASKS)
@@ -40,7 +29,8 @@ def test_training_steps_call_log_only_when_logs_are_written(smoke_config, monkey
     monkeypatch.setattr(L.LightningModule, "log", spy)
     cfg = smoke_config(
         f"task={task}",
-        *TASKS[task],
+        *TASK_TINY.get(task, ()),
+        *EIGHT_STEPS.get(task, ()),
         "trainer.limit_train_batches=8",
         f"trainer.log_every_n_steps={EVERY}",
         "test=false",
@@ -49,3 +39,7 @@ def test_training_steps_call_log_only_when_logs_are_written(smoke_config, monkey
     assert calls, "the training steps logged nothing at all"
     steps = sorted({step for step, _ in calls})
     assert all((step + 1) % EVERY == 0 for step in steps), calls
+
+
+def test_every_tiny_size_names_a_task_config():
+    assert set(TASK_TINY) <= set(TASKS), "tests/helpers/sizes.py: TASK_TINY names a task without a configs/task/*.yaml"

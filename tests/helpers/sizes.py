@@ -1,0 +1,24 @@
+"""Overrides that make a task's run tiny, so a smoke run takes seconds on a CPU."""
+
+from __future__ import annotations
+
+# a 64-pixel canvas of unscaled digits, 64 / 32 / 32 images in batches of 16
+CANVAS_TINY = (
+    "data.size=64", "data.max_scale=1.0", "data.train_size=64", "data.val_size=32", "data.test_size=32",
+    "data.batch_size=16",
+)  # fmt: skip
+DETECTOR_TINY = ("model.widths=[8,16,32]", "model.head_width=16", "model.head_depth=1")
+DETECTION_TINY = (*CANVAS_TINY, *DETECTOR_TINY)
+SEGMENTATION_TINY = (*CANVAS_TINY, "model.widths=[8,16]")
+
+# task -> overrides for a run of a few steps; a task not listed runs at its configs' sizes
+TASK_TINY: dict[str, tuple[str, ...]] = {
+    "classification": ("model.widths=[8,16]",),
+    "regression": ("model.hidden=[16]",),
+    "distillation": ("task.teacher_model.widths=[8,16]", "model.hidden=[16]", "task.teacher_epochs=1"),
+    "vae": ("model.hidden=[32]", "model.latent_dim=2"),
+    "siamese": ("model.widths=[8,16]", "model.num_outputs=16"),
+    "simclr": ("model.widths=[8,16]", "task.eval_train_samples=200", "task.probe_steps=5"),
+    "detection": DETECTION_TINY,
+    "segmentation": SEGMENTATION_TINY,
+}
