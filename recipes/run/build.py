@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import hydra
 from hydra.errors import InstantiationException
-from lightning.pytorch.callbacks import ProgressBar
+from lightning.pytorch.callbacks import DeviceStatsMonitor, LearningRateMonitor, ModelSummary, ProgressBar
 from lightning.pytorch.plugins.io import CheckpointIO
 from omegaconf import DictConfig, open_dict
 
 from losses.errors import ConfigError
 from recipes.run.resume import AtomicCheckpointIO
+
+log = logging.getLogger(__name__)
 
 
 def instantiate(node: Any, **kwargs: Any) -> Any:
@@ -28,18 +31,38 @@ def instantiate(node: Any, **kwargs: Any) -> Any:
         raise cause from None
 
 
+def instantiable(group: DictConfig | None) -> dict[str, DictConfig]:
+    """The ``_target_`` entries of a config group such as ``callbacks``, ``guards`` or ``logger``, by name."""
+    return {name: c for name, c in (group or {}).items() if isinstance(c, DictConfig) and "_target_" in c}
+
+
 def instantiate_all(group: DictConfig | None) -> list[Any]:
     """Instantiate every ``_target_`` entry of a config group such as ``callbacks``, ``guards`` or ``logger``."""
-    if not group:
-        return []
-    return [instantiate(c) for c in group.values() if isinstance(c, DictConfig) and "_target_" in c]
+    return [instantiate(c) for c in instantiable(group).values()]
 
 
 def callbacks(cfg: DictConfig) -> list[Any]:
-    """The configured callbacks, then the always-on guards (``configs/guards/``); no bar when the trainer hides it."""
-    built = instantiate_all(cfg.get("callbacks"))
-    if not cfg.trainer.get("enable_progress_bar", True):  # Lightning refuses a bar it was told not to show
-        built = [c for c in built if not isinstance(c, ProgressBar)]
+    """The configured callbacks, then the always-on guards (``configs/guards/``).
+
+    Callbacks that Lightning refuses in this trainer are left out (with a log line) rather than failing the
+    run: a progress bar or model summary the trainer was told not to show, and the monitors that write to a
+    logger when there is none (``logger=null``).
+    """
+    refused: dict[type, str] = {}
+    if not cfg.trainer.get("enable_progress_bar", True):
+        refused[ProgressBar] = "trainer.enable_progress_bar=false"
+    if not cfg.trainer.get("enable_model_summary", True):
+        refused[ModelSummary] = "trainer.enable_model_summary=false"
+    if not instantiable(cfg.get("logger")):
+        refused[LearningRateMonitor] = refused[DeviceStatsMonitor] = "no logger"
+    built = []
+    for name, node in instantiable(cfg.get("callbacks")).items():
+        callback = instantiate(node)
+        reason = next((why for kind, why in refused.items() if isinstance(callback, kind)), None)
+        if reason:
+            log.info("callbacks.%s left out: %s", name, reason)
+        else:
+            built.append(callback)
     return built + instantiate_all(cfg.get("guards"))
 
 
