@@ -177,3 +177,64 @@ def test_a_run_with_online_and_no_login_exits_2_with_one_message_before_training
     error = run_and_expect(cfg, capsys, 2)
     assert error.startswith("error: logger.wandb.mode=online: not logged in to W&B (https://api.forge.coreweave.com)")
     assert not (tmp_path / "wandb").exists() and not list(tmp_path.rglob("*.ckpt"))
+
+
+# ----- syncing offline runs later ------------------------------------------------------------------
+def fake_run(wandb_dir, name: str, synced: bool = False):
+    folder = wandb_dir / name
+    folder.mkdir(parents=True)
+    run_id = name.rsplit("-", 1)[1]
+    (folder / f"run-{run_id}.wandb").write_bytes(b":W&B")
+    if synced:
+        (folder / f"run-{run_id}.wandb.synced").write_text("")
+    return folder
+
+
+def test_wandb_sync_syncs_each_unsynced_offline_run_under_logs_oldest_first(no_wandb_login, tmp_path, monkeypatch, capsys):
+    from recipes.results.wandb_sync import main
+
+    logs = tmp_path / "logs"
+    single = logs / "classification" / "runs" / "2026-01-01_00-00-00" / "wandb"
+    resumed = logs / "detection" / "runs" / "2026-01-02_00-00-00" / "wandb"
+    sweep_job = logs / "classification" / "multiruns" / "2026-01-03_00-00-00" / "1" / "wandb"
+    expected = [
+        fake_run(single, "offline-run-20260101_000001-aaaa1111"),
+        fake_run(resumed, "offline-run-20260102_000001-bbbb2222"),  # killed, then resumed into a second folder
+        fake_run(resumed, "offline-run-20260102_000502-bbbb2222"),
+        fake_run(sweep_job, "offline-run-20260103_000001-cccc3333"),
+    ]
+    fake_run(single, "offline-run-20251231_000001-dddd4444", synced=True)  # synced before: left alone
+    fake_run(single, "run-20251230_000001-eeee5555")  # an online run: already on the server
+    (single / "offline-run-20260101_000002-ffff6666").mkdir()  # started, but no run file was written
+    (single / "latest-run").symlink_to(expected[0])  # wandb's link to the newest run: not a second copy
+
+    monkeypatch.setenv("WANDB_API_KEY", KEY)
+    synced: list = []
+    assert main([str(logs)], sync=lambda folder: synced.append(folder) or 0) == 0
+    assert synced == sorted(expected) and synced.index(expected[1]) < synced.index(expected[2])
+    assert "synced 4 of 4 offline runs" in capsys.readouterr().out
+
+
+def test_wandb_sync_dry_run_lists_the_folders_and_syncs_nothing(no_wandb_login, tmp_path, capsys):
+    from recipes.results.wandb_sync import main
+
+    folder = fake_run(tmp_path / "logs" / "vae" / "runs" / "r" / "wandb", "offline-run-20260101_000001-aaaa1111")
+    assert main([str(tmp_path / "logs"), "--dry-run"], sync=lambda folder: pytest.fail("synced")) == 0
+    assert capsys.readouterr().out.splitlines() == [str(folder)]
+
+
+def test_wandb_sync_without_a_login_is_one_message_and_status_2(no_wandb_login, tmp_path, capsys):
+    from recipes.results.wandb_sync import main
+
+    fake_run(tmp_path / "logs" / "vae" / "runs" / "r" / "wandb", "offline-run-20260101_000001-aaaa1111")
+    assert main([str(tmp_path / "logs")], sync=lambda folder: pytest.fail("synced")) == 2
+    assert capsys.readouterr().err.startswith("error: not logged in to W&B (https://api.forge.coreweave.com)")
+
+
+def test_wandb_sync_reports_a_failed_upload_with_status_1(no_wandb_login, tmp_path, monkeypatch, capsys):
+    from recipes.results.wandb_sync import main
+
+    folder = fake_run(tmp_path / "logs" / "vae" / "runs" / "r" / "wandb", "offline-run-20260101_000001-aaaa1111")
+    monkeypatch.setenv("WANDB_API_KEY", KEY)
+    assert main([str(tmp_path / "logs")], sync=lambda folder: 1) == 1
+    assert capsys.readouterr().err == f"error: `wandb sync {folder}` failed\n"
