@@ -12,6 +12,7 @@ from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint
 
 from recipes.run.build import callbacks
 from tests.conftest import CONFIGS
+from tests.test_resume import run_train
 from train import train
 
 TINY = ("model=mlp", "model.hidden=[16]", "data.batch_size=16", "data.eval_batch_size=32", "trainer.enable_progress_bar=false")
@@ -95,3 +96,13 @@ def test_debug_profiler_writes_the_simple_profilers_report_to_the_run_folder(mak
 def test_debug_smoke_is_unchanged(smoke_config, tmp_path):
     train(smoke_config(*TINY))
     assert timing(tmp_path)["steps"] == 4
+
+
+def test_the_readmes_debug_fast_runs_through_train_py_with_debug_logs(tmp_path, data_dir):
+    result = run_train(
+        "debug=fast", "model=mlp", "model.hidden=[16]", f"hydra.run.dir={tmp_path}",
+        env_extra={"DATA_DIR": str(data_dir), "WANDB_MODE": "offline"},
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    log = (tmp_path / "train.log").read_text()
+    assert "[recipes.run.build][DEBUG] - callbacks: ModelCheckpoint, ModelCheckpoint, LearningRateMonitor" in log

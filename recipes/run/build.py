@@ -63,7 +63,9 @@ def callbacks(cfg: DictConfig) -> list[Any]:
             log.info("callbacks.%s left out: %s", name, reason)
         else:
             built.append(callback)
-    return built + instantiate_all(cfg.get("guards"))
+    guards = instantiate_all(cfg.get("guards"))
+    log.debug("callbacks: %s", ", ".join(type(c).__name__ for c in built + guards))
+    return built + guards
 
 
 def plugins(cfg: DictConfig) -> list[Any]:
