@@ -215,6 +215,8 @@ def test_wandb_auto_with_a_key_and_no_server_resolves_to_offline_at_once(monkeyp
     monkeypatch.delenv("WANDB_MODE", raising=False)
     monkeypatch.setenv("WANDB_API_KEY", "fake" * 10)
     monkeypatch.setenv("WANDB_BASE_URL", f"http://127.0.0.1:{closed_port()}")
+    import wandb.sdk.lib.wbauth  # noqa: F401  (importing wandb takes seconds on a busy machine; the probe is timed)
+
     started = time.monotonic()
     assert resolve_wandb_mode("auto") == "offline"
     assert time.monotonic() - started < 3.5

@@ -2,18 +2,21 @@
 
 from __future__ import annotations
 
+import logging
 import re
 from typing import Any
 
 import hydra
 from hydra.errors import InstantiationException
 from lightning.fabric.utilities.exceptions import MisconfigurationException
-from lightning.pytorch.callbacks import ProgressBar
+from lightning.pytorch.callbacks import DeviceStatsMonitor, LearningRateMonitor, ModelSummary, ProgressBar
 from lightning.pytorch.plugins.io import CheckpointIO
 from omegaconf import DictConfig, open_dict
 
 from losses.errors import ConfigError
 from recipes.run.resume import AtomicCheckpointIO
+
+log = logging.getLogger(__name__)
 
 # the errors a constructor raises for a value it refuses (torch: ValueError; Lightning: MisconfigurationException)
 REFUSALS = (ValueError, TypeError, MisconfigurationException)
@@ -59,23 +62,41 @@ def instantiate(node: Any, setting: str | None = None, **kwargs: Any) -> Any:
         raise
 
 
+def instantiable(group: DictConfig | None) -> dict[str, DictConfig]:
+    """The ``_target_`` entries of a config group such as ``callbacks``, ``guards`` or ``logger``, by name."""
+    return {name: c for name, c in (group or {}).items() if isinstance(c, DictConfig) and "_target_" in c}
+
+
 def instantiate_all(group: DictConfig | None, setting: str) -> list[Any]:
-    """Instantiate every ``_target_`` entry of a config group such as ``callbacks``, ``guards`` or ``logger``."""
-    if not group:
-        return []
-    return [
-        instantiate(node, f"{setting}.{key}")
-        for key, node in group.items()
-        if isinstance(node, DictConfig) and "_target_" in node
-    ]
+    """Instantiate every ``_target_`` entry of a config group; a refused setting names ``<setting>.<entry>``."""
+    return [instantiate(node, f"{setting}.{name}") for name, node in instantiable(group).items()]
 
 
 def callbacks(cfg: DictConfig) -> list[Any]:
-    """The configured callbacks, then the always-on guards (``configs/guards/``); no bar when the trainer hides it."""
-    built = instantiate_all(cfg.get("callbacks"), "callbacks")
-    if not cfg.trainer.get("enable_progress_bar", True):  # Lightning refuses a bar it was told not to show
-        built = [c for c in built if not isinstance(c, ProgressBar)]
-    return built + instantiate_all(cfg.get("guards"), "guards")
+    """The configured callbacks, then the always-on guards (``configs/guards/``).
+
+    Callbacks that Lightning refuses in this trainer are left out (with a log line) rather than failing the
+    run: a progress bar or model summary the trainer was told not to show, and the monitors that write to a
+    logger when there is none (``logger=null``).
+    """
+    refused_here: dict[type, str] = {}
+    if not cfg.trainer.get("enable_progress_bar", True):
+        refused_here[ProgressBar] = "trainer.enable_progress_bar=false"
+    if not cfg.trainer.get("enable_model_summary", True):
+        refused_here[ModelSummary] = "trainer.enable_model_summary=false"
+    if not instantiable(cfg.get("logger")):
+        refused_here[LearningRateMonitor] = refused_here[DeviceStatsMonitor] = "no logger"
+    built = []
+    for name, node in instantiable(cfg.get("callbacks")).items():
+        callback = instantiate(node, f"callbacks.{name}")
+        reason = next((why for kind, why in refused_here.items() if isinstance(callback, kind)), None)
+        if reason:
+            log.info("callbacks.%s left out: %s", name, reason)
+        else:
+            built.append(callback)
+    guards = instantiate_all(cfg.get("guards"), "guards")
+    log.debug("callbacks: %s", ", ".join(type(c).__name__ for c in built + guards))
+    return built + guards
 
 
 def check_optimization(task: Any, cfg: DictConfig) -> None:

@@ -1,11 +1,10 @@
-"""Logger factories: W&B online when logged in and reachable, offline otherwise, never a hang; CSV that a
-resumed run appends to."""
+"""Logger factories: W&B online when logged in and reachable, offline otherwise, never a prompt or a hang; CSV that
+a resumed run appends to; MLflow in the run folder."""
 
 from __future__ import annotations
 
 import csv
 import logging
-import netrc
 import os
 import socket
 import threading
@@ -17,26 +16,38 @@ from lightning.pytorch.loggers import WandbLogger as LightningWandbLogger
 from lightning.pytorch.loggers.csv_logs import ExperimentWriter
 from lightning.pytorch.loggers.logger import rank_zero_experiment
 
+from losses.errors import ConfigError
+
 log = logging.getLogger(__name__)
 
-WANDB_HOST = "api.wandb.ai"
+
+def wandb_base_url() -> str:
+    """The W&B server: ``WANDB_BASE_URL``, else wandb's own settings (``wandb login --host`` writes them), whose
+    default is ``https://api.forge.coreweave.com`` in wandb 0.31 (``https://api.wandb.ai`` in older versions)."""
+    from wandb.sdk import wandb_setup
+
+    return os.environ.get("WANDB_BASE_URL") or wandb_setup.singleton().settings.base_url
 
 
-def wandb_api_key() -> str | None:
-    """The W&B API key from ``WANDB_API_KEY`` or ``~/.netrc``, or None when not logged in."""
-    if os.environ.get("WANDB_API_KEY"):
-        return os.environ["WANDB_API_KEY"]
+def wandb_logged_in(base_url: str) -> bool:
+    """Whether wandb finds credentials for ``base_url`` without asking, where ``wandb.init`` would look:
+    ``WANDB_API_KEY``, an identity token file, ``~/.netrc`` (or ``$NETRC``; for the default host also the
+    ``api.wandb.ai`` entry older logins wrote), the ``api_key`` setting. Asks no one and opens no connection."""
+    from wandb.errors import AuthenticationError
+    from wandb.sdk.lib import wbauth
+
     try:
-        auth = netrc.netrc().authenticators(WANDB_HOST)
-    except (FileNotFoundError, netrc.NetrcParseError, OSError):
-        return None
-    return auth[2] if auth else None
+        auth = wbauth.authenticate_session(host=base_url, source="loss-recipes", prompt=False, update_session=False)
+    except AuthenticationError as err:  # a key in the wrong format, or both a key and a token file
+        log.warning("W&B: the credentials found are unusable (%s)", err)
+        return False
+    return auth is not None
 
 
-def wandb_server() -> tuple[str, int]:
-    """Host and port of the W&B server: ``WANDB_BASE_URL`` (self-hosted) or api.wandb.ai."""
-    url = urlparse(os.environ.get("WANDB_BASE_URL") or f"https://{WANDB_HOST}")
-    return url.hostname or WANDB_HOST, url.port or (80 if url.scheme == "http" else 443)
+def wandb_server(base_url: str) -> tuple[str, int]:
+    """Host and port of the W&B server at ``base_url``."""
+    url = urlparse(base_url)
+    return url.hostname or "", url.port or (80 if url.scheme == "http" else 443)
 
 
 def reachable(host: str, port: int = 443, timeout: float = 3.0) -> bool:
@@ -61,16 +72,31 @@ def reachable(host: str, port: int = 443, timeout: float = 3.0) -> bool:
 
 
 def resolve_wandb_mode(mode: str) -> str:
-    """``auto``: online if an API key exists and the server answers, else offline (sync later)."""
-    if mode != "auto":
-        return mode
-    if os.environ.get("WANDB_MODE"):
+    """``auto``: online if wandb finds a login and the server answers, else offline (``wandb sync`` later).
+
+    ``online`` without a login is a ConfigError (wandb would prompt, or fail after the run has started); an
+    unreachable server is one too. ``WANDB_MODE`` decides ``auto`` when it is set.
+    """
+    if mode == "auto" and os.environ.get("WANDB_MODE"):
         return os.environ["WANDB_MODE"]
-    if wandb_api_key() is None:
-        log.info("W&B: not logged in, logging offline; upload later with `wandb sync <run dir>`")
+    if mode not in ("auto", "online"):
+        return mode
+    base_url = wandb_base_url()
+    if not wandb_logged_in(base_url):
+        if mode == "online":
+            raise ConfigError(
+                f"logger.wandb.mode=online: not logged in to W&B ({base_url}); run `wandb login`, set WANDB_API_KEY, "
+                "or use logger.wandb.mode=auto (offline without a login) or logger.wandb.mode=offline"
+            )
+        log.info("W&B: not logged in to %s, logging offline; upload later with `wandb sync <run dir>/wandb`", base_url)
         return "offline"
-    host, port = wandb_server()
+    host, port = wandb_server(base_url)
     if not reachable(host, port):
+        if mode == "online":
+            raise ConfigError(
+                f"logger.wandb.mode=online: {host}:{port} is unreachable; use logger.wandb.mode=auto or offline "
+                "and `wandb sync` later"
+            )
         log.warning("W&B: logged in but %s:%d is unreachable, logging offline; `wandb sync` later", host, port)
         return "offline"
     return "online"
@@ -83,6 +109,9 @@ class WandbLogger(LightningWandbLogger):
     def __init__(self, *args: Any, offline_fallback: bool = False, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.offline_fallback = offline_fallback
+        # Lightning passes anonymous=None; wandb 0.31 warns "The anonymous setting has no effect" for any value
+        if self._wandb_init.get("anonymous") is None:
+            self._wandb_init.pop("anonymous", None)
 
     @property
     @rank_zero_experiment
@@ -120,6 +149,24 @@ def finish_wandb(loggers: list | None = None) -> None:
     wandb = sys.modules.get("wandb")
     if wandb is not None and getattr(wandb, "run", None) is not None:
         wandb.finish()
+
+
+def mlflow_logger(tracking_uri: str | None = None, save_dir: str = "mlruns", **kwargs: Any) -> Any:
+    """Lightning's MLFlowLogger; without a ``tracking_uri``, MLflow's file store in ``save_dir``.
+
+    MLflow 3 keeps the file store in maintenance mode and refuses to open one unless ``MLFLOW_ALLOW_FILE_STORE``
+    is true; a run folder's own store is what this config asks for, so that is set (unless the user set it).
+    """
+    from lightning.pytorch.loggers.mlflow import _MLFLOW_AVAILABLE, MLFlowLogger
+
+    if not _MLFLOW_AVAILABLE:
+        raise ConfigError(
+            "logger.mlflow: MLflow is not installed; `pip install mlflow-skinny` (or the project's `.[mlflow]` extra), "
+            "or choose a logger without it (logger=csv, wandb, tensorboard)"
+        )
+    if not tracking_uri or tracking_uri.startswith("file:"):
+        os.environ.setdefault("MLFLOW_ALLOW_FILE_STORE", "true")
+    return MLFlowLogger(tracking_uri=tracking_uri, save_dir=save_dir, **kwargs)
 
 
 class AppendingWriter(ExperimentWriter):
