@@ -10,11 +10,9 @@ weights_only=True)`` accepts; ``read_checkpoint`` is how ``ckpt_path`` is checke
 
 from __future__ import annotations
 
-import errno
 import os
 import pickle
 import random
-import shutil
 import warnings
 import zipfile
 from collections.abc import Callable, Iterator
@@ -31,7 +29,7 @@ from torch.utils.data import BatchSampler, DataLoader, DistributedSampler, Rando
 
 from losses.errors import ConfigError
 from recipes.data.device import DeviceBatches
-from recipes.run.errors import RunError
+from recipes.run.errors import RunError, torch_write_failed, write_failed
 
 PRIMITIVES = (str, int, float, bool, type(None), torch.Tensor)
 
@@ -240,18 +238,18 @@ class ExactResume(L.Callback):
 
 
 # ----- writing and reading checkpoints --------------------------------------------------------
-def write_error(path: Path, err: OSError) -> RunError:
+def write_error(path: Path, err: OSError | RuntimeError) -> RunError:
     """The message for a checkpoint that could not be written: why, and what to do."""
     where = f"{path} keeps the previous checkpoint" if path.exists() else "no earlier checkpoint was touched"
-    if err.errno == errno.ENOSPC:
-        free = shutil.disk_usage(path.parent).free / 2**20 if path.parent.exists() else float("nan")
+    what = write_failed(path, err)
+    if what.startswith("no space"):
         return RunError(
-            f"checkpoint: no space left on the device writing {path} ({free:.0f} MiB free); free some space or "
-            f"write checkpoints elsewhere with callbacks.model_checkpoint.dirpath=<folder>. {where}."
+            f"checkpoint: {what}; free some space or write checkpoints elsewhere with "
+            f"callbacks.model_checkpoint.dirpath=<folder>. {where}."
         )
     return RunError(
-        f"checkpoint: cannot write {path} ({os.strerror(err.errno) if err.errno else err}); "
-        f"choose a writable folder with callbacks.model_checkpoint.dirpath=<folder> or hydra.run.dir=<folder>. {where}."
+        f"checkpoint: {what}; choose a writable folder with callbacks.model_checkpoint.dirpath=<folder> or "
+        f"hydra.run.dir=<folder>. {where}."
     )
 
 
@@ -260,7 +258,8 @@ class AtomicCheckpointIO(TorchCheckpointIO):
 
     A process killed while saving leaves the previous file whole (a rename is atomic on POSIX);
     Lightning's own save goes through a temporary file in the system temp folder, which is a copy,
-    not a rename, when that folder is on another disk. A full disk or a read-only folder is a
+    not a rename, when that folder is on another disk. A full disk (an OSError, or PyTorch's RuntimeError
+    "PytorchStreamWriter failed writing file ...: file write failed") or a read-only folder is a
     ``RunError`` that names the file and the setting to change.
     """
 
@@ -279,8 +278,10 @@ class AtomicCheckpointIO(TorchCheckpointIO):
                 os.fsync(f.fileno())
             os.replace(tmp, path)
             fsync_folder(path.parent)
-        except OSError as err:
+        except (OSError, RuntimeError) as err:
             tmp.unlink(missing_ok=True)
+            if isinstance(err, RuntimeError) and not torch_write_failed(err):
+                raise
             raise write_error(path, err) from err
         except BaseException:
             tmp.unlink(missing_ok=True)
