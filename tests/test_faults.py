@@ -85,3 +85,17 @@ def test_a_full_disk_under_the_csv_logger_is_one_run_error_naming_the_file(smoke
         " MiB free); free some space, or write the run elsewhere with hydra.run.dir=<folder> "
         "(or logger.csv.save_dir=<folder>)"
     )
+
+
+def test_a_full_disk_where_the_run_folder_goes_is_refused_before_anything_is_written(tmp_path, monkeypatch):
+    """The probe ``CheckOutputDir`` and the checkpoint-folder check write must need space: creating an empty file
+    succeeds on a full disk. Here the probe file is /dev/full, which refuses every write with ENOSPC."""
+    import tempfile
+
+    from recipes.run.launch import writable_folder_error
+
+    if not Path("/dev/full").exists():
+        pytest.skip("no /dev/full on this system")
+    assert writable_folder_error(tmp_path) is None
+    monkeypatch.setattr(tempfile, "NamedTemporaryFile", lambda **kwargs: open("/dev/full", "wb"))  # noqa: SIM115
+    assert writable_folder_error(tmp_path) == "No space left on device"

@@ -30,12 +30,13 @@ FLAGS_WITH_VALUE = ("--config-path", "-cp", "--config-name", "-cn", "--config-di
 
 # ----- the output folder ----------------------------------------------------------------------
 def writable_folder_error(folder: str | Path) -> str | None:
-    """Why ``folder`` cannot be created or written to, or None when it can."""
+    """Why ``folder`` cannot be created or written to (read-only, not a folder, a full disk), or None when it can."""
     folder = Path(folder)
     try:
         folder.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile(dir=folder, prefix=".write-test-"):
-            pass
+        with tempfile.NamedTemporaryFile(dir=folder, prefix=".write-test-") as probe:
+            probe.write(bytes(2**16))  # an empty file fits on a full disk; 64 KiB (the config files' size) does not
+            probe.flush()
     except OSError as err:
         return f"{err.strerror or err}{f': {err.filename}' if err.filename else ''}"
     return None
