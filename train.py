@@ -28,6 +28,7 @@ from recipes.run.folder import lock_run_folder, stopped_by_sigterm, unlock_run_f
 from recipes.run.launch import finish_processes, pin_run_folder
 from recipes.run.loggers import finish_wandb
 from recipes.run.resolvers import register_resolvers
+from recipes.run.resume import check_checkpoint_fits
 
 log = logging.getLogger("train")
 
@@ -55,6 +56,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
         model.compile()  # in place: state_dict keys stay free of `_orig_mod.`
     task: L.LightningModule = instantiate(cfg.task, "task", model=model, losses=slot_losses, _recursive_=True)
     check_optimization(task, cfg)
+    check_checkpoint_fits(task, checkpoint, ckpt_path)  # another task's or model's weights: a ConfigError, before data
     resume_wandb(cfg, checkpoint)
     loggers = instantiate_all(cfg.get("logger"), "logger")
     trainer: L.Trainer = instantiate(cfg.trainer, "trainer", callbacks=callbacks(cfg), logger=loggers, plugins=plugins(cfg))

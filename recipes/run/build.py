@@ -13,7 +13,7 @@ from lightning.pytorch.plugins.io import CheckpointIO
 from omegaconf import DictConfig, open_dict
 
 from losses.errors import ConfigError
-from recipes.run.resume import AtomicCheckpointIO
+from recipes.run.resume import AtomicCheckpointIO, ExactResume, run_settings
 
 # the errors a constructor raises for a value it refuses (torch: ValueError; Lightning: MisconfigurationException)
 REFUSALS = (ValueError, TypeError, MisconfigurationException)
@@ -71,11 +71,16 @@ def instantiate_all(group: DictConfig | None, setting: str) -> list[Any]:
 
 
 def callbacks(cfg: DictConfig) -> list[Any]:
-    """The configured callbacks, then the always-on guards (``configs/guards/``); no bar when the trainer hides it."""
+    """The configured callbacks, then the always-on guards (``configs/guards/``, ``ExactResume`` given the run's
+    settings to record); no bar when the trainer hides it."""
     built = instantiate_all(cfg.get("callbacks"), "callbacks")
     if not cfg.trainer.get("enable_progress_bar", True):  # Lightning refuses a bar it was told not to show
         built = [c for c in built if not isinstance(c, ProgressBar)]
-    return built + instantiate_all(cfg.get("guards"), "guards")
+    guards = instantiate_all(cfg.get("guards"), "guards")
+    for guard in guards:
+        if isinstance(guard, ExactResume):  # what every checkpoint records, for the check of a later resume
+            guard.settings = run_settings(cfg)
+    return built + guards
 
 
 def check_optimization(task: Any, cfg: DictConfig) -> None:
