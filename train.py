@@ -25,7 +25,7 @@ from recipes.run.build import callbacks, check_optimization, instantiate, instan
 from recipes.run.checks import check_config, resolve_checkpoint
 from recipes.run.errors import RunError
 from recipes.run.folder import lock_run_folder, stopped_by_sigterm, unlock_run_folder
-from recipes.run.launch import finish_processes, pin_run_folder
+from recipes.run.launch import check_optimized_metric, finish_processes, pin_run_folder
 from recipes.run.loggers import finish_wandb
 from recipes.run.resolvers import register_resolvers
 from recipes.run.resume import check_checkpoint_fits
@@ -92,9 +92,12 @@ def train(cfg: DictConfig) -> dict[str, float]:
 def run(cfg: DictConfig) -> dict[str, float]:
     """``train`` with the errors of docs/reliability.md as one message (from rank 0) and an exit status:
     2 for a configuration error (nothing was started), 1 for a run that could not go on. In a multirun the
-    error is raised on, so that the sweeper records the failed job (Optuna tolerates up to max_failure_rate)."""
+    error is raised on, so that the sweeper records the failed job (Optuna tolerates up to max_failure_rate) and
+    ``recipes.run.launch.RecordFailures`` writes it to the job's ``error.txt``."""
     try:
-        return train(cfg)
+        metrics = train(cfg)
+        check_optimized_metric(cfg.get("optimized_metric"), metrics)  # a sweep job without it fails
+        return metrics
     except (ConfigError, RunError) as err:
         if rank_zero_only.rank == 0:
             print(f"error: {err}", file=sys.stderr)
@@ -110,8 +113,6 @@ def main(cfg: DictConfig) -> float | None:
     """Entry point: one message and a non-zero exit status for a bad setting or a failed run, no traceback."""
     metrics = run(cfg)
     name = cfg.get("optimized_metric")
-    if name and name not in metrics:
-        log.warning("optimized_metric %r was not logged; logged: %s", name, ", ".join(sorted(metrics)))
     return metrics.get(name) if name else None
 
 

@@ -36,3 +36,20 @@ class FitTimer(L.Callback):
         path.write_text(json.dumps(record, indent=1))
         for logger in trainer.loggers:
             logger.log_metrics({"time/fit_seconds": self.seconds}, step=trainer.global_step)
+
+
+class CheckOptimizedMetric(L.Callback):
+    """In a sweep, a job whose ``optimized_metric`` is not logged fails at the end of its first validation, rather
+    than after training (``recipes.run.launch.check_optimized_metric``; a ``test/`` metric is checked at the end)."""
+
+    def __init__(self, name: str | None = None) -> None:
+        self.name = name
+        self.checked = False
+
+    def on_validation_end(self, trainer: L.Trainer, module: L.LightningModule) -> None:
+        from recipes.run.launch import check_optimized_metric
+
+        if self.checked or trainer.sanity_checking or not self.name or self.name.startswith("test/"):
+            return
+        self.checked = True
+        check_optimized_metric(self.name, trainer.callback_metrics)
