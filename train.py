@@ -27,10 +27,11 @@ from recipes.run.build import callbacks, check_optimization, instantiate, instan
 from recipes.run.checks import check_config, resolve_checkpoint
 from recipes.run.errors import RunError
 from recipes.run.folder import check_run_folder, lock_run_folder, stopped_by_sigterm, unlock_run_folder
-from recipes.run.launch import finish_processes, pin_run_folder
+from recipes.run.launch import check_optimized_metric, finish_processes, pin_run_folder
 from recipes.run.loggers import finish_wandb
 from recipes.run.project import setup_project
 from recipes.run.resolvers import register_resolvers
+from recipes.run.resume import check_checkpoint_fits
 from recipes.run.teacher import train_teacher_first
 
 log = logging.getLogger("train")
@@ -62,6 +63,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
         model.compile()  # in place: state_dict keys stay free of `_orig_mod.`
     task: L.LightningModule = instantiate(cfg.task, "task", model=model, losses=slot_losses, _recursive_=True)
     check_optimization(task, cfg)
+    check_checkpoint_fits(task, checkpoint, ckpt_path)  # another task's or model's weights: a ConfigError, before data
     if cfg.get("fit", True):
         resume_wandb(cfg, checkpoint)  # testing a checkpoint (eval.py) is a W&B run of its own
     loggers = instantiate_all(cfg.get("logger"), "logger")
@@ -101,9 +103,13 @@ def train(cfg: DictConfig) -> dict[str, float]:
 def run(cfg: DictConfig, entry: Callable[[DictConfig], dict[str, float]] = train) -> dict[str, float]:
     """``entry`` (``train``, or eval.py's ``evaluate``) with the errors of docs/reliability.md as one message (from
     rank 0) and an exit status: 2 for a configuration error (nothing was started), 1 for a run that could not go on.
-    In a multirun the error is raised on, so that the sweeper records the failed job (Optuna tolerates up to max_failure_rate)."""
+    In a multirun the error is raised on, so that the sweeper records the failed job (Optuna tolerates up to
+    max_failure_rate) and ``recipes.run.launch.RecordFailures`` writes it to the job's ``error.txt``."""
     try:
-        return entry(cfg)
+        metrics = entry(cfg)
+        if entry is train:
+            check_optimized_metric(cfg.get("optimized_metric"), metrics)  # a sweep job without it fails
+        return metrics
     except (ConfigError, RunError) as err:
         if rank_zero_only.rank == 0:
             print(f"error: {err}", file=sys.stderr)
@@ -120,8 +126,6 @@ def main(cfg: DictConfig) -> float | None:
     logging.captureWarnings(True)  # warnings go to train.log too
     metrics = run(cfg)
     name = cfg.get("optimized_metric")
-    if name and name not in metrics:
-        log.warning("optimized_metric %r was not logged; logged: %s", name, ", ".join(sorted(metrics)))
     return metrics.get(name) if name else None
 
 

@@ -14,7 +14,7 @@ from lightning.pytorch.plugins.io import CheckpointIO
 from omegaconf import DictConfig, open_dict
 
 from losses.errors import ConfigError
-from recipes.run.resume import AtomicCheckpointIO
+from recipes.run.resume import AtomicCheckpointIO, ExactResume, run_settings
 
 log = logging.getLogger(__name__)
 
@@ -73,7 +73,8 @@ def instantiate_all(group: DictConfig | None, setting: str) -> list[Any]:
 
 
 def callbacks(cfg: DictConfig) -> list[Any]:
-    """The configured callbacks, then the always-on guards (``configs/guards/``).
+    """The configured callbacks, then the always-on guards (``configs/guards/``, ``ExactResume`` given the run's
+    settings to record).
 
     Callbacks that Lightning refuses in this trainer are left out (with a log line) rather than failing the
     run: a progress bar or model summary the trainer was told not to show, and the monitors that write to a
@@ -95,6 +96,9 @@ def callbacks(cfg: DictConfig) -> list[Any]:
         else:
             built.append(callback)
     guards = instantiate_all(cfg.get("guards"), "guards")
+    for guard in guards:
+        if isinstance(guard, ExactResume):  # what every checkpoint records, for the check of a later resume
+            guard.settings = run_settings(cfg)
     log.debug("callbacks: %s", ", ".join(type(c).__name__ for c in built + guards))
     return built + guards
 

@@ -91,3 +91,20 @@ class LogProgress(ProgressBar):
         if self.enabled and not trainer.sanity_checking:
             val = {k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("val/")}
             log.info("%s validation %s", self.epoch(trainer), " ".join(f"{k}={v:.4g}" for k, v in sorted(val.items())))
+
+
+class CheckOptimizedMetric(L.Callback):
+    """In a sweep, a job whose ``optimized_metric`` is not logged fails at the end of its first validation, rather
+    than after training (``recipes.run.launch.check_optimized_metric``; a ``test/`` metric is checked at the end)."""
+
+    def __init__(self, name: str | None = None) -> None:
+        self.name = name
+        self.checked = False
+
+    def on_validation_end(self, trainer: L.Trainer, module: L.LightningModule) -> None:
+        from recipes.run.launch import check_optimized_metric
+
+        if self.checked or trainer.sanity_checking or not self.name or self.name.startswith("test/"):
+            return
+        self.checked = True
+        check_optimized_metric(self.name, trainer.callback_metrics)

@@ -255,9 +255,10 @@ def resolve_checkpoint(cfg: DictConfig) -> tuple[str | None, dict[str, Any] | No
     """``ckpt_path`` as a file (``last`` is this run folder's ``checkpoints/last.ckpt``) and its contents.
 
     The file is opened as training will open it (``weights_only=True``), so a missing, truncated or
-    foreign file is a ConfigError before any data loads.
+    foreign file is a ConfigError before any data loads; so is a resume with other settings than the
+    checkpoint's (``check_resume_settings``).
     """
-    from recipes.run.resume import read_checkpoint
+    from recipes.run.resume import check_resume_settings, read_checkpoint
 
     value = cfg.get("ckpt_path")
     if value is None:
@@ -271,7 +272,10 @@ def resolve_checkpoint(cfg: DictConfig) -> tuple[str | None, dict[str, Any] | No
                 "hydra.run.dir=<that run's folder> (e.g. logs/classification/runs/<date>), or give the file with "
                 "ckpt_path=<path/to/last.ckpt>"
             )
-    return str(path), read_checkpoint(path)
+    checkpoint = read_checkpoint(path)
+    if cfg.get("fit", True):
+        check_resume_settings(cfg, checkpoint, path)
+    return str(path), checkpoint
 
 
 def check_config(cfg: DictConfig) -> dict[str, nn.Module]:

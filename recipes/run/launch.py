@@ -4,24 +4,36 @@ Lightning's DDP launcher starts ranks > 0 by running this script again with the 
 ``hydra.run.dir=<hydra.run.dir>`` (and ``hydra.output_subdir=null``). ``pin_run_folder`` makes that
 folder the one rank 0 resolved (in a multirun job too, whose children must run that job alone, not the
 sweep), so every rank writes into one folder. ``CheckOutputDir`` refuses an unwritable output folder
-before Hydra writes anything.
+before Hydra writes anything. ``RecordFailures`` gives each failed sweep job an ``error.txt`` and the sweep one
+line per failed job at its end; ``check_optimized_metric`` fails a sweep job that does not log the metric the
+sweeper reads.
 """
 
 from __future__ import annotations
 
+import atexit
 import logging
 import os
 import subprocess
 import sys
 import tempfile
+import time
+import traceback
+from collections.abc import Mapping
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import torch
+import yaml
+from hydra.core.utils import JobReturn, JobStatus
+from hydra.errors import CompactHydraException
 from hydra.experimental.callback import Callback
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf, open_dict, read_write
+
+from losses.errors import ConfigError
+from recipes.run.errors import RunError
 
 log = logging.getLogger(__name__)
 
@@ -30,12 +42,13 @@ FLAGS_WITH_VALUE = ("--config-path", "-cp", "--config-name", "-cn", "--config-di
 
 # ----- the output folder ----------------------------------------------------------------------
 def writable_folder_error(folder: str | Path) -> str | None:
-    """Why ``folder`` cannot be created or written to, or None when it can."""
+    """Why ``folder`` cannot be created or written to (read-only, not a folder, a full disk), or None when it can."""
     folder = Path(folder)
     try:
         folder.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile(dir=folder, prefix=".write-test-"):
-            pass
+        with tempfile.NamedTemporaryFile(dir=folder, prefix=".write-test-") as probe:
+            probe.write(bytes(2**16))  # an empty file fits on a full disk; 64 KiB (the config files' size) does not
+            probe.flush()
     except OSError as err:
         return f"{err.strerror or err}{f': {err.filename}' if err.filename else ''}"
     return None
@@ -73,6 +86,119 @@ class CheckOutputDir(Callback):
                 file=sys.stderr,
             )
             raise SystemExit(2)
+
+
+# ----- sweeps ----------------------------------------------------------------------------------
+ERROR_FILE = "error.txt"
+BASIC_SWEEPER = "hydra._internal.core_plugins.basic_sweeper.BasicSweeper"
+
+
+class JobFailed(CompactHydraException):
+    """A sweep job's failure as one line: Hydra prints a CompactHydraException without a traceback."""
+
+
+def failure_line(err: BaseException) -> str:
+    """The one line a failed job reports: ``error: <message>`` as ``train.py`` prints it, or the exception's type
+    and first line for an unexpected one."""
+    if isinstance(err, (ConfigError, RunError, JobFailed)):
+        return str(err) if isinstance(err, JobFailed) else f"error: {err}"
+    first = (str(err).strip().splitlines() or [""])[0]
+    return f"{type(err).__name__}: {first}" if first else type(err).__name__
+
+
+class RecordFailures(Callback):
+    """Hydra callback for multiruns: a failed job writes its one-line error to ``<job folder>/error.txt`` (with the
+    traceback after it for an exception that is not a ConfigError or RunError); the sweep goes on over the other
+    jobs (Hydra's basic sweeper would stop after the batch that failed; Optuna's keeps its ``max_failure_rate``); at
+    the end one line per failed job, and exit status 1, without a traceback."""
+
+    def __init__(self) -> None:
+        self.sweep_dir: Path | None = None
+        self.started = 0.0
+        self.failed: dict[Path, str] = {}  # job folder -> "job N (overrides): error: ..."
+        self.reported = False
+
+    def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        self.sweep_dir = Path(str(config.hydra.sweep.dir)).resolve()
+        self.started = time.time()
+        atexit.register(self.report_at_exit)  # a sweeper that raises (Optuna over max_failure_rate) ends here
+
+    def on_job_start(self, config: DictConfig, **kwargs: Any) -> None:
+        if config.hydra.mode == RunMode.MULTIRUN:  # a job run again in its folder: the old error is not its error
+            (Path(config.hydra.runtime.output_dir) / ERROR_FILE).unlink(missing_ok=True)
+
+    def on_job_end(self, config: DictConfig, job_return: JobReturn, **kwargs: Any) -> None:
+        if job_return.status != JobStatus.FAILED or config.hydra.mode != RunMode.MULTIRUN:
+            return
+        err = job_return._return_value
+        folder = Path(config.hydra.runtime.output_dir).resolve()
+        line = failure_line(err)
+        text = f"{line}\n"
+        if not isinstance(err, (ConfigError, RunError)):
+            text += "\n" + "".join(traceback.format_exception(err))
+            line += f" (traceback in {folder / ERROR_FILE})"
+        try:
+            (folder / ERROR_FILE).write_text(text)
+        except OSError as write_err:  # a full disk: the line is still reported at the end
+            log.warning("could not write %s: %s", folder / ERROR_FILE, write_err)
+        label = f"job {config.hydra.job.num} ({' '.join(job_return.overrides or []) or 'no overrides'}): {line}"
+        self.failed[folder] = label
+        if config.hydra.sweeper.get("_target_") == BASIC_SWEEPER:
+            job_return.status, job_return.return_value = JobStatus.COMPLETED, None  # go on with the other jobs
+        else:
+            job_return.return_value = JobFailed(label)  # the sweeper records it; if it raises, one line
+
+    def failures(self) -> list[str]:
+        """Every failed job of this sweep: those this process ran, and the ``error.txt`` written since it started
+        (by jobs another launcher ran in other processes)."""
+        found = dict(self.failed)
+        for path in sorted(self.sweep_dir.rglob(ERROR_FILE)) if self.sweep_dir and self.sweep_dir.is_dir() else []:
+            folder = path.parent.resolve()
+            if folder in found or path.stat().st_mtime < self.started - 1:
+                continue
+            overrides_file = folder / ".hydra" / "overrides.yaml"
+            overrides = yaml.safe_load(overrides_file.read_text()) if overrides_file.is_file() else []
+            first = (path.read_text().splitlines() or [""])[0]
+            found[folder] = f"job {folder.relative_to(self.sweep_dir)} ({' '.join(overrides) or 'no overrides'}): {first}"
+        return list(found.values())
+
+    def report(self) -> bool:
+        """Print one line per failed job; whether there was one."""
+        failed = [] if self.reported else self.failures()
+        self.reported = True
+        if failed:
+            lines = "\n".join(f"  {line}" for line in failed)
+            print(
+                f"error: {len(failed)} job{'s' if len(failed) > 1 else ''} of the sweep in {self.sweep_dir} failed "
+                f"(each failed job's folder holds its {ERROR_FILE}):\n{lines}",
+                file=sys.stderr,
+            )
+        return bool(failed)
+
+    def report_at_exit(self) -> None:
+        self.report()
+
+    def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
+        if self.report():
+            raise SystemExit(1)
+
+
+def check_optimized_metric(name: str | None, metrics: Mapping[str, Any]) -> None:
+    """The metric a sweeper reads must be logged: in a multirun a job without it fails with a ConfigError (the
+    sweeper would get None, and Optuna fail only after every trial ran); in a single run it is a warning."""
+    if not name or name in metrics:
+        return
+    from hydra.core.hydra_config import HydraConfig
+
+    logged = sorted(str(key) for key in metrics)
+    example = next((key for key in logged if key.startswith("val/")), logged[0] if logged else "val/loss")
+    message = (
+        f"optimized_metric: {name!r} is not among the metrics this run logged ({', '.join(logged) or 'none'}); set "
+        f"optimized_metric=<one of them> (what a sweep optimises: a validation metric, e.g. optimized_metric={example})"
+    )
+    if HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN:
+        raise ConfigError(message)
+    log.warning(message)
 
 
 # ----- ranks -----------------------------------------------------------------------------------

@@ -8,6 +8,7 @@ import logging
 import os
 import socket
 import threading
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
@@ -17,6 +18,7 @@ from lightning.pytorch.loggers.csv_logs import ExperimentWriter
 from lightning.pytorch.loggers.logger import rank_zero_experiment
 
 from losses.errors import ConfigError
+from recipes.run.errors import RunError, write_failed
 
 log = logging.getLogger(__name__)
 
@@ -170,12 +172,33 @@ def mlflow_logger(tracking_uri: str | None = None, save_dir: str = "mlruns", **k
 
 
 class AppendingWriter(ExperimentWriter):
-    """Lightning's CSV writer, except that an existing ``metrics.csv`` is continued, not deleted."""
+    """Lightning's CSV writer, except that an existing ``metrics.csv`` is continued, not deleted, and a file it
+    cannot write (a full disk) is a ``RunError`` naming the file, not a traceback."""
+
+    def save(self) -> None:
+        try:
+            super().save()
+        except OSError as err:
+            raise csv_error(Path(self.metrics_file_path), err) from err
+
+    def log_hparams(self, params: dict[str, Any]) -> None:
+        try:
+            super().log_hparams(params)
+        except OSError as err:
+            raise csv_error(Path(self.log_dir) / self.NAME_HPARAMS_FILE, err) from err
 
     def _check_log_dir_exists(self) -> None:
         if self._fs.isfile(self.metrics_file_path):
             with self._fs.open(self.metrics_file_path, "r", newline="") as f:
                 self.metrics_keys = sorted(next(csv.reader(f), []))
+
+
+def csv_error(path: Path, err: OSError) -> RunError:
+    """The message for a CSV log file that could not be written: why, and what to do."""
+    return RunError(
+        f"csv logger: {write_failed(path, err)}; free some space, or write the run elsewhere with "
+        "hydra.run.dir=<folder> (or logger.csv.save_dir=<folder>)"
+    )
 
 
 class CSVLogger(LightningCSVLogger):
@@ -189,6 +212,9 @@ class CSVLogger(LightningCSVLogger):
     @rank_zero_experiment
     def experiment(self) -> AppendingWriter:
         if self._experiment is None:
-            self._fs.makedirs(self.root_dir, exist_ok=True)
-            self._experiment = AppendingWriter(log_dir=self.log_dir)
+            try:
+                self._fs.makedirs(self.root_dir, exist_ok=True)
+                self._experiment = AppendingWriter(log_dir=self.log_dir)
+            except OSError as err:
+                raise csv_error(Path(self.log_dir), err) from err
         return self._experiment

@@ -10,11 +10,9 @@ weights_only=True)`` accepts; ``read_checkpoint`` is how ``ckpt_path`` is checke
 
 from __future__ import annotations
 
-import errno
 import os
 import pickle
 import random
-import shutil
 import warnings
 import zipfile
 from collections.abc import Callable, Iterator
@@ -25,13 +23,14 @@ import lightning as L
 import numpy as np
 import torch
 from lightning.pytorch.plugins.io import TorchCheckpointIO
-from omegaconf import Container, OmegaConf
-from torch import Tensor
+from omegaconf import Container, DictConfig, OmegaConf
+from torch import Tensor, nn
+from torch.nn.parameter import UninitializedParameter
 from torch.utils.data import BatchSampler, DataLoader, DistributedSampler, RandomSampler, SequentialSampler
 
 from losses.errors import ConfigError
 from recipes.data.device import DeviceBatches
-from recipes.run.errors import RunError
+from recipes.run.errors import RunError, torch_write_failed, write_failed
 
 PRIMITIVES = (str, int, float, bool, type(None), torch.Tensor)
 
@@ -169,11 +168,14 @@ class ExactResume(L.Callback):
     - the training loader's sampler becomes a ``ResumableSampler`` seeded with ``seed``;
     - the RNG states of every rank are saved, and restored at ``on_train_start`` of a resumed run;
     - the W&B run id is saved (``train.py`` gives it back to the logger, so W&B resumes the same run);
-    - hyperparameters are stored as primitives, so the checkpoint loads with ``weights_only=True``.
+    - hyperparameters are stored as primitives, so the checkpoint loads with ``weights_only=True``;
+    - ``settings`` (``run_settings(cfg)``, set by ``recipes.run.build.callbacks``) are stored as ``run_settings``,
+      so that a resume with another loss, batch size, model or seed is refused (``check_resume_settings``).
     """
 
-    def __init__(self, seed: int | None = None) -> None:
+    def __init__(self, seed: int | None = None, settings: dict[str, Any] | None = None) -> None:
         self.seed = int(seed) if seed is not None else random.SystemRandom().randrange(2**31)
+        self.settings = settings
         self.trainer: L.Trainer | None = None
         self._restore: list[dict[str, Any]] | None = None
         self._original_loader: Callable[[], Any] | None = None
@@ -237,21 +239,151 @@ class ExactResume(L.Callback):
                 checkpoint[key] = primitive(checkpoint[key])
         for key in ("hparams_type", "datamodule_hparams_type"):
             checkpoint.pop(key, None)
+        if self.settings is not None:
+            checkpoint[SETTINGS_KEY] = primitive(self.settings)
+
+
+# ----- the settings a resume must keep --------------------------------------------------------
+SETTINGS_KEY = "run_settings"
+# keys that say where things are or how they are read, not what is trained: a resume may change them
+UNRECORDED = {"data_dir", "download", "num_workers", "eval_batch_size", "on_device", "pin_memory", "_partial_"}
+UNRECORDED_ENDINGS = ("_dir", "_path", "_ckpt", "_cache")
+
+
+def flat_settings(prefix: str, node: Any) -> dict[str, Any]:
+    """``{"data": {"batch_size": 32}}`` as ``{"data.batch_size": 32}``, leaving out the keys in ``UNRECORDED``."""
+    if not isinstance(node, dict):
+        return {prefix: node}
+    flat: dict[str, Any] = {}
+    for key, value in node.items():
+        if key in UNRECORDED or str(key).endswith(UNRECORDED_ENDINGS):
+            continue
+        flat.update(flat_settings(f"{prefix}.{key}", value))
+    return flat
+
+
+def run_settings(cfg: DictConfig) -> dict[str, Any]:
+    """The settings an exact resume depends on, flat (``data.batch_size: 32``): the task and its hyperparameters
+    (optimiser, schedule), each loss slot's config, the model's, the data's (not where it lives or how it is read),
+    the seed and the optimiser-step settings of the trainer."""
+    from recipes.run.tasks import task_class, task_name
+
+    def node(key: str) -> Any:
+        value = OmegaConf.select(cfg, key, throw_on_resolution_failure=False)
+        return OmegaConf.to_container(value, resolve=True) if isinstance(value, Container) else value
+
+    task = node("task") or {}
+    cls = task_class(str(task.pop("_target_")))
+    settings: dict[str, Any] = {"task": task_name(cls), **flat_settings("task", task)}
+    for key in (*cls.slots, "model", "data"):
+        settings.update(flat_settings(key, node(key)))
+    settings["seed"] = node("seed")
+    for key in ("accumulate_grad_batches", "gradient_clip_val"):
+        settings[f"trainer.{key}"] = node(f"trainer.{key}")
+    return settings
+
+
+def setting_changes(saved: dict[str, Any], now: dict[str, Any]) -> list[str]:
+    """``data.batch_size=32, this run has 64`` for each setting that differs between a checkpoint and this run."""
+
+    def shown(value: Any) -> str:
+        return "null" if value is None else str(value)
+
+    changes = []
+    for key in [*saved, *(k for k in now if k not in saved)]:
+        if key not in now:
+            changes.append(f"{key}={shown(saved[key])}, this run has no {key}")
+        elif key not in saved:
+            changes.append(f"no {key}, this run has {key}={shown(now[key])}")
+        elif saved[key] != now[key]:
+            changes.append(f"{key}={shown(saved[key])}, this run has {shown(now[key])}")
+    return changes
+
+
+def check_resume_settings(cfg: DictConfig, checkpoint: dict[str, Any], path: str | Path) -> None:
+    """A resume (``ckpt_path`` with ``fit``) must keep the settings the checkpoint was trained with: a changed loss
+    or model trains another run than the one resumed, a changed batch size skips samples never trained (the
+    resumable sampler counts batches). Refused with the changes, unless ``resume_changed=allow`` (a warning)."""
+    policy = str(cfg.get("resume_changed", "refuse"))
+    if policy not in ("refuse", "allow"):
+        raise ConfigError(f"resume_changed: must be refuse or allow (got {policy!r})")
+    saved = checkpoint.get(SETTINGS_KEY)
+    if not isinstance(saved, dict):
+        warnings.warn(
+            f"ckpt_path: {path} holds no record of the settings it was trained with (written before checkpoints kept "
+            "one); resuming without checking that the loss, batch size, model and seed are unchanged",
+            stacklevel=2,
+        )
+        return
+    changes = setting_changes(saved, run_settings(cfg))
+    if not changes:
+        return
+    listed = "; ".join(changes[:8]) + (f"; and {len(changes) - 8} more" if len(changes) > 8 else "")
+    if policy == "allow":
+        warnings.warn(
+            f"ckpt_path: resuming with changed settings (resume_changed=allow), so the run does not continue exactly "
+            f"as it was trained: the checkpoint was trained with {listed}",
+            stacklevel=2,
+        )
+        return
+    raise ConfigError(
+        f"ckpt_path: the checkpoint was trained with {listed}. A resumed run continues exactly only with the settings "
+        f"it was trained with (they are in {path} and in its run folder's .hydra/config.yaml): resume with them, "
+        "or set resume_changed=allow to continue anyway"
+    )
+
+
+def check_checkpoint_fits(task: nn.Module, checkpoint: dict[str, Any] | None, path: str | Path | None) -> None:
+    """The checkpoint's weights must fit the built task: the same keys (unless the task loads non-strictly) and
+    shapes. Lightning would load them after the data, and fail with a KeyError or a size mismatch."""
+    if checkpoint is None:
+        return
+    saved, own = checkpoint.get("state_dict") or {}, task.state_dict()
+    strict = getattr(task, "strict_loading", True)
+
+    def listed(keys: list[str]) -> str:
+        return ", ".join(keys[:3]) + (f" and {len(keys) - 3} more" if len(keys) > 3 else "")
+
+    def shape(value: Any) -> list[int] | None:
+        return list(value.shape) if isinstance(value, Tensor) and not isinstance(value, UninitializedParameter) else None
+
+    missing = [k for k in own if k not in saved] if strict else []
+    unexpected = [k for k in saved if k not in own] if strict else []
+    other = [k for k in own if k in saved and None not in (shape(own[k]), shape(saved[k])) and shape(own[k]) != shape(saved[k])]
+    if not saved:
+        problems = ["it holds no weights (an empty state_dict)"]
+    else:
+        problems = [f"{len(missing)} weights missing ({listed(missing)})"] if missing else []
+        problems += [f"{len(unexpected)} weights this network does not have ({listed(unexpected)})"] if unexpected else []
+        problems += [
+            f"{len(other)} of another shape ("
+            + ", ".join(f"{k} {shape(saved[k])} in the checkpoint, {shape(own[k])} here" for k in other[:3])
+            + (f" and {len(other) - 3} more" if len(other) > 3 else "")
+            + ")"
+        ] if other else []
+    if not problems:
+        return
+    raise ConfigError(
+        f"ckpt_path: {path} does not fit the {type(task).__name__} this config builds: {'; '.join(problems)}. It was "
+        "written by another task or model (or another model size): use the task, model and data settings it was "
+        "trained with (its run folder's .hydra/config.yaml), a checkpoint of this network, or ckpt_path=null to start "
+        "afresh"
+    )
 
 
 # ----- writing and reading checkpoints --------------------------------------------------------
-def write_error(path: Path, err: OSError) -> RunError:
+def write_error(path: Path, err: OSError | RuntimeError) -> RunError:
     """The message for a checkpoint that could not be written: why, and what to do."""
     where = f"{path} keeps the previous checkpoint" if path.exists() else "no earlier checkpoint was touched"
-    if err.errno == errno.ENOSPC:
-        free = shutil.disk_usage(path.parent).free / 2**20 if path.parent.exists() else float("nan")
+    what = write_failed(path, err)
+    if what.startswith("no space"):
         return RunError(
-            f"checkpoint: no space left on the device writing {path} ({free:.0f} MiB free); free some space or "
-            f"write checkpoints elsewhere with callbacks.model_checkpoint.dirpath=<folder>. {where}."
+            f"checkpoint: {what}; free some space or write checkpoints elsewhere with "
+            f"callbacks.model_checkpoint.dirpath=<folder>. {where}."
         )
     return RunError(
-        f"checkpoint: cannot write {path} ({os.strerror(err.errno) if err.errno else err}); "
-        f"choose a writable folder with callbacks.model_checkpoint.dirpath=<folder> or hydra.run.dir=<folder>. {where}."
+        f"checkpoint: {what}; choose a writable folder with callbacks.model_checkpoint.dirpath=<folder> or "
+        f"hydra.run.dir=<folder>. {where}."
     )
 
 
@@ -260,7 +392,8 @@ class AtomicCheckpointIO(TorchCheckpointIO):
 
     A process killed while saving leaves the previous file whole (a rename is atomic on POSIX);
     Lightning's own save goes through a temporary file in the system temp folder, which is a copy,
-    not a rename, when that folder is on another disk. A full disk or a read-only folder is a
+    not a rename, when that folder is on another disk. A full disk (an OSError, or PyTorch's RuntimeError
+    "PytorchStreamWriter failed writing file ...: file write failed") or a read-only folder is a
     ``RunError`` that names the file and the setting to change.
     """
 
@@ -279,8 +412,10 @@ class AtomicCheckpointIO(TorchCheckpointIO):
                 os.fsync(f.fileno())
             os.replace(tmp, path)
             fsync_folder(path.parent)
-        except OSError as err:
+        except (OSError, RuntimeError) as err:
             tmp.unlink(missing_ok=True)
+            if isinstance(err, RuntimeError) and not torch_write_failed(err):
+                raise
             raise write_error(path, err) from err
         except BaseException:
             tmp.unlink(missing_ok=True)
