@@ -27,6 +27,7 @@ from torch import Tensor, nn
 from torchmetrics.classification import MulticlassAccuracy
 
 import losses as loss_registry
+from losses.base import MIN_TEMPERATURE
 from losses.errors import ConfigError
 from recipes.base import OptimizerFactory, SchedulerFactory, Task
 from recipes.metrics import NegativeLogLikelihood
@@ -64,7 +65,7 @@ class DistillationTask(Task):
                 "task.teacher_model: the teacher's architecture is needed, e.g. model@task.teacher_model=convnet "
                 f"(got {teacher_model!r})"
             )
-        check_number("temperature", temperature, low=0.0, low_open=True)
+        check_number("temperature", temperature, low=MIN_TEMPERATURE)  # T^2 scales the soft term: 1e-30 would zero it
         check_number("alpha", alpha, low=0.0, high=1.0)
         if teacher_epochs is not None and (not isinstance(teacher_epochs, int) or teacher_epochs < 1):
             raise ConfigError(f"task.teacher_epochs must be a positive integer or null (got {teacher_epochs!r})")
