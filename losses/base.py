@@ -12,6 +12,11 @@ from torch import Tensor, nn
 from losses.errors import check, check_number
 
 REDUCTIONS = ("none", "mean", "sum")
+# the smallest temperature a loss or a task divides scores by. Dividing by T magnifies float32's rounding of a
+# score (6e-8 of its size) by 1/T: at T = 1e-4 a logit of 10 becomes 1e5, still exact to 0.01 nat; at 1e-6 it is
+# rounded to whole nats, and at 1e-30 scores overflow float32 or, squared as distillation's T^2, underflow to 0.
+# 1e-4 is 100x below the smallest temperature of common recipes (CLIP clamps its learnt one at 0.01, Radford et al. 2021).
+MIN_TEMPERATURE = 1e-4
 
 
 class TargetNeed(NamedTuple):
@@ -19,6 +24,16 @@ class TargetNeed(NamedTuple):
 
     holds: Callable[[Tensor], Tensor]
     need: str
+
+
+class ClassScores(NamedTuple):
+    """What a task's slot gives its classification loss: ``count`` scores per sample, targets of ``target_format``
+    ("indices": a class index per sample; "binary": 0/1 floats of the scores' shape), and ``source``, in words,
+    where the count comes from (``task.num_classes``)."""
+
+    count: int
+    target_format: str
+    source: str
 
 
 class Loss(nn.Module):
@@ -72,6 +87,12 @@ class Loss(nn.Module):
     ) -> float:
         """Check that hyperparameter ``arg`` is a finite number inside the given bounds."""
         return check_number(f"loss '{self.name}'", arg, value, low, high, low_open, high_open)
+
+    def check_classes(self, classes: ClassScores) -> None:
+        """Refuse per-class hyperparameters that do not fit the scores a task gives (checked before data loads).
+
+        Nothing to check by default; losses holding one value per class (weights, counts) override it.
+        """
 
     def input_error(self, arg: str, need: str, got: object) -> ValueError:
         """An error for a bad tensor passed to forward, naming the loss and the argument."""

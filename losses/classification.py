@@ -10,13 +10,23 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from losses.base import Loss, as_float, autocast_off
+from losses.base import ClassScores, Loss, as_float, autocast_off
 from losses.registry import register
 
 PROBABILITY_CHECK_MIN = 32  # a batch of at least this many scores all in [0, 1] looks like sigmoid outputs
 
-def _optional_vector(loss: Loss, arg: str, value: Sequence[float] | float | None, positive: bool) -> Tensor | None:
-    """Validate a per-class weight vector (or scalar) hyperparameter and return it as a tensor."""
+# what a weight vector of zeros does, per loss: the reason it is refused
+ZERO_WEIGHTS_NAN = "with every class weighted 0 the weighted mean is 0/0 (NaN) and the sum 0"
+ZERO_WEIGHTS_NOTHING = "with every class weighted 0 the loss is 0 for every sample and nothing is learnt"
+
+
+def _optional_vector(
+    loss: Loss, arg: str, value: Sequence[float] | float | None, positive: bool, all_zero: str = ""
+) -> Tensor | None:
+    """Validate a per-class weight vector (or scalar) hyperparameter and return it as a tensor.
+
+    ``all_zero``: why a vector of zeros is refused (``positive`` vectors have none); empty: they pass.
+    """
     if value is None:
         return None
     values = [value] if isinstance(value, (int, float)) else list(value)
@@ -24,7 +34,20 @@ def _optional_vector(loss: Loss, arg: str, value: Sequence[float] | float | None
     for v in values:
         loss.check_number(arg, v)
         loss.check(v > 0 if positive else v >= 0, f"every {arg} must be {bound}", list(values))
+    loss.check(not all_zero or any(v > 0 for v in values), f"{arg} must have a value > 0: {all_zero}", list(values))
     return torch.tensor(values, dtype=torch.float32)
+
+
+def check_class_vector(loss: Loss, arg: str, vector: Tensor | None, classes: ClassScores) -> None:
+    """A per-class hyperparameter must hold one value per class score the task gives the loss."""
+    if vector is None:
+        return
+    values = [float(f"{v:.6g}") for v in vector.tolist()]
+    loss.check(
+        len(values) == classes.count,
+        f"{arg} must have one value per class: {classes.count} ({classes.source}), not {len(values)}",
+        values,
+    )
 
 
 def check_logits(loss: Loss, logits: Tensor) -> None:
@@ -145,10 +168,15 @@ class CrossEntropy(Loss):
         reduction: str = "mean",
     ) -> None:
         super().__init__(reduction)
-        self.register_buffer("weight", _optional_vector(self, "weight", weight, positive=False), persistent=False)
+        self.register_buffer(
+            "weight", _optional_vector(self, "weight", weight, positive=False, all_zero=ZERO_WEIGHTS_NAN), persistent=False
+        )
         self.check(isinstance(ignore_index, int), "ignore_index must be an integer", ignore_index)
         self.ignore_index = ignore_index
         self.label_smoothing = self.check_number("label_smoothing", label_smoothing, 0.0, 1.0, high_open=True)
+
+    def check_classes(self, classes: ClassScores) -> None:
+        check_class_vector(self, "weight", self.weight, classes)
 
     def forward(self, logits: Tensor, target: Tensor) -> Tensor:
         check_logits(self, logits)
@@ -248,9 +276,19 @@ class Focal(Loss):
             alpha = None if alpha < 0 else float(alpha)
         vector = None
         if alpha is not None and not isinstance(alpha, float):
-            vector, alpha = _optional_vector(self, "alpha", alpha, positive=False), None
+            vector, alpha = _optional_vector(self, "alpha", alpha, positive=False, all_zero=ZERO_WEIGHTS_NOTHING), None
         self.register_buffer("alpha_vector", vector, persistent=False)
         self.alpha = alpha
+
+    def check_classes(self, classes: ClassScores) -> None:
+        if self.alpha_vector is not None and classes.target_format == "binary":
+            self.check(
+                False,
+                f"alpha must be one number in [0, 1] for 0/1 targets ({classes.source}); one alpha per class "
+                "needs class-index targets (softmax focal)",
+                [float(f"{v:.6g}") for v in self.alpha_vector.tolist()],
+            )
+        check_class_vector(self, "alpha", self.alpha_vector, classes)
 
     def forward(self, logits: Tensor, target: Tensor) -> Tensor:
         check_logits(self, logits)
@@ -291,10 +329,17 @@ class BCEWithLogits(Loss):
         reduction: str = "mean",
     ) -> None:
         super().__init__(reduction)
-        self.register_buffer("weight", _optional_vector(self, "weight", weight, positive=False), persistent=False)
+        self.register_buffer(
+            "weight", _optional_vector(self, "weight", weight, positive=False, all_zero=ZERO_WEIGHTS_NOTHING), persistent=False
+        )
         self.register_buffer(
             "pos_weight", _optional_vector(self, "pos_weight", pos_weight, positive=True), persistent=False
         )
+
+    def check_classes(self, classes: ClassScores) -> None:
+        for arg, vector in (("weight", self.weight), ("pos_weight", self.pos_weight)):
+            if vector is not None and vector.numel() > 1:  # one number applies to every class
+                check_class_vector(self, arg, vector, classes)
 
     def forward(self, logits: Tensor, target: Tensor) -> Tensor:
         check_logits(self, logits)
@@ -393,6 +438,15 @@ class ClassBalanced(Loss):
                 list(samples_per_class),
             )
             self.set_class_counts(samples_per_class)
+
+    def check_classes(self, classes: ClassScores) -> None:
+        self.check(
+            classes.target_format == "indices",
+            f"targets must be class indices ({classes.source})",
+            "0/1 targets",
+        )
+        if self.samples_per_class is not None:
+            check_class_vector(self, "samples_per_class", torch.tensor(self.samples_per_class), classes)
 
     def set_class_counts(self, counts: Sequence[float] | Tensor) -> None:
         """Set the number of training samples of each class and recompute the class weights.

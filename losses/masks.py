@@ -20,6 +20,11 @@ from torch import Tensor
 from losses.base import Loss, as_float, autocast_off
 from losses.registry import register
 
+# smooth is a pseudo-count of pixels (1 in V-Net, at most 100 in common recipes); once it outweighs the masks'
+# sums P + T, 1 - score ~ (P + T - 2I) / smooth and its gradient fade to 0, and at 1e30 float32 rounds every score
+# to exactly 1. 1e4 is 100x the largest common value and the area of a 100 x 100 image.
+MAX_SMOOTH = 1e4
+
 
 def overlap_sums(logits: Tensor, target: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
     """``I, P, T`` per sample and class ``[N, C]``, and the mask of the (sample, class) pairs that count."""
@@ -45,6 +50,12 @@ class OverlapLoss(Loss):
     def __init__(self, smooth: float = 1.0, eps: float = 1e-7, reduction: str = "mean") -> None:
         super().__init__(reduction)
         self.smooth = self.check_number("smooth", smooth, 0.0)
+        self.check(
+            smooth <= MAX_SMOOTH,
+            f"smooth must be <= {MAX_SMOOTH:g}: it is added to the pixel sums, and once it outweighs them every "
+            "score is near 1 and the loss near 0 at every step (1 is the usual value)",
+            smooth,
+        )
         self.eps = self.check_number("eps", eps, 0.0, low_open=True)
 
     def forward(self, logits: Tensor, target: Tensor) -> Tensor:

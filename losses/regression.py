@@ -147,6 +147,12 @@ class Quantile(Loss):
         self.check(len(taus) > 0, "tau must be a number or a non-empty list of numbers", tau)
         for t in taus:
             self.check_number("tau", t, 0.0, 1.0, low_open=True, high_open=True)
+        repeated = sorted({t for t in taus if taus.count(t) > 1})
+        self.check(
+            not repeated,
+            f"tau must list each quantile once: {repeated} repeated would train outputs to the same quantile; drop the copies",
+            tau,
+        )
         self.tau = [float(t) for t in taus] if self.multi else float(tau)
         self.register_buffer("taus", torch.tensor(taus, dtype=torch.float64), persistent=False)
 

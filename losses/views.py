@@ -12,7 +12,7 @@ import torch.distributed as dist
 import torch.nn.functional as F
 from torch import Tensor
 
-from losses.base import Loss, as_float, autocast_off
+from losses.base import MIN_TEMPERATURE, Loss, as_float, autocast_off
 from losses.registry import register
 
 
@@ -55,6 +55,12 @@ class ViewsLoss(Loss):
     def __init__(self, temperature: float, reduction: str = "mean") -> None:
         super().__init__(reduction)
         self.temperature = self.check_number("temperature", temperature, 0.0, low_open=True)
+        self.check(
+            temperature >= MIN_TEMPERATURE,
+            f"temperature must be >= {MIN_TEMPERATURE:g}: dividing by T magnifies float32's rounding of the "
+            "similarities by 1/T, toward whole nats (SimCLR and CLIP use 0.01 to 1)",
+            temperature,
+        )
 
     def check_views(self, z1: Tensor, z2: Tensor) -> None:
         for arg, z in (("z1", z1), ("z2", z2)):

@@ -13,6 +13,8 @@ import torch
 from torch import Tensor, nn
 from torch.optim import Optimizer
 
+from losses.base import ClassScores
+
 OptimizerFactory = Callable[..., Optimizer]
 SchedulerFactory = Callable[..., Any]
 SHARED_ARGUMENTS = ("model", "losses", "optimizer", "scheduler")  # every task's; saved in the state dict or not at all
@@ -34,6 +36,11 @@ class Task(L.LightningModule):
 
     slots: ClassVar[dict[str, tuple[str, ...]]] = {}
     module_arguments: ClassVar[tuple[str, ...]] = ()  # a subclass's arguments that are modules (in the state dict)
+    # the reduction the task gives its slot losses itself (detection: "sum"); None: each keeps its own, which must
+    # then give the one number per batch a step trains on (not "none")
+    slot_reduction: ClassVar[str | None] = None
+    # whether the task gives losses that weight classes by the training labels (``counts_from_data``) their counts
+    gives_class_counts: ClassVar[bool] = False
 
     def __init__(
         self,
@@ -60,6 +67,24 @@ class Task(L.LightningModule):
         from recipes.run.tasks import task_name  # the registry imports this module
 
         return f"task '{task_name(cls)}'"
+
+    # ----- what the config must fit (checked before data loads) --------------------------------
+    @classmethod
+    def setting(cls, settings: Mapping[str, Any], name: str) -> Any:
+        """Task setting ``name`` as configured, else its constructor's default (None without one)."""
+        if name in settings:
+            return settings[name]
+        parameter = inspect.signature(cls.__init__).parameters.get(name)
+        return None if parameter is None or parameter.default is inspect.Parameter.empty else parameter.default
+
+    @classmethod
+    def class_scores(cls, slot: str, loss: nn.Module, settings: Mapping[str, Any]) -> ClassScores | None:
+        """The scores a classification loss in ``slot`` gets per sample: ``task.num_classes`` of them, with
+        class-index targets. None for other kinds, or when the task has no number of classes."""
+        count = cls.setting(settings, "num_classes")
+        if getattr(loss, "kind", "") != "classification" or not isinstance(count, int) or isinstance(count, bool):
+            return None
+        return ClassScores(count, "indices", "task.num_classes")
 
     # ----- optimisation -----------------------------------------------------------------------
     def configure_optimizers(self) -> Any:

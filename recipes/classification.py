@@ -50,6 +50,7 @@ class ClassificationTask(Task):
     """
 
     slots: ClassVar[dict[str, tuple[str, ...]]] = {"loss": ("classification",)}
+    gives_class_counts = True  # from the training labels, in ``setup``
 
     def __init__(
         self,

@@ -18,13 +18,15 @@ true (green) boxes.
 
 from __future__ import annotations
 
-from typing import ClassVar
+from collections.abc import Mapping
+from typing import Any, ClassVar
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 from torchmetrics.detection import MeanAveragePrecision
 
+from losses.base import ClassScores
 from losses.errors import check
 from recipes.base import OptimizerFactory, SchedulerFactory, Task, per_stage
 from recipes.models.detector import assign, postprocess
@@ -34,6 +36,7 @@ class DetectionTask(Task):
     """Train the anchor-free detector with any classification loss and any box loss; report COCO mAP."""
 
     slots: ClassVar[dict[str, tuple[str, ...]]] = {"loss": ("classification",), "box_loss": ("boxes",)}
+    slot_reduction = "sum"  # normalised by the number of positive locations instead
 
     def __init__(
         self,
@@ -56,13 +59,29 @@ class DetectionTask(Task):
         check(owner, scores in ("auto", "sigmoid", "softmax"), "scores must be auto, sigmoid or softmax", scores)
         classes = getattr(model, "num_classes", num_classes)
         check(owner, classes == num_classes, f"num_classes must equal the model's num_classes ({classes})", num_classes)
-        self.sigmoid = scores == "sigmoid" or (scores == "auto" and self.losses["loss"].target_format == "binary")
+        self.sigmoid = self.sigmoid_scores(scores, self.losses["loss"])
         for loss in self.losses.values():
-            loss.reduction = "sum"  # normalised by the number of positive locations instead
+            loss.reduction = self.slot_reduction
         self.num_classes, self.cls_weight, self.box_weight, self.radius = num_classes, cls_weight, box_weight, radius
         self.score_threshold, self.nms_iou, self.max_detections = score_threshold, nms_iou, max_detections
         self.image_count = image_count
         self.mean_ap = per_stage(lambda stage: MeanAveragePrecision(box_format="xyxy", backend="pycocotools"))
+
+    @staticmethod
+    def sigmoid_scores(scores: str, loss: nn.Module) -> bool:
+        """Whether locations get K sigmoids (0/1 targets) rather than a (K + 1)-way softmax (class indices)."""
+        return scores == "sigmoid" or (scores == "auto" and getattr(loss, "target_format", "indices") == "binary")
+
+    @classmethod
+    def class_scores(cls, slot: str, loss: nn.Module, settings: Mapping[str, Any]) -> ClassScores | None:
+        found = super().class_scores(slot, loss, settings)
+        if found is None:
+            return None
+        if cls.sigmoid_scores(cls.setting(settings, "scores"), loss):
+            return found._replace(
+                target_format="binary", source="task.num_classes sigmoids, 0/1 targets; task.scores=softmax for class indices"
+            )
+        return ClassScores(found.count + 1, "indices", "task.num_classes + 1: detection's softmax has a background class")
 
     def forward(self, images: Tensor) -> tuple[Tensor, Tensor]:
         return self.model(images)

@@ -24,6 +24,7 @@ from lightning.pytorch.utilities import rank_zero_warn
 from torch import Tensor, nn
 from torchmetrics.classification import MulticlassAccuracy
 
+from losses.base import MIN_TEMPERATURE
 from losses.errors import ConfigError, check, check_integer, check_number
 from recipes.base import STAGES, OptimizerFactory, SchedulerFactory, Task, per_stage
 from recipes.metrics import NegativeLogLikelihood
@@ -59,7 +60,7 @@ class DistillationTask(Task):
         owner = self.owner()
         need = "teacher_model must be the teacher's architecture, e.g. model@task.teacher_model=convnet"
         check(owner, isinstance(teacher_model, nn.Module), need, teacher_model)
-        check_number(owner, "temperature", temperature, low=0, low_open=True)
+        check_number(owner, "temperature", temperature, low=MIN_TEMPERATURE)  # T^2 scales the soft term: 1e-30 zeroes it
         check_number(owner, "alpha", alpha, low=0, high=1)
         if teacher_epochs is not None:
             check_integer(owner, "teacher_epochs", teacher_epochs, low=1)

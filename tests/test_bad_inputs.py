@@ -85,6 +85,113 @@ def test_a_bad_data_or_model_setting_is_one_message_and_status_2(make_config, ca
     assert message in run_and_expect(make_config(*TINY, override), capsys, 2)
 
 
+# ----- loss settings that construct but fail in training ------------------------------------------
+TEN = "[1,1,1,1,1,1,1,1,1,1]"  # one value per digit class
+ELEVEN = "[1,1,1,1,1,1,1,1,1,1,1]"  # detection's softmax: 10 digits + background; segmentation: background + 10
+ZEROS = TEN.replace("1", "0")
+SOFTMAX_11 = "task.num_classes + 1: detection's softmax has a background class"
+
+# each: the overrides of a setting a constructor accepts, and (part of) its one message; what the step would do
+FAILS_IN_TRAINING = {
+    # cross_entropy raises at the first step: 3 weights for 10 classes; detection's softmax also scores the background
+    "ce-weight-length": (
+        "loss=ce +loss.weight=[1,2,3]",
+        "loss 'ce': weight must have one value per class: 10 (task.num_classes), not 3",
+    ),
+    "ce-weight-detection": (
+        f"task=detection loss=ce +loss.weight={TEN}",
+        f"loss 'ce': weight must have one value per class: 11 ({SOFTMAX_11}), not 10",
+    ),
+    "focal-alpha-length": ("loss=focal loss.alpha=[0.25,0.75]", "loss 'focal': alpha must have one value per class: 10"),
+    # detection scores focal by sigmoids: 0/1 targets, where one alpha per class has no meaning
+    "focal-alpha-sigmoid": (
+        f"task=detection loss.alpha={TEN}",
+        "loss 'focal': alpha must be one number in [0, 1] for 0/1 targets",
+    ),
+    "class-balanced-length": (
+        "loss=class_balanced loss.samples_per_class=[100,10]",
+        "loss 'class_balanced': samples_per_class must have one value per class: 10",
+    ),
+    "bce-pos-weight-length": (
+        "loss=bce_logits +loss.pos_weight=[1,2,3]",
+        "loss 'bce_logits': pos_weight must have one value per class",
+    ),
+    # torch's weighted mean divides by the targets' summed weights: 0/0
+    "ce-weights-zero": (f"loss=ce +loss.weight={ZEROS}", "loss 'ce': weight must have a value > 0: with every class weighted 0"),
+    "focal-alpha-zero": (f"loss=focal loss.alpha={ZEROS}", "loss 'focal': alpha must have a value > 0"),
+    # Lightning cannot backpropagate a vector: every task but detection (which sets sum) trains on one number
+    "reduction-none": (
+        "loss.reduction=none",
+        "loss.reduction: task 'classification' trains on one number per batch, but loss 'ce' with reduction 'none' "
+        "gives one per sample; use loss.reduction=mean (or sum)",
+    ),
+    "reduction-none-segmentation": ("task=segmentation loss.reduction=none", "task 'segmentation' trains on one number"),
+    "reduction-none-distillation": ("task=distillation loss.reduction=none", "use loss.reduction=batchmean (or mean, sum)"),
+    "quantile-tau-twice": (
+        "task=regression loss=quantile loss.tau=[0.1,0.5,0.5]",
+        "loss 'quantile': tau must list each quantile once: [0.5] repeated",
+    ),
+    "nt-xent-temperature": ("task=simclr loss.temperature=1e-30", "loss 'nt_xent': temperature must be >= 0.0001"),
+    "info-nce-temperature": (
+        "task=simclr loss=info_nce loss.temperature=1e-30",
+        "loss 'info_nce': temperature must be >= 0.0001",
+    ),
+    # kl_div and js_div take log-probabilities: the distillation task divides the logits by its temperature
+    "kl-div-temperature": (
+        "task=distillation task.temperature=1e-30",
+        "task.temperature must be a number >= 0.0001 (got 1e-30)",
+    ),
+    "js-div-temperature": (
+        "task=distillation loss=js_div task.temperature=1e-30",
+        "task.temperature must be a number >= 0.0001",
+    ),
+    "dice-smooth": ("task=segmentation loss.smooth=1e30", "loss 'dice': smooth must be <= 10000"),
+    "tversky-smooth": ("task=segmentation loss=tversky loss.smooth=1e30", "loss 'tversky': smooth must be <= 10000"),
+    # only the classification task counts the training labels: detection's and segmentation's steps would raise
+    "class-balanced-detection": (
+        "task=detection loss=class_balanced",
+        "loss.samples_per_class: null asks loss 'class_balanced' to count the training labels of each class, which "
+        "task 'detection' does not (task classification does); set loss.samples_per_class=[...] "
+        f"(11 counts: {SOFTMAX_11}), or use task=classification",
+    ),
+    "class-balanced-segmentation": (
+        "task=segmentation loss=class_balanced",
+        "task 'segmentation' does not (task classification does); set loss.samples_per_class=[...] "
+        "(11 counts: task.num_classes)",
+    ),
+}
+
+
+@pytest.mark.parametrize("overrides,message", list(FAILS_IN_TRAINING.values()), ids=list(FAILS_IN_TRAINING))
+def test_a_loss_setting_that_would_fail_in_training_is_one_message_before_data_loads(tmp_path, capsys, overrides, message):
+    fresh_data = tmp_path / "data"
+    error = run_and_expect(compose_config(["debug=smoke", *overrides.split()], tmp_path / "run", fresh_data), capsys, 2)
+    assert message in error, error
+    assert not fresh_data.exists()  # the data was not read (mnist5k would be cached there)
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        pytest.param(["loss=ce", f"+loss.weight={TEN}"], id="ce-ten-weights"),
+        pytest.param(["task=detection", "loss=ce", f"+loss.weight={ELEVEN}"], id="detection-softmax-eleven-weights"),
+        pytest.param(["task=detection", "loss=bce_logits", f"+loss.pos_weight={TEN}"], id="detection-sigmoid-ten"),
+        pytest.param(["task=detection", "task.scores=softmax", f"loss.alpha={ELEVEN}"], id="detection-softmax-focal"),
+        pytest.param(["task=detection", "loss.reduction=none"], id="detection-sets-sum-itself"),
+        pytest.param(["task=segmentation", "loss=class_balanced", f"loss.samples_per_class={ELEVEN}"], id="seg-counts"),
+        pytest.param(["loss=class_balanced"], id="classification-counts-the-labels"),
+        pytest.param(["loss=bce_logits", "+loss.pos_weight=3"], id="one-pos-weight-for-every-class"),
+        pytest.param(["loss=ce", "+loss.weight=[0,1,1,1,1,1,1,1,1,1]"], id="one-class-weighted-0"),
+        pytest.param(["task=simclr", "loss.temperature=1e-4"], id="smallest-temperature"),
+        pytest.param(["task=segmentation", "loss.smooth=1e4"], id="largest-smooth"),
+    ],
+)
+def test_the_loss_settings_that_train_pass_the_check(make_config, overrides):
+    from recipes.run.checks import check_config
+
+    assert "loss" in check_config(make_config(*overrides))
+
+
 # ----- checkpoints ---------------------------------------------------------------------------------
 def test_a_missing_checkpoint_is_refused_before_data_loads(tmp_path, capsys):
     fresh_data = tmp_path / "data"

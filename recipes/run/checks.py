@@ -16,7 +16,7 @@ from losses.errors import ConfigError, check, check_integer, check_number
 from recipes.base import Task
 from recipes.run.folder import checkpoint_folder
 from recipes.run.signatures import check_signatures
-from recipes.run.tasks import task_class, task_name, tasks_taking
+from recipes.run.tasks import TASKS, task_class, task_name, tasks_taking
 
 
 def build_loss(slot: str, loss_cfg: DictConfig | dict[str, Any]) -> nn.Module:
@@ -132,6 +132,30 @@ def build_own_loss(slot: str, cls: type, loss_cfg: DictConfig, kind: str) -> nn.
 
 # what tasks read from every loss (losses/base.py): a user loss gets Loss's default for those it does not declare
 DECLARATIONS = ("target_format", "head", "target_need", "counts_from_data", "citations")
+
+def check_slot_settings(task: type[Task], slot: str, loss: nn.Module, cfg: DictConfig) -> None:
+    """Loss settings that construct but would fail in the task's step: ``reduction=none`` where the step needs one
+    number, class counts from data the task does not count, per-class vectors that do not fit the task's scores."""
+    name = getattr(loss, "name", type(loss).__name__)
+    if task.slot_reduction is None and getattr(loss, "reduction", None) == "none":
+        fits = [r for r in getattr(loss, "reductions", ("mean", "sum")) if r != "none"]
+        fix = "batchmean" if "batchmean" in fits else "mean"
+        raise ConfigError(
+            f"{slot}.reduction: task '{task_name(task)}' trains on one number per batch, but loss '{name}' with "
+            f"reduction 'none' gives one per sample; use {slot}.reduction={fix} (or {', '.join(r for r in fits if r != fix)})"
+        )
+    settings = cfg.get("task") or {}
+    classes = task.class_scores(slot, loss, settings)
+    if getattr(loss, "counts_from_data", False) and not task.gives_class_counts:
+        counting = [n for n, target in TASKS.items() if task_class(target).gives_class_counts]
+        counts = f"{classes.count} counts: {classes.source}" if classes else "one count per class"
+        raise ConfigError(
+            f"{slot}.samples_per_class: null asks loss '{name}' to count the training labels of each class, which task "
+            f"'{task_name(task)}' does not (task {', '.join(counting)} does); set {slot}.samples_per_class=[...] "
+            f"({counts}), or use task={counting[0]}"
+        )
+    if classes is not None and hasattr(loss, "check_classes"):
+        loss.check_classes(classes)
 
 
 def check_trainer(cfg: DictConfig) -> None:
@@ -287,5 +311,7 @@ def check_config(cfg: DictConfig) -> dict[str, nn.Module]:
     check_trainer(cfg)
     check_trainer_settings(cfg)
     losses = {slot: check_slot(task, slot, cfg.get(slot)) for slot in task.slots}
+    for slot, loss in losses.items():
+        check_slot_settings(task, slot, loss, cfg)
     check_output_folders(cfg)
     return losses

@@ -8,6 +8,7 @@ loss, the hyperparameter and the value: ``loss 'nt_xent': temperature must be > 
 
 from __future__ import annotations
 
+import inspect
 import math
 
 import pytest
@@ -66,3 +67,57 @@ def test_an_out_of_range_hyperparameter_is_refused_naming_the_loss_and_the_setti
 def test_the_table_covers_the_hyperparameters_the_issue_names():
     assert {"margin", "temperature", "beta", "tau", "label_smoothing"} <= set(INVALID)
     assert any(arg in INVALID for _, hparams in loss_configs() for arg in hparams)  # applies to today's losses
+
+
+# ----- values inside the range of the type that construct but fail (or train nothing) in a task's step ----------
+def takes(arg: str) -> list[str]:
+    """Every registered loss whose constructor has hyperparameter ``arg``."""
+    return [name for name in losses.available() if arg in inspect.signature(losses.spec(name).cls).parameters]
+
+
+@pytest.mark.parametrize("name", takes("temperature"))
+@pytest.mark.parametrize("temperature", [1e-30, 1e-5])
+def test_a_temperature_below_1e_minus_4_is_refused_as_float32_rounding_would_swamp_the_loss(name, temperature):
+    with pytest.raises(ConfigError, match=rf"^loss '{name}': temperature must be >= 0.0001: .* \(got {temperature:g}\)$"):
+        losses.build(name, temperature=temperature)
+    assert losses.build(name, temperature=1e-4).temperature == 1e-4  # the bound itself trains
+
+
+@pytest.mark.parametrize("name", takes("smooth"))
+def test_a_smooth_that_outweighs_any_mask_is_refused_as_the_loss_would_be_0_at_every_step(name):
+    with pytest.raises(ConfigError, match=rf"^loss '{name}': smooth must be <= 10000: .* \(got 1e\+30\)$"):
+        losses.build(name, smooth=1e30)
+    assert losses.build(name, smooth=1e4).smooth == 1e4
+
+
+def test_the_temperature_and_smooth_bounds_apply_to_todays_losses():
+    assert set(takes("temperature")) == {"nt_xent", "info_nce"} and set(takes("smooth")) == {"dice", "jaccard", "tversky"}
+
+
+@pytest.mark.parametrize("tau", [[0.5, 0.5], [0.1, 0.5, 0.9, 0.1]])
+def test_a_repeated_quantile_tau_is_refused_naming_the_repeat(tau):
+    repeated = sorted({t for t in tau if tau.count(t) > 1})
+    with pytest.raises(ConfigError, match=rf"^loss 'quantile': tau must list each quantile once: \{repeated}") as err:
+        losses.build("quantile", tau=tau)
+    assert str(err.value).endswith(f"(got {tau})")
+    assert losses.build("quantile", tau=[0.1, 0.5, 0.9]).num_quantiles == 3
+
+
+@pytest.mark.parametrize(
+    "name,arg,consequence",
+    [
+        ("ce", "weight", "the weighted mean is 0/0 (NaN)"),  # torch divides by the targets' summed weights
+        ("label_smoothing", "weight", "the weighted mean is 0/0 (NaN)"),
+        ("focal", "alpha", "the loss is 0 for every sample"),
+        ("bce_logits", "weight", "the loss is 0 for every sample"),
+    ],
+)
+def test_class_weights_that_are_all_zero_are_refused_with_what_they_would_do(name, arg, consequence):
+    with pytest.raises(ConfigError) as err:
+        losses.build(name, **{arg: [0.0, 0.0, 0.0]})
+    assert str(err.value) == (
+        f"loss '{name}': {arg} must have a value > 0: with every class weighted 0 {consequence}"
+        + (" and the sum 0" if "NaN" in consequence else " and nothing is learnt")
+        + " (got [0.0, 0.0, 0.0])"
+    )
+    assert losses.build(name, **{arg: [0.0, 0.0, 1.0]}) is not None  # one class left out is a valid weighting

@@ -154,7 +154,8 @@ def test_a_classification_loss_in_the_slot_is_refused_before_anything_runs(smoke
 @pytest.mark.parametrize(
     "override,message",
     [
-        ("task.temperature=0", "task 'distillation': temperature must be > 0 (got 0)"),
+        ("task.temperature=0", "task 'distillation': temperature must be >= 0.0001 (got 0)"),
+        ("task.temperature=1e-5", "task 'distillation': temperature must be >= 0.0001 (got 1e-05)"),  # T^2 = 1e-10
         ("task.alpha=1.5", "task 'distillation': alpha must be <= 1 (got 1.5)"),
     ],
 )
