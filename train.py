@@ -20,6 +20,7 @@ from hydra.types import RunMode
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 from lightning.pytorch.utilities.rank_zero import rank_zero_only
 from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import InterpolationResolutionError
 
 from losses.errors import ConfigError
 from recipes.run import extras
@@ -30,7 +31,7 @@ from recipes.run.folder import lock_run_folder, stopped_by_sigterm, unlock_run_f
 from recipes.run.launch import finish_processes, pin_run_folder
 from recipes.run.loggers import finish_wandb
 from recipes.run.project import setup_project
-from recipes.run.resolvers import register_resolvers
+from recipes.run.resolvers import register_resolvers, resolver_error
 from recipes.run.teacher import train_teacher_first
 
 log = logging.getLogger("train")
@@ -102,7 +103,10 @@ def run(cfg: DictConfig, entry: Callable[[DictConfig], dict[str, float]] = train
     rank 0) and an exit status: 2 for a configuration error (nothing was started), 1 for a run that could not go on.
     In a multirun the error is raised on, so that the sweeper records the failed job (Optuna tolerates up to max_failure_rate)."""
     try:
-        return entry(cfg)
+        try:
+            return entry(cfg)
+        except InterpolationResolutionError as err:  # a resolver's ConfigError (e.g. data.root of image_folder)
+            raise resolver_error(err) from None
     except (ConfigError, RunError) as err:
         if rank_zero_only.rank == 0:
             print(f"error: {err}", file=sys.stderr)
