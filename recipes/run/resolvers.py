@@ -66,6 +66,20 @@ def folder_channels(root: str) -> int:
     return channels(root)
 
 
+def table_features(path: str, target: str, features: ListConfig | None, categorical: ListConfig | None) -> int:
+    """``${table_features:${data.path},${data.target},${data.features},${data.categorical}}``: the encoded width (data=csv)."""
+    from recipes.data.table import table_features as width
+
+    return width(path, target, features, categorical)
+
+
+def table_classes(path: str, target: str) -> int:
+    """``${table_classes:${data.path},${data.target}}``: the distinct values of the target column (data=csv)."""
+    from recipes.data.table import table_classes as count
+
+    return count(path, target)
+
+
 def resolver_error(err: Exception) -> Exception:
     """The ConfigError a resolver raised inside ``err`` (OmegaConf wraps it in InterpolationResolutionError), else ``err``."""
     cause: BaseException | None = err
@@ -82,6 +96,8 @@ RESOLVERS = {
     "concat": concat,
     "folder_classes": folder_classes,
     "folder_channels": folder_channels,
+    "table_features": table_features,
+    "table_classes": table_classes,
 }
 
 
