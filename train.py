@@ -20,6 +20,7 @@ from hydra.types import RunMode
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 from lightning.pytorch.utilities.rank_zero import rank_zero_only
 from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import InterpolationResolutionError
 
 from losses.errors import ConfigError
 from recipes.run import extras
@@ -30,7 +31,7 @@ from recipes.run.folder import check_run_folder, lock_run_folder, stopped_by_sig
 from recipes.run.launch import check_optimized_metric, finish_processes, pin_run_folder
 from recipes.run.loggers import finish_wandb
 from recipes.run.project import setup_project
-from recipes.run.resolvers import register_resolvers
+from recipes.run.resolvers import register_resolvers, resolver_error
 from recipes.run.resume import check_checkpoint_fits
 from recipes.run.teacher import train_teacher_first
 
@@ -106,7 +107,10 @@ def run(cfg: DictConfig, entry: Callable[[DictConfig], dict[str, float]] = train
     In a multirun the error is raised on, so that the sweeper records the failed job (Optuna tolerates up to
     max_failure_rate) and ``recipes.run.launch.RecordFailures`` writes it to the job's ``error.txt``."""
     try:
-        metrics = entry(cfg)
+        try:
+            metrics = entry(cfg)
+        except InterpolationResolutionError as err:  # a resolver's ConfigError (e.g. data.root of image_folder)
+            raise resolver_error(err) from None
         if entry is train:
             check_optimized_metric(cfg.get("optimized_metric"), metrics)  # a sweep job without it fails
         return metrics

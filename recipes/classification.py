@@ -178,7 +178,7 @@ class ClassificationTask(Task):
                        caption=f"{int(confusion.sum())} test images: rows true class, columns predicted")
         score, images, predicted, labels = self.test_mistakes or (torch.empty(0),) * 4
         wrong = score >= 0
-        if wrong.any():
+        if wrong.any() and images.ndim == 4:  # images, not table rows (data=csv_classes)
             self.log_image("test/confident_mistakes",
                            mistakes_image(images[wrong].cpu(), predicted[wrong].cpu(), labels[wrong].cpu(), score[wrong].cpu()),
                            caption="the most confident mistakes: predicted (confidence), true class")

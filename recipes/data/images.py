@@ -44,6 +44,7 @@ class ImageDataModule(InMemoryDataModule):
     """
 
     fields = ("images", "labels")
+    datasets: tuple[str, ...] = DATASETS  # what ``dataset`` may name; a format of its own reads its own
 
     def __init__(
         self,
@@ -67,7 +68,7 @@ class ImageDataModule(InMemoryDataModule):
         label_noise: float = 0.0,
     ) -> None:
         super().__init__(name or dataset, batch_size, eval_batch_size, num_workers, on_device)
-        check(self.owner, dataset in DATASETS, f"dataset must be one of {', '.join(DATASETS)}", dataset)
+        check(self.owner, dataset in self.datasets, f"dataset must be one of {', '.join(self.datasets)}", dataset)
         check_fractions(self.owner, val_fraction, test_fraction)
         ratio = imbalance is None or (isinstance(imbalance, (int, float)) and not isinstance(imbalance, bool) and imbalance >= 1)
         check(self.owner, ratio, "imbalance must be null or a ratio >= 1 of the largest to the smallest class", imbalance)
@@ -83,9 +84,13 @@ class ImageDataModule(InMemoryDataModule):
 
     def load(self) -> dict[str, Arrays]:
         """The seeded, stratified splits of ``dataset``, the training split made harder as asked."""
-        splits = load_splits(self.dataset, self.data_dir, self.download, self.val_fraction, self.test_fraction, self.split_seed)
+        splits = self.source_splits()
         splits["train"] = self.harder_training_split(*splits["train"])
         return splits
+
+    def source_splits(self) -> dict[str, Arrays]:
+        """The dataset's splits as read, before any variant; a format of its own (image_folder) reads its own."""
+        return load_splits(self.dataset, self.data_dir, self.download, self.val_fraction, self.test_fraction, self.split_seed)
 
     def harder_training_split(self, images: Tensor, labels: Tensor) -> Arrays:
         """The training split, long-tailed when ``imbalance`` is set, with ``label_noise`` of its labels changed."""

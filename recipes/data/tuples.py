@@ -13,7 +13,7 @@ from torch import Tensor
 from torch.utils.data import DataLoader, Dataset
 
 from losses.errors import ConfigError, check, check_integer
-from recipes.data.images import ImageDataModule, load_splits
+from recipes.data.images import ImageDataModule
 from recipes.data.sources import Arrays, stratified_split
 
 TUPLE_KINDS = ("pair", "triplet")
@@ -115,7 +115,7 @@ class TupleDataModule(ImageDataModule):
 
     def load(self) -> dict[str, Arrays]:
         """The image splits (open-set when asked), and the fixed val and test pairs drawn from them."""
-        splits = load_splits(self.dataset, self.data_dir, self.download, self.val_fraction, self.test_fraction, self.split_seed)
+        splits = self.source_splits()
         if self.open_set:
             splits = self.open_set_splits(splits)
         for offset, split in enumerate(("val", "test")):

@@ -52,12 +52,52 @@ def concat(*lists: list | None) -> ListConfig:
     return OmegaConf.create(items)
 
 
+def folder_classes(root: str) -> int:
+    """``${folder_classes:${data.root}}``: the class folders of ``root/train`` (data=image_folder), counted."""
+    from recipes.data.image_folder import folder_classes as count
+
+    return count(root)
+
+
+def folder_channels(root: str) -> int:
+    """``${folder_channels:${data.root}}``: 1 when every image of the folder is grey, else 3."""
+    from recipes.data.image_folder import folder_channels as channels
+
+    return channels(root)
+
+
+def table_features(path: str, target: str, features: ListConfig | None, categorical: ListConfig | None) -> int:
+    """``${table_features:${data.path},${data.target},${data.features},${data.categorical}}``: the encoded width (data=csv)."""
+    from recipes.data.table import table_features as width
+
+    return width(path, target, features, categorical)
+
+
+def table_classes(path: str, target: str) -> int:
+    """``${table_classes:${data.path},${data.target}}``: the distinct values of the target column (data=csv)."""
+    from recipes.data.table import table_classes as count
+
+    return count(path, target)
+
+
+def resolver_error(err: Exception) -> Exception:
+    """The ConfigError a resolver raised inside ``err`` (OmegaConf wraps it in InterpolationResolutionError), else ``err``."""
+    cause: BaseException | None = err
+    while cause is not None and not isinstance(cause, ConfigError):
+        cause = cause.__context__
+    return cause or err
+
+
 RESOLVERS = {
     "loss_name": loss_name,
     "scaled": scaled,
     "inverse_frequency": inverse_frequency,
     "unused_subdir": unused_subdir,
     "concat": concat,
+    "folder_classes": folder_classes,
+    "folder_channels": folder_channels,
+    "table_features": table_features,
+    "table_classes": table_classes,
 }
 
 
