@@ -481,3 +481,141 @@ def test_every_shipped_config_passes_the_signature_check(make_config):
     for task in sorted(p.stem for p in (CONFIGS / "task").glob("*.yaml")):
         for trainer in ("default", "gpu", "ddp_cpu", "fsdp"):
             check_signatures(make_config(f"task={task}", f"trainer={trainer}", "logger=tensorboard"))
+
+
+# ----- data settings: one message, status 2, before the data loads where the setting alone shows it ----
+IMBALANCE = "imbalance must be null or a finite ratio >= 1 of the largest to the smallest class"
+REGRESSION = ("task=regression", "data=heteroscedastic")
+# (overrides, the one message); mnist5k unless the overrides pick other data
+DATA_SETTINGS = [
+    (["data.imbalance=inf"], f"data 'mnist5k': {IMBALANCE} (got inf)"),  # nine classes would get no sample
+    (["data.imbalance=nan"], f"data 'mnist5k': {IMBALANCE} (got nan)"),
+    (["data.imbalance=0.5"], f"data 'mnist5k': {IMBALANCE} (got 0.5)"),
+    (
+        ["data.imbalance=800"],  # 400 training digits per class: the rarest class would keep round(0.5) = 0
+        "data 'mnist5k': imbalance must be < 800: the smallest class has 400 training samples and the rarest class "
+        "keeps 400 / imbalance of them, rounded, so a larger ratio leaves it none (got 800.0)",
+    ),
+    (["data.imbalance=100", "data.val_fraction=0.45", "data.test_fraction=0.45"], "must be < 100: the smallest class has 50"),
+    (["data.shift=-3"], "data 'mnist5k': shift must be an integer >= 0 (got -3)"),  # augmentation silently off
+    (["data.shift=28"], "data 'mnist5k': shift must be < image_size (28), or images leave their frame (got 28)"),
+    (["data.shift=1.5"], "data.shift: must be an integer (got 1.5)"),
+    (["data.hflip=maybe"], "data.hflip: must be true or false (got 'maybe')"),
+    (["data.download=maybe"], "data.download: must be true or false (got 'maybe')"),
+    (["data.label_noise=1"], "data 'mnist5k': label_noise must be in [0, 1) (got 1.0)"),
+    (["data.label_noise=nan"], "data 'mnist5k': label_noise must be in [0, 1) (got nan)"),
+    (["data.num_classes=5"], "data 'mnist5k': num_classes must be 10, the classes of mnist5k (got 5)"),
+    (["data.split_seed=-1"], "data 'mnist5k': split_seed must be an integer >= 0 (got -1)"),
+    (["data.val_fraction=0.6"], "data 'mnist5k': val_fraction must be in (0, 0.5) (got 0.6)"),
+    ([*REGRESSION, "data.outlier_shift=inf"], "data 'heteroscedastic': outlier_shift must be a finite number (got inf)"),
+    ([*REGRESSION, "data.outlier_shift=nan"], "data 'heteroscedastic': outlier_shift must be a finite number (got nan)"),
+    ([*REGRESSION, "data.outlier_shift=0"], "data 'heteroscedastic': outlier_shift must be > 0 (got 0"),
+    ([*REGRESSION, "data.outliers=0.5"], "data 'heteroscedastic': outliers must be in [0, 0.5) (got 0.5)"),
+    ([*REGRESSION, "data.outliers=-0.1"], "data 'heteroscedastic': outliers must be in [0, 0.5) (got -0.1)"),
+    ([*REGRESSION, "data.outliers=nan"], "data 'heteroscedastic': outliers must be in [0, 0.5) (got nan)"),
+    ([*REGRESSION, "data.num_rows=10"], "data 'heteroscedastic': num_rows must be an integer >= 20 (got 10)"),
+    ([*REGRESSION, "data.target_scaling=log"], "data 'heteroscedastic': target_scaling must be one of standard, scale, none"),
+    (["task=detection", "data.noise=inf"], "data 'canvas': noise must be a finite number (got inf)"),
+    (["task=detection", "data.max_scale=inf"], "data 'canvas': need 0 < min_scale <= max_scale <= size / 28"),
+    (["task=simclr", "task.augment.noise_std=inf"], "task.augment: noise_std must be finite and >= 0 (got inf)"),
+    (["task=simclr", "task.augment.blur_sigma=[0.1,inf]"], "task.augment: blur_sigma must be finite [low, high], 0 < low"),
+]
+
+
+@pytest.mark.parametrize("overrides,message", DATA_SETTINGS, ids=[" ".join(o) for o, _ in DATA_SETTINGS])
+def test_every_bad_data_setting_is_one_message_with_status_2_before_data_loads(tmp_path, capsys, overrides, message):
+    fresh_data = tmp_path / "data"
+    tiny = ("debug=smoke",) if any(o.startswith("task=") for o in overrides) else TINY
+    error = run_and_expect(compose_config([*tiny, *overrides], tmp_path / "run", fresh_data), capsys, 2)
+    assert message in error
+    assert "Traceback" not in capsys.readouterr().err
+    assert not fresh_data.exists()  # nothing was read: mnist5k would be cached there
+
+
+def test_an_imbalance_that_leaves_a_class_no_sample_of_a_dataset_on_disk_is_refused_at_setup(tmp_path, capsys):
+    write_fake_mnist(tmp_path / "data" / "MNIST" / "raw")  # 6 training images per class, 1 of them held out
+    cfg = compose_config([*TINY, "data=mnist", "data.imbalance=10"], tmp_path / "run", tmp_path / "data")
+    error = run_and_expect(cfg, capsys, 2)
+    assert "error: data 'mnist': imbalance must be < 10: the smallest class has 5 training samples" in error
+    assert error.endswith("(got 10.0)")
+
+
+def test_a_damaged_gzip_dataset_file_is_one_message_naming_it(tmp_path, capsys):
+    raw = tmp_path / "data" / "MNIST" / "raw"
+    write_fake_mnist(raw)
+    labels = raw / "t10k-labels-idx1-ubyte.gz"
+    labels.write_bytes(b"\x1f\x8b" + b"not gzip data" * 10)
+    error = run_and_expect(compose_config([*TINY, "data=mnist"], tmp_path / "run", tmp_path / "data"), capsys, 2)
+    assert error.startswith(f"error: data: {labels} cannot be read (") and error.endswith("delete it and fetch it again")
+
+
+def test_a_damaged_cifar10_file_is_one_message_naming_it(tmp_path, capsys):
+    from torchvision.datasets import CIFAR10
+
+    folder = tmp_path / "data" / "cifar-10-batches-py"
+    folder.mkdir(parents=True)
+    for name, _ in [*CIFAR10.train_list, *CIFAR10.test_list, [CIFAR10.meta["filename"], None]]:
+        (folder / name).write_bytes(b"not a pickle")
+    cfg = compose_config(["debug=smoke", "data=cifar10", "model=convnet"], tmp_path / "run", tmp_path / "data")
+    error = run_and_expect(cfg, capsys, 2)
+    assert error == (
+        f"error: data 'cifar10': {folder / 'data_batch_1'} is missing or damaged (its checksum is not CIFAR-10's), "
+        f"and 6 more file(s) there; delete {folder} and run with data.download=true, or copy the files again"
+    )
+
+
+def test_a_damaged_mnist5k_cache_is_rebuilt(tmp_path, caplog):
+    import torch
+
+    from recipes.data.sources import load_mnist5k
+
+    cache = tmp_path / "mnist5k.pt"
+    cache.write_bytes(b"half a file")
+    images, labels = load_mnist5k(tmp_path)
+    assert images.shape == (5000, 1, 28, 28) and labels.bincount().tolist() == [500] * 10
+    assert f"data 'mnist5k': the cache {cache} is unreadable" in caplog.text and "rebuilding it" in caplog.text
+    again, _ = load_mnist5k(tmp_path)  # now read from the rewritten cache
+    assert torch.equal(again, images) and [p.name for p in tmp_path.iterdir()] == ["mnist5k.pt"]
+
+
+@pytest.fixture
+def read_only(tmp_path, monkeypatch) -> Path:
+    """A folder nothing can be written into: chmod 555, and (for root, whom modes do not stop) a file system
+    that refuses to let a file be put there, as a read-only mount does."""
+    import errno
+    import os
+
+    folder = tmp_path / "read_only"
+    folder.mkdir()
+    folder.chmod(0o555)
+    real_replace = os.replace
+
+    def replace(src, dst, *args, **kwargs):
+        if Path(dst).parent == folder:
+            raise OSError(errno.EROFS, os.strerror(errno.EROFS), str(dst))
+        return real_replace(src, dst, *args, **kwargs)
+
+    monkeypatch.setattr(os, "replace", replace)
+    yield folder
+    folder.chmod(0o755)
+
+
+def test_a_read_only_data_dir_runs_without_the_mnist5k_cache_and_says_how_to_keep_one(read_only, tmp_path, caplog):
+    import math
+
+    metrics = train(compose_config(list(TINY), tmp_path / "run", read_only))
+    assert math.isfinite(metrics["test/acc"])
+    cache = read_only / "mnist5k.pt"
+    assert f"data 'mnist5k': cannot write the cache {cache} (" in caplog.text
+    assert "going on without it (the data is read again next run). To cache it, set paths.data_dir (or DATA_DIR)" in caplog.text
+    assert list(read_only.iterdir()) == []  # no half-written file left behind
+
+
+def test_a_data_dir_and_a_run_folder_with_spaces_and_non_ascii_letters_work_end_to_end(tmp_path):
+    folder = tmp_path / "dätä ü"
+    run_dir = folder / "rün 1"
+    result = run_train(*TINY, f"hydra.run.dir='{run_dir}'", env_extra={"DATA_DIR": str(folder / "dätä")})
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert (folder / "dätä" / "mnist5k.pt").exists()
+    assert (run_dir / "checkpoints" / "last.ckpt").exists() and (run_dir / "csv" / "metrics.csv").exists()
+    assert (run_dir / ".hydra" / "config.yaml").exists()

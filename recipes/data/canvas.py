@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -21,7 +20,7 @@ from torch import Tensor
 
 from losses.errors import check, check_integer, check_number
 from recipes.data.base import SPLITS, InMemoryDataModule, Splits, check_fractions
-from recipes.data.sources import load_mnist5k, stratified_split
+from recipes.data.sources import load_mnist5k, read_cache, stratified_split, write_cache
 
 
 @dataclass(frozen=True)
@@ -248,17 +247,15 @@ class CanvasDataModule(InMemoryDataModule):
     def generate_split(self, split: str) -> dict[str, Tensor]:
         """One split's canvases, from its own source digits, seeded by ``split_seed`` and the split."""
         path = self.cache_path(split)
-        if self.cache and path.exists():
-            return torch.load(path, weights_only=True)
+        cached = read_cache(path, self.owner) if self.cache else None
+        if cached is not None:
+            return cached
         images, labels = load_mnist5k(self.data_dir)
         idx = self.source_splits()[split]
         seed = self.split_seed * 1000 + SPLITS.index(split)
         data = generate(images[idx], labels[idx], idx, self.sizes[split], self.spec, seed)
         if self.cache:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = path.with_suffix(f".tmp{os.getpid()}")
-            torch.save(data, tmp)
-            os.replace(tmp, path)
+            write_cache(path, data, self.owner)
         return data
 
     def load(self) -> Splits:

@@ -6,13 +6,16 @@ Layout (paths relative to ``root``, each configurable)::
 
 Categories become classes 0..K-1 in the order of their ids; ``data.num_classes`` must be K. Images
 are read in grey (``channels: 1``) or RGB (``channels: 3``) and resized to ``image_size`` squared, boxes
-with them. Crowd annotations are skipped. A box that leaves its image, or has no area, is an error
-that names the file, the annotation and the image size.
+with them. Crowd annotations are skipped. A file that is not a COCO file (empty, not JSON, without the
+lists ``images``, ``annotations``, ``categories``), an annotation whose image, category or box [x, y, w, h]
+is missing, unknown, not four finite numbers, empty or outside its image, and an image that does not decode
+are each one error that names the file, the annotation or image, and what it must hold.
 """
 
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 import torch
@@ -22,6 +25,10 @@ from torch import Tensor
 from losses.errors import ConfigError, check, check_integer
 from recipes.data.base import InMemoryDataModule, Splits
 
+COCO_FILE = (
+    'a COCO file holds {"images": [{"id": 1, "file_name": "a.jpg"}, ...], "annotations": [{"id": 1, '
+    '"image_id": 1, "category_id": 1, "bbox": [x, y, width, height]}, ...], "categories": [{"id": 1, "name": "cat"}, ...]}'
+)
 
 class COCOFolderDataModule(InMemoryDataModule):
     """``(images, boxes, labels)`` batches from COCO json files and their images, held in memory as uint8.
@@ -55,25 +62,28 @@ class COCOFolderDataModule(InMemoryDataModule):
         self.num_classes, self.channels = num_classes, channels
         self.root, self.image_dir = Path(root), images
         self.files = {"train": train, "val": val, "test": test or val}
+        check(self.owner, self.root.is_dir(), "root must be a folder with annotations/ and images/", root)
+        for split, name in self.files.items():
+            need = f"{split} must name a json file under {self.root}; set data.{split}=annotations/FILE.json"
+            check(self.owner, (self.root / name).is_file(), need, name)
 
     def load(self) -> Splits:
         return {split: self.read_split(self.root / name) for split, name in self.files.items()}
 
     def read_split(self, path: Path) -> tuple[Tensor, Tensor, Tensor]:
         """Images, padded xyxy boxes (pixels of the resized image) and labels (-1 padding) of one json file."""
-        if not path.exists():
-            raise ConfigError(f"{self.owner}: {path} not found; set data.train / data.val / data.test to its json files")
-        coco = json.loads(path.read_text())
-        categories = sorted(c["id"] for c in coco.get("categories", []))
+        coco = self.read_json(path)
+        categories = sorted(c["id"] for c in coco["categories"])
         if len(categories) != self.num_classes:
             raise ConfigError(
-                f"{self.owner}: {path.name} has {len(categories)} categories but data.num_classes is "
+                f"{self.owner}: {path} has {len(categories)} categories but data.num_classes is "
                 f"{self.num_classes}; set data.num_classes={len(categories)}"
             )
         index = {cat: i for i, cat in enumerate(categories)}
         per_image: dict[int, list[dict]] = {image["id"]: [] for image in coco["images"]}
-        for ann in coco.get("annotations", []):
+        for ann in coco["annotations"]:
             if not ann.get("iscrowd", 0):
+                self.check_annotation(path, ann, per_image, index)
                 per_image[ann["image_id"]].append(ann)
         most = max([len(a) for a in per_image.values()] + [1])
         n, size = len(coco["images"]), self.image_size
@@ -81,35 +91,82 @@ class COCOFolderDataModule(InMemoryDataModule):
         boxes = torch.zeros(n, most, 4)
         labels = torch.full((n, most), -1, dtype=torch.long)
         for i, info in enumerate(coco["images"]):
-            pixels = self.read_image(info["file_name"])
+            pixels = self.read_image(info["file_name"], path)
             height, width = pixels.shape[-2:]
             images[i] = self.resize(pixels)
             for j, ann in enumerate(per_image[info["id"]]):
                 x, y, w, h = (float(v) for v in ann["bbox"])
                 if w <= 0 or h <= 0 or x < 0 or y < 0 or x + w > width or y + h > height:
                     raise ConfigError(
-                        f"{self.owner}: annotation {ann.get('id')} in {path.name} has bbox [x, y, w, h] = "
+                        f"{self.owner}: annotation {ann.get('id')} in {path} has bbox [x, y, w, h] = "
                         f"{ann['bbox']}, which is empty or outside its image {info['file_name']} ({width}x{height}); "
                         "fix or clip the box"
-                    )
-                if ann["category_id"] not in index:
-                    raise ConfigError(
-                        f"{self.owner}: annotation {ann.get('id')} in {path.name} has category_id "
-                        f"{ann['category_id']}, not among the categories {categories}"
                     )
                 sx, sy = size / width, size / height
                 boxes[i, j] = torch.tensor([x * sx, y * sy, (x + w) * sx, (y + h) * sy])
                 labels[i, j] = index[ann["category_id"]]
         return images, boxes, labels
 
-    def read_image(self, file_name: str) -> Tensor:
+    def read_json(self, path: Path) -> dict:
+        """The parsed file, refused unless it holds what a COCO file must: non-empty images and categories with
+        unique ids, images with a file_name, and a list of annotations."""
+        text = path.read_bytes().decode("utf-8", errors="replace")
+        if not text.strip():
+            raise ConfigError(f"{self.owner}: {path} is empty; {COCO_FILE}")
+        try:
+            coco = json.loads(text)
+        except json.JSONDecodeError as err:
+            raise ConfigError(f"{self.owner}: {path} is not valid JSON ({err}); {COCO_FILE}") from None
+        lists = ("images", "annotations", "categories")
+        missing = [key for key in lists if not isinstance(coco, dict) or not isinstance(coco.get(key), list)]
+        if missing:
+            raise ConfigError(f"{self.owner}: {path} has no list {', '.join(map(repr, missing))}; {COCO_FILE}")
+        for key, fields in (("images", {"id": int, "file_name": str}), ("categories", {"id": int})):
+            entries = coco[key]
+            if not entries:
+                raise ConfigError(f"{self.owner}: {path} lists no {key}; {COCO_FILE}")
+            for entry in entries:
+                ok = isinstance(entry, dict) and all(isinstance(entry.get(f), t) for f, t in fields.items())
+                if not ok:
+                    need = " and ".join(f"{f} ({t.__name__})" for f, t in fields.items())
+                    raise ConfigError(f"{self.owner}: an entry of {key} in {path} is {entry!r}; each needs {need}")
+            ids = [entry["id"] for entry in entries]
+            if len(set(ids)) < len(ids):
+                twice = sorted({i for i in ids if ids.count(i) > 1})
+                raise ConfigError(f"{self.owner}: {path} lists {key} ids {twice} more than once; ids must be unique")
+        return coco
+
+    def check_annotation(self, path: Path, ann: object, per_image: dict[int, list], index: dict[int, int]) -> None:
+        """One annotation names a listed image, a listed category and a box of four finite numbers."""
+        where = f"{self.owner}: annotation {ann.get('id') if isinstance(ann, dict) else ann!r} in {path}"
+        if not isinstance(ann, dict):
+            raise ConfigError(f"{where} is not an object; each needs image_id, category_id and bbox [x, y, w, h]")
+        if ann.get("image_id") not in per_image:
+            raise ConfigError(
+                f"{where} has image_id {ann.get('image_id')!r}, which no entry of images has "
+                f"(ids {sorted(per_image)[:5]}{' ...' if len(per_image) > 5 else ''})"
+            )
+        bbox = ann.get("bbox")
+        numbers = isinstance(bbox, list) and len(bbox) == 4
+        if not numbers or not all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in bbox):
+            raise ConfigError(f"{where} has bbox {bbox!r}; a COCO bbox is [x, y, width, height], four finite numbers")
+        if ann.get("category_id") not in index:
+            raise ConfigError(f"{where} has category_id {ann.get('category_id')!r}, not among the categories {sorted(index)}")
+
+    def read_image(self, file_name: str, listed_in: Path) -> Tensor:
         from torchvision.io import ImageReadMode, decode_image
 
         path = self.root / self.image_dir / file_name
-        if not path.exists():
-            raise ConfigError(f"{self.owner}: image {path} is listed in the annotations but missing")
+        if not path.is_file():
+            raise ConfigError(f"{self.owner}: image {path} is listed in {listed_in} but missing")
         mode = ImageReadMode.GRAY if self.channels == 1 else ImageReadMode.RGB
-        return decode_image(str(path), mode=mode)
+        try:
+            return decode_image(str(path), mode=mode)
+        except RuntimeError as err:  # torchvision's decoders report a damaged or unknown file this way
+            raise ConfigError(
+                f"{self.owner}: image {path} (listed in {listed_in}) cannot be decoded ({str(err).splitlines()[0]}); "
+                "replace it with a readable JPEG, PNG, GIF or WEBP file, or remove it from the annotations"
+            ) from None
 
     def resize(self, pixels: Tensor) -> Tensor:
         if pixels.shape[-2:] == (self.image_size, self.image_size):

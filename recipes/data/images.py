@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
+import torch
 from torch import Tensor
 
-from losses.errors import check, check_interval
+from losses.errors import check, check_integer, check_interval
 from recipes.data.augment import random_hflip, random_translate
 from recipes.data.base import InMemoryDataModule, check_fractions
 from recipes.data.sources import TORCHVISION_NAMES, Arrays, load_mnist5k, load_torchvision_dataset, stratified_split
-from recipes.data.variants import long_tail_indices, noisy_labels
+from recipes.data.variants import long_tail_counts, long_tail_indices, noisy_labels
 
 DATASETS = ("mnist5k", *TORCHVISION_NAMES)
+CLASSES = 10  # every dataset here has ten classes
+MNIST5K_PER_CLASS = 500
 
 
 def load_splits(
@@ -70,13 +74,28 @@ class ImageDataModule(InMemoryDataModule):
         super().__init__(name or dataset, batch_size, eval_batch_size, num_workers, on_device)
         check(self.owner, dataset in self.datasets, f"dataset must be one of {', '.join(self.datasets)}", dataset)
         check_fractions(self.owner, val_fraction, test_fraction)
-        ratio = imbalance is None or (isinstance(imbalance, (int, float)) and not isinstance(imbalance, bool) and imbalance >= 1)
-        check(self.owner, ratio, "imbalance must be null or a ratio >= 1 of the largest to the smallest class", imbalance)
+        check(self.owner, num_classes == CLASSES, f"num_classes must be {CLASSES}, the classes of {dataset}", num_classes)
+        self.check_augmentation(shift, hflip, image_size)
+        check(self.owner, isinstance(download, bool), "download must be true or false", download)
+        check_integer(self.owner, "split_seed", split_seed, low=0)
+        number = isinstance(imbalance, (int, float)) and not isinstance(imbalance, bool)
+        ratio = imbalance is None or (number and math.isfinite(imbalance) and imbalance >= 1)
+        check(self.owner, ratio, "imbalance must be null or a finite ratio >= 1 of the largest to the smallest class", imbalance)
         self.label_noise = check_interval(self.owner, "label_noise", label_noise, 0, 1, low_open=False)
         self.dataset, self.data_dir, self.download = dataset, data_dir, download
         self.val_fraction, self.test_fraction, self.split_seed = val_fraction, test_fraction, split_seed
         self.shift, self.hflip, self.imbalance = shift, hflip, imbalance
         self.num_classes, self.channels, self.image_size = num_classes, channels, image_size
+        if dataset == "mnist5k":  # its split sizes are known before it loads: 500 digits per class
+            held_out = round(test_fraction * MNIST5K_PER_CLASS) + round(val_fraction * MNIST5K_PER_CLASS)
+            self.check_imbalance_leaves_every_class_a_sample(MNIST5K_PER_CLASS - held_out)
+
+    def check_augmentation(self, shift: int, hflip: bool, image_size: int) -> None:
+        """``shift`` pixels in [0, image_size) (a negative one would turn augmentation off); ``hflip`` a bool."""
+        check_integer(self.owner, "image_size", image_size, low=1)
+        check_integer(self.owner, "shift", shift, low=0)
+        check(self.owner, shift < image_size, f"shift must be < image_size ({image_size}), or images leave their frame", shift)
+        check(self.owner, isinstance(hflip, bool), "hflip must be true or false", hflip)
 
     def prepare_data(self) -> None:
         if self.download and self.dataset != "mnist5k":
@@ -95,11 +114,22 @@ class ImageDataModule(InMemoryDataModule):
     def harder_training_split(self, images: Tensor, labels: Tensor) -> Arrays:
         """The training split, long-tailed when ``imbalance`` is set, with ``label_noise`` of its labels changed."""
         if self.imbalance is not None:
+            counts = torch.bincount(labels.flatten().long().cpu(), minlength=self.num_classes)
+            self.check_imbalance_leaves_every_class_a_sample(int(counts[: self.num_classes].min()))
             keep = long_tail_indices(labels, self.num_classes, self.imbalance, self.split_seed)
             images, labels = images[keep], labels[keep]
         if self.label_noise:
             labels = noisy_labels(labels, self.label_noise, self.num_classes, self.split_seed)
         return images, labels
+
+    def check_imbalance_leaves_every_class_a_sample(self, n_max: int) -> None:
+        """The rarest class keeps ``round(n_max / imbalance) >= 1`` samples, i.e. ``imbalance < 2 n_max``."""
+        if self.imbalance is not None and min(long_tail_counts(n_max, self.num_classes, self.imbalance)) < 1:
+            need = (
+                f"imbalance must be < {2 * n_max}: the smallest class has {n_max} training samples and the rarest "
+                f"class keeps {n_max} / imbalance of them, rounded, so a larger ratio leaves it none"
+            )
+            check(self.owner, False, need, self.imbalance)
 
     def augment(self, images: Tensor) -> Tensor:
         """Training-time augmentation: random shifts (and mirror images where ``hflip``)."""

@@ -6,10 +6,13 @@ in-memory format that can be moved to the GPU once.
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import importlib.util
+import logging
 import os
 import struct
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -19,6 +22,7 @@ from torch import Tensor
 from losses.errors import ConfigError
 
 Arrays = tuple[Tensor, Tensor]
+log = logging.getLogger(__name__)
 
 DEBIAN_DIRS = {"fashion_mnist": Path("/usr/share/datasets/fashion-mnist")}
 TORCHVISION_NAMES = {"mnist": "MNIST", "fashion_mnist": "FashionMNIST", "cifar10": "CIFAR10"}
@@ -42,8 +46,9 @@ def mnist5k_path() -> Path:
 def load_mnist5k(cache_dir: str | os.PathLike | None = None) -> Arrays:
     """5,000 real MNIST digits (500 per class, sorted by class) as uint8 ``[5000, 1, 28, 28]``; cached."""
     cache = Path(cache_dir) / "mnist5k.pt" if cache_dir else None
-    if cache is not None and cache.exists():
-        images, labels = torch.load(cache, weights_only=True)
+    found = read_cache(cache, "data 'mnist5k'") if cache is not None else None
+    if found is not None:
+        images, labels = found
         return images, labels
     with gzip.open(mnist5k_path(), "rt") as f:
         flat = np.array(f.read().replace("\n", ",").strip(",").split(","), dtype=np.int64)
@@ -51,18 +56,48 @@ def load_mnist5k(cache_dir: str | os.PathLike | None = None) -> Arrays:
     images = torch.from_numpy(table[:, :-1].astype(np.uint8)).reshape(-1, 1, 28, 28)
     labels = torch.from_numpy(table[:, -1])
     if cache is not None:
-        cache.parent.mkdir(parents=True, exist_ok=True)
-        tmp = cache.with_suffix(f".tmp{os.getpid()}")
-        torch.save((images, labels), tmp)
-        os.replace(tmp, cache)  # atomic: parallel workers never read half a file
+        write_cache(cache, (images, labels), "data 'mnist5k'")
     return images, labels
+
+
+def read_cache(path: Path, owner: str) -> object | None:
+    """What ``write_cache`` kept at ``path``, or None when there is none or it is damaged (then it is rebuilt)."""
+    if not path.exists():
+        return None
+    try:
+        return torch.load(path, weights_only=True)
+    except Exception as err:  # truncated, not a torch file, or not ours: the data is made again and rewritten
+        log.warning("%s: the cache %s is unreadable (%s); rebuilding it", owner, path, str(err).splitlines()[0])
+        return None
+
+
+def write_cache(path: Path, data: object, owner: str) -> None:
+    """Keep ``data`` at ``path``, atomically (parallel workers never read half a file); a folder that cannot be
+    written (read-only, full, not a folder) is said once in the log, and the run goes on without the cache."""
+    tmp = path.with_suffix(f".tmp{os.getpid()}")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        torch.save(data, tmp)
+        os.replace(tmp, path)
+    except (OSError, RuntimeError) as err:  # torch.save reports a file it cannot open as a RuntimeError
+        with contextlib.suppress(OSError):
+            tmp.unlink(missing_ok=True)
+        reason = getattr(err, "strerror", None) or str(err).splitlines()[0]
+        log.warning(
+            "%s: cannot write the cache %s (%s); going on without it (the data is read again next run). "
+            "To cache it, set paths.data_dir (or DATA_DIR) to a writable folder",
+            owner, path, reason,
+        )
 
 
 def read_idx(path: Path) -> Tensor:
     """Read one IDX file (plain or gzip), the format of MNIST and Fashion-MNIST, as a uint8 tensor."""
     opener = gzip.open if path.suffix == ".gz" else open
-    with opener(path, "rb") as f:
-        data = f.read()
+    try:
+        with opener(path, "rb") as f:
+            data = f.read()
+    except (OSError, EOFError, zlib.error) as err:  # gzip.BadGzipFile is an OSError
+        raise ConfigError(f"data: {path} cannot be read ({err}); delete it and fetch it again") from None
     if len(data) < 4 or data[0] != 0 or data[1] != 0 or data[2] != 0x08:
         raise ConfigError(f"data: {path} is not an IDX file of unsigned bytes; delete it and fetch it again")
     ndim = data[3]
@@ -121,9 +156,20 @@ def download(name: str, data_dir: Path) -> None:
 def load_cifar10(data_dir: Path) -> dict[str, Arrays] | None:
     """CIFAR-10 from torchvision's python pickle folder under ``data_dir``, or None when absent."""
     import torchvision
+    from torchvision.datasets.utils import check_integrity
 
-    if not (data_dir / "cifar-10-batches-py").exists():
+    folder = data_dir / "cifar-10-batches-py"
+    if not folder.exists():
         return None
+    cifar = torchvision.datasets.CIFAR10
+    files = [*cifar.train_list, *cifar.test_list, [cifar.meta["filename"], cifar.meta["md5"]]]
+    damaged = [folder / name for name, md5 in files if not check_integrity(str(folder / name), md5)]
+    if damaged:
+        raise ConfigError(
+            f"data 'cifar10': {damaged[0]} is missing or damaged (its checksum is not CIFAR-10's)"
+            + (f", and {len(damaged) - 1} more file(s) there" if len(damaged) > 1 else "")
+            + f"; delete {folder} and run with data.download=true, or copy the files again"
+        )
     out = {}
     for split in ("train", "test"):
         ds = torchvision.datasets.CIFAR10(root=str(data_dir), train=split == "train", download=False)

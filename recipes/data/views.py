@@ -102,13 +102,16 @@ class ViewAugment(nn.Module):
                 raise ConfigError(f"task.augment: {name} must be {need} (got {value!r})")
 
         check("crop_scale", len(crop_scale) == 2 and 0 < crop_scale[0] <= crop_scale[1] <= 1, crop_scale, "[low, high] in (0, 1]")
-        check("crop_ratio", len(crop_ratio) == 2 and 0 < crop_ratio[0] <= crop_ratio[1], crop_ratio, "[low, high], 0 < low")
+        finite = lambda pair: all(math.isfinite(v) for v in pair)  # noqa: E731 - inf reaches the views as NaN
+        ratio = len(crop_ratio) == 2 and 0 < crop_ratio[0] <= crop_ratio[1] and finite(crop_ratio)
+        check("crop_ratio", ratio, crop_ratio, "finite [low, high], 0 < low")
         check("degrees", 0 <= degrees <= 180, degrees, "in [0, 180]")
         check("jitter", 0 <= jitter < 1, jitter, "in [0, 1)")
         for name, p in (("jitter_p", jitter_p), ("blur_p", blur_p)):
             check(name, 0 <= p <= 1, p, "a probability in [0, 1]")
-        check("blur_sigma", len(blur_sigma) == 2 and 0 < blur_sigma[0] <= blur_sigma[1], blur_sigma, "[low, high], 0 < low")
-        check("noise_std", noise_std >= 0, noise_std, ">= 0")
+        sigma = len(blur_sigma) == 2 and 0 < blur_sigma[0] <= blur_sigma[1] and finite(blur_sigma)
+        check("blur_sigma", sigma, blur_sigma, "finite [low, high], 0 < low")
+        check("noise_std", 0 <= noise_std < math.inf, noise_std, "finite and >= 0")
         self.crop_scale = (float(crop_scale[0]), float(crop_scale[1]))
         self.crop_ratio = (float(crop_ratio[0]), float(crop_ratio[1]))
         self.degrees, self.jitter, self.jitter_p = float(degrees), float(jitter), float(jitter_p)

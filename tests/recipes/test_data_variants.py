@@ -64,8 +64,8 @@ def test_label_noise_on_a_long_tail_counts_from_the_subsample(data_dir):
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [
-        ({"imbalance": 0.5}, r"imbalance must be null or a ratio >= 1 .*\(got 0.5\)"),
-        ({"imbalance": "high"}, r"imbalance must be null or a ratio >= 1"),
+        ({"imbalance": 0.5}, r"imbalance must be null or a finite ratio >= 1 .*\(got 0.5\)"),
+        ({"imbalance": "high"}, r"imbalance must be null or a finite ratio >= 1"),
         ({"label_noise": 1.0}, r"label_noise must be in \[0, 1\) \(got 1.0\)"),
         ({"label_noise": -0.1}, r"label_noise must be in \[0, 1\) \(got -0.1\)"),
     ],

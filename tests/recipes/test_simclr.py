@@ -69,7 +69,10 @@ def test_two_calls_give_two_different_views_of_the_same_size_and_a_generator_rep
         ({"crop_scale": [0.0, 1.0]}, "crop_scale must be"),
         ({"degrees": -5}, "degrees must be in"),
         ({"blur_p": 1.5}, "blur_p must be a probability"),
-        ({"noise_std": -0.1}, "noise_std must be >= 0"),
+        ({"noise_std": -0.1}, "noise_std must be finite and >= 0"),
+        ({"noise_std": float("inf")}, "noise_std must be finite and >= 0"),  # every view would be NaN
+        ({"blur_sigma": [0.1, float("inf")]}, "blur_sigma must be finite"),
+        ({"crop_ratio": [0.5, float("inf")]}, "crop_ratio must be finite"),
     ],
 )
 def test_bad_augmentation_settings_are_refused(kwargs, message):
