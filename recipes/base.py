@@ -34,6 +34,11 @@ class Task(L.LightningModule):
 
     slots: ClassVar[dict[str, tuple[str, ...]]] = {}
     module_arguments: ClassVar[tuple[str, ...]] = ()  # a subclass's arguments that are modules (in the state dict)
+    # what it takes, checked by name against the data's `batches` and each model's `outputs` before data loads
+    # (the names: recipes/run/combinations.py); None / {}: not checked
+    batch: ClassVar[str | None] = None  # the batch it consumes, e.g. "images+labels"
+    model_outputs: ClassVar[dict[str, str]] = {}  # per config key of a model it builds on, the output it needs
+    val_metrics: ClassVar[tuple[str, ...]] = ()  # logged at validation as val/<name> whatever the config
 
     def __init__(
         self,
@@ -60,6 +65,12 @@ class Task(L.LightningModule):
         from recipes.run.tasks import task_name  # the registry imports this module
 
         return f"task '{task_name(cls)}'"
+
+    @classmethod
+    def validation_metrics(cls, cfg: Any, losses: Mapping[str, nn.Module]) -> list[str]:
+        """Every ``val/<name>`` validation logs under this config and these losses, known before data loads
+        (``monitor.metric`` must be one): ``val_metrics``, and in subclasses the ones a setting adds."""
+        return [f"val/{name}" for name in cls.val_metrics]
 
     # ----- optimisation -----------------------------------------------------------------------
     def configure_optimizers(self) -> Any:

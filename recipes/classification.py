@@ -50,6 +50,9 @@ class ClassificationTask(Task):
     """
 
     slots: ClassVar[dict[str, tuple[str, ...]]] = {"loss": ("classification",)}
+    batch = "images+labels"
+    model_outputs = {"model": "logits"}
+    val_metrics = ("loss", "acc", "ece", "conf", "nll")
 
     def __init__(
         self,

@@ -34,6 +34,9 @@ class DetectionTask(Task):
     """Train the anchor-free detector with any classification loss and any box loss; report COCO mAP."""
 
     slots: ClassVar[dict[str, tuple[str, ...]]] = {"loss": ("classification",), "box_loss": ("boxes",)}
+    batch = "images+boxes"
+    model_outputs = {"model": "detector outputs"}
+    val_metrics = ("loss", "box_loss", "map", "map_50", "map_75")
 
     def __init__(
         self,

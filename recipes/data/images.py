@@ -13,6 +13,13 @@ from recipes.data.sources import TORCHVISION_NAMES, Arrays, load_mnist5k, load_t
 from recipes.data.variants import long_tail_indices, noisy_labels
 
 DATASETS = ("mnist5k", *TORCHVISION_NAMES)
+# what each dataset holds: data.channels, data.image_size and data.num_classes must say the same
+HOLDS = {
+    "mnist5k": {"channels": 1, "image_size": 28, "num_classes": 10},
+    "mnist": {"channels": 1, "image_size": 28, "num_classes": 10},
+    "fashion_mnist": {"channels": 1, "image_size": 28, "num_classes": 10},
+    "cifar10": {"channels": 3, "image_size": 32, "num_classes": 10},
+}
 
 
 def load_splits(
@@ -44,6 +51,7 @@ class ImageDataModule(InMemoryDataModule):
     """
 
     fields = ("images", "labels")
+    batches = ("images+labels",)
 
     def __init__(
         self,
@@ -60,9 +68,9 @@ class ImageDataModule(InMemoryDataModule):
         num_workers: int = 0,
         on_device: str | bool = "auto",
         split_seed: int = 0,
-        num_classes: int = 10,
-        channels: int = 1,
-        image_size: int = 28,
+        num_classes: int | None = None,
+        channels: int | None = None,
+        image_size: int | None = None,
         imbalance: float | None = None,
         label_noise: float = 0.0,
     ) -> None:
@@ -75,7 +83,12 @@ class ImageDataModule(InMemoryDataModule):
         self.dataset, self.data_dir, self.download = dataset, data_dir, download
         self.val_fraction, self.test_fraction, self.split_seed = val_fraction, test_fraction, split_seed
         self.shift, self.hflip, self.imbalance = shift, hflip, imbalance
-        self.num_classes, self.channels, self.image_size = num_classes, channels, image_size
+        given = {"channels": channels, "image_size": image_size, "num_classes": num_classes}
+        for key, value in given.items():  # null: what the dataset holds
+            held = HOLDS[dataset][key]
+            need = f"{key} must be {held}, what dataset {dataset} holds; set data.{key}={held}"
+            check(self.owner, value in (None, held), need, value)
+        self.num_classes, self.channels, self.image_size = (HOLDS[dataset][key] for key in given)
 
     def prepare_data(self) -> None:
         if self.download and self.dataset != "mnist5k":
