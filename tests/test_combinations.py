@@ -158,3 +158,11 @@ def test_a_datamodule_of_your_own_that_declares_its_batch_is_checked(make_config
             check_combination(cfg, task_class(cfg.task._target_))
     finally:
         del OwnData.batches
+
+
+@pytest.mark.parametrize("dataset,holds", [("mnist5k", (1, 28, 10)), ("cifar10", (3, 32, 10))])
+def test_an_image_datamodule_left_at_null_takes_what_its_dataset_holds(dataset, holds):
+    from recipes.data.images import ImageDataModule
+
+    dm = ImageDataModule(dataset=dataset)
+    assert (dm.channels, dm.image_size, dm.num_classes) == holds

@@ -88,7 +88,8 @@ class ImageDataModule(InMemoryDataModule):
             held = HOLDS[dataset][key]
             need = f"{key} must be {held}, what dataset {dataset} holds; set data.{key}={held}"
             check(self.owner, value in (None, held), need, value)
-        self.num_classes, self.channels, self.image_size = (HOLDS[dataset][key] for key in given)
+        holds = HOLDS[dataset]
+        self.num_classes, self.channels, self.image_size = holds["num_classes"], holds["channels"], holds["image_size"]
 
     def prepare_data(self) -> None:
         if self.download and self.dataset != "mnist5k":

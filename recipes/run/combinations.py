@@ -136,9 +136,10 @@ def check_counts(cfg: DictConfig, task: type[Task], key: str, need: str) -> None
 
 
 def known(cfg: DictConfig, key: str) -> int | None:
-    """An integer setting as the config gives it; None where it is absent, not an integer or cannot be resolved."""
+    """A count as the config gives it; None where it is absent, cannot be resolved or is no count (< 1 or not an
+    integer: the constructor refuses that with its own range)."""
     value = OmegaConf.select(cfg, key, throw_on_resolution_failure=False)
-    return value if isinstance(value, int) and not isinstance(value, bool) else None
+    return value if isinstance(value, int) and not isinstance(value, bool) and value >= 1 else None
 
 
 # ----- declarations and options -------------------------------------------------------------------
