@@ -41,6 +41,11 @@ class Task(L.LightningModule):
     slot_reduction: ClassVar[str | None] = None
     # whether the task gives losses that weight classes by the training labels (``counts_from_data``) their counts
     gives_class_counts: ClassVar[bool] = False
+    # what it takes, checked by name against the data's `batches` and each model's `outputs` before data loads
+    # (the names: recipes/run/combinations.py); None / {}: not checked
+    batch: ClassVar[str | None] = None  # the batch it consumes, e.g. "images+labels"
+    model_outputs: ClassVar[dict[str, str]] = {}  # per config key of a model it builds on, the output it needs
+    val_metrics: ClassVar[tuple[str, ...]] = ()  # logged at validation as val/<name> whatever the config
 
     def __init__(
         self,
@@ -85,6 +90,12 @@ class Task(L.LightningModule):
         if getattr(loss, "kind", "") != "classification" or not isinstance(count, int) or isinstance(count, bool):
             return None
         return ClassScores(count, "indices", "task.num_classes")
+
+    @classmethod
+    def validation_metrics(cls, cfg: Any, losses: Mapping[str, nn.Module]) -> list[str]:
+        """Every ``val/<name>`` validation logs under this config and these losses, known before data loads
+        (``monitor.metric`` must be one): ``val_metrics``, and in subclasses the ones a setting adds."""
+        return [f"val/{name}" for name in cls.val_metrics]
 
     # ----- optimisation -----------------------------------------------------------------------
     def configure_optimizers(self) -> Any:

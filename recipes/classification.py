@@ -51,6 +51,9 @@ class ClassificationTask(Task):
 
     slots: ClassVar[dict[str, tuple[str, ...]]] = {"loss": ("classification",)}
     gives_class_counts = True  # from the training labels, in ``setup``
+    batch = "images+labels"
+    model_outputs = {"model": "logits"}
+    val_metrics = ("loss", "acc", "ece", "conf", "nll")
 
     def __init__(
         self,

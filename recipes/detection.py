@@ -37,6 +37,9 @@ class DetectionTask(Task):
 
     slots: ClassVar[dict[str, tuple[str, ...]]] = {"loss": ("classification",), "box_loss": ("boxes",)}
     slot_reduction = "sum"  # normalised by the number of positive locations instead
+    batch = "images+boxes"
+    model_outputs = {"model": "detector outputs"}
+    val_metrics = ("loss", "box_loss", "map", "map_50", "map_75")
 
     def __init__(
         self,

@@ -15,8 +15,9 @@ from __future__ import annotations
 
 import copy
 import logging
+from collections.abc import Mapping
 from pathlib import Path
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import torch
 import torch.nn.functional as F
@@ -39,7 +40,16 @@ class DistillationTask(Task):
     """Train a small student from a frozen teacher; report its accuracy next to the teacher's and the student alone."""
 
     slots: ClassVar[dict[str, tuple[str, ...]]] = {"loss": ("distribution",)}
+    batch = "images+labels"
+    model_outputs = {"model": "logits", "task.teacher_model": "logits"}
+    val_metrics = ("loss", "acc", "teacher_acc", "agreement", "nll")
     module_arguments: ClassVar[tuple[str, ...]] = ("teacher_model",)
+
+    @classmethod
+    def validation_metrics(cls, cfg: Any, losses: Mapping[str, nn.Module]) -> list[str]:
+        """Also the student alone's accuracy and agreement with the teacher, with ``task.baseline``."""
+        baseline = ["val/baseline_acc", "val/baseline_agreement"] if cfg.task.get("baseline", True) else []
+        return [*super().validation_metrics(cfg, losses), *baseline]
 
     def __init__(
         self,

@@ -8,8 +8,8 @@ RMSE score, and (for ``quantile`` and ``gaussian_nll``) the interval whose empir
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import ClassVar
+from collections.abc import Callable, Mapping
+from typing import Any, ClassVar
 
 import torch
 import torch.nn.functional as F
@@ -162,6 +162,18 @@ class RegressionTask(Task):
     """
 
     slots: ClassVar[dict[str, tuple[str, ...]]] = {"loss": ("regression",)}
+    batch = "rows+targets"
+    model_outputs = {"model": "row outputs"}
+    val_metrics = ("loss", "mae", "rmse")
+
+    @classmethod
+    def validation_metrics(cls, cfg: Any, losses: Mapping[str, nn.Module]) -> list[str]:
+        """Also the interval's coverage for a loss whose head has one, and its width where both ends are finite."""
+        head = head_for(losses["loss"])
+        interval = [] if head.nominal is None else ["val/coverage"]
+        if interval and not (isinstance(head, QuantileHead) and len(head.taus) == 1):  # one tau: (-inf, q]
+            interval.append("val/interval_width")
+        return [*super().validation_metrics(cfg, losses), *interval]
 
     def __init__(
         self,

@@ -25,6 +25,9 @@ class SegmentationTask(Task):
     """Train a per-pixel classifier (the UNet) with a masks loss or a per-pixel classification loss."""
 
     slots: ClassVar[dict[str, tuple[str, ...]]] = {"loss": ("masks", "classification")}
+    batch = "images+masks"
+    model_outputs = {"model": "pixel logits"}
+    val_metrics = ("loss", "dice", "iou")
 
     def __init__(
         self,

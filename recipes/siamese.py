@@ -85,6 +85,9 @@ class SiameseTask(Task):
     """Metric learning for verification: embed both sides with one encoder, train on pairs or triplets."""
 
     slots: ClassVar[dict[str, tuple[str, ...]]] = {"loss": ("pair", "triplet")}
+    batch = "pairs/triplets"
+    model_outputs = {"model": "embedding"}
+    val_metrics = ("roc_auc", "eer", "acc", "threshold", "pos_distance", "neg_distance")
 
     def __init__(
         self,

@@ -10,7 +10,8 @@ also scores raw pixels and a freshly initialised encoder the same way (Chen et a
 from __future__ import annotations
 
 import copy
-from typing import ClassVar
+from collections.abc import Mapping
+from typing import Any, ClassVar
 
 import torch
 import torch.nn.functional as F
@@ -76,7 +77,16 @@ class SimCLRTask(Task):
     """Self-supervised contrastive pre-training; labels are used only to evaluate the frozen features."""
 
     slots: ClassVar[dict[str, tuple[str, ...]]] = {"loss": ("views",)}
+    batch = "images+labels"
+    model_outputs = {"model": "embedding"}
+    val_metrics = ("loss", "knn_acc")
     module_arguments: ClassVar[tuple[str, ...]] = ("augment",)
+
+    @classmethod
+    def validation_metrics(cls, cfg: Any, losses: Mapping[str, nn.Module]) -> list[str]:
+        """Also the online probe's loss and accuracy, with ``task.online_probe``."""
+        probe = ["val/probe_loss", "val/online_acc"] if cfg.task.get("online_probe", True) else []
+        return [*super().validation_metrics(cfg, losses), *probe]
 
     def __init__(
         self,

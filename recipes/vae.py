@@ -26,6 +26,9 @@ class VAETask(Task):
     """Fit a VAE by its ELBO (any elbo-kind loss); log reconstructions, prior samples and a 2-D traversal."""
 
     slots: ClassVar[dict[str, tuple[str, ...]]] = {"loss": ("elbo",)}
+    batch = "images+labels"
+    model_outputs = {"model": "encode/decode"}
+    val_metrics = ("loss", "loss_reconstruction", "loss_kl", "nelbo", "recon", "kl")
 
     def __init__(
         self,

@@ -418,7 +418,7 @@ SETTINGS = [
     (["+trainer.gradient_clip_algorithm=sideways"], "trainer.gradient_clip_algorithm: Trainer refused its settings"),
     # callbacks and monitor
     (["callbacks.model_checkpoint.mode=maximum"], "callbacks.model_checkpoint.mode: ModelCheckpoint refused its settings"),
-    (["monitor.mode=maximum"], "callbacks.model_checkpoint.mode: ModelCheckpoint refused its settings"),
+    (["monitor.mode=maximum"], "monitor.mode: must be min or max (got 'maximum')"),  # before: ModelCheckpoint refused it
     (["callbacks.step_checkpoint.every_n_train_steps=-1"], "callbacks.step_checkpoint.every_n_train_steps"),
     (["callbacks.learning_rate_monitor.logging_interval=hourly"], "callbacks.learning_rate_monitor.logging_interval"),
     # models

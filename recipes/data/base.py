@@ -50,6 +50,7 @@ class InMemoryDataModule(L.LightningDataModule):
     """
 
     fields: tuple[str, ...] = ()
+    batches: tuple[str, ...] = ()  # the batches it provides, by name (recipes/run/combinations.py); (): unchecked
     slice_on_cpu: bool = False
 
     def __init__(

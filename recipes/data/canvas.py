@@ -165,6 +165,7 @@ class CanvasDataModule(InMemoryDataModule):
     """
 
     fields = ("images", "boxes", "labels", "masks")
+    batches = ("images+boxes", "images+masks")
 
     def __init__(
         self,

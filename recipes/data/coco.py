@@ -37,6 +37,7 @@ class COCOFolderDataModule(InMemoryDataModule):
     """
 
     fields = ("images", "boxes", "labels")
+    batches = ("images+boxes",)
 
     def __init__(
         self,

@@ -15,8 +15,14 @@ from recipes.data.sources import TORCHVISION_NAMES, Arrays, load_mnist5k, load_t
 from recipes.data.variants import long_tail_counts, long_tail_indices, noisy_labels
 
 DATASETS = ("mnist5k", *TORCHVISION_NAMES)
-CLASSES = 10  # every dataset here has ten classes
 MNIST5K_PER_CLASS = 500
+# what each dataset holds: data.channels, data.image_size and data.num_classes must say the same
+HOLDS = {
+    "mnist5k": {"channels": 1, "image_size": 28, "num_classes": 10},
+    "mnist": {"channels": 1, "image_size": 28, "num_classes": 10},
+    "fashion_mnist": {"channels": 1, "image_size": 28, "num_classes": 10},
+    "cifar10": {"channels": 3, "image_size": 32, "num_classes": 10},
+}
 
 
 def load_splits(
@@ -49,6 +55,7 @@ class ImageDataModule(InMemoryDataModule):
 
     fields = ("images", "labels")
     datasets: tuple[str, ...] = DATASETS  # what ``dataset`` may name; a format of its own reads its own
+    batches = ("images+labels",)
 
     def __init__(
         self,
@@ -65,16 +72,17 @@ class ImageDataModule(InMemoryDataModule):
         num_workers: int = 0,
         on_device: str | bool = "auto",
         split_seed: int = 0,
-        num_classes: int = 10,
-        channels: int = 1,
-        image_size: int = 28,
+        num_classes: int | None = None,
+        channels: int | None = None,
+        image_size: int | None = None,
         imbalance: float | None = None,
         label_noise: float = 0.0,
     ) -> None:
         super().__init__(name or dataset, batch_size, eval_batch_size, num_workers, on_device)
         check(self.owner, dataset in self.datasets, f"dataset must be one of {', '.join(self.datasets)}", dataset)
         check_fractions(self.owner, val_fraction, test_fraction)
-        check(self.owner, num_classes == CLASSES, f"num_classes must be {CLASSES}, the classes of {dataset}", num_classes)
+        shape = self.held(dataset, {"channels": channels, "image_size": image_size, "num_classes": num_classes})
+        channels, image_size, num_classes = shape["channels"], shape["image_size"], shape["num_classes"]
         self.check_augmentation(shift, hflip, image_size)
         check(self.owner, isinstance(download, bool), "download must be true or false", download)
         check_integer(self.owner, "split_seed", split_seed, low=0)
@@ -96,6 +104,17 @@ class ImageDataModule(InMemoryDataModule):
         check_integer(self.owner, "shift", shift, low=0)
         check(self.owner, shift < image_size, f"shift must be < image_size ({image_size}), or images leave their frame", shift)
         check(self.owner, isinstance(hflip, bool), "hflip must be true or false", hflip)
+
+    def held(self, dataset: str, given: dict[str, int | None]) -> dict[str, int | None]:
+        """``channels``, ``image_size`` and ``num_classes``: what a torchvision dataset holds (null takes it; another
+        value is refused), or, for a format that reads its own (image_folder), the values it gives."""
+        holds = HOLDS.get(dataset)
+        if holds is None:
+            return given
+        for key, value in given.items():
+            need = f"{key} must be {holds[key]}, what dataset {dataset} holds; set data.{key}={holds[key]}"
+            check(self.owner, value in (None, holds[key]), need, value)
+        return dict(holds)
 
     def prepare_data(self) -> None:
         if self.download and self.dataset != "mnist5k":

@@ -92,6 +92,7 @@ class TabularDataModule(InMemoryDataModule):
     """
 
     fields = ("features", "target")
+    batches = ("rows+targets",)
     slice_on_cpu = True
 
     def __init__(

@@ -85,6 +85,8 @@ class TupleDataModule(ImageDataModule):
     half and half), every other class trains; otherwise the usual stratified split of all classes.
     """
 
+    batches = ("pairs/triplets",)
+
     def __init__(
         self,
         tuples: str = "pair",

@@ -20,6 +20,8 @@ class ConvNet(nn.Module):
     The split lets tasks reuse the encoder (siamese, SimCLR) or the feature map (detection).
     """
 
+    outputs = ("logits", "embedding")  # what tasks may take from it (recipes/run/combinations.py)
+
     def __init__(
         self, in_channels: int = 1, num_outputs: int = 10, widths: Sequence[int] = (32, 64, 128), dropout: float = 0.0
     ) -> None:

@@ -33,6 +33,8 @@ class AnchorFreeDetector(nn.Module):
     strides; :meth:`decode` turns them into xyxy boxes in pixels.
     """
 
+    outputs = ("detector outputs",)  # what tasks may take from it (recipes/run/combinations.py)
+
     def __init__(
         self,
         in_channels: int = 1,

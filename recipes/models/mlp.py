@@ -13,6 +13,8 @@ from losses.errors import check_integer, check_number, check_widths
 class MLP(nn.Module):
     """Flatten, then (Linear-ReLU-Dropout) per hidden width, then a linear head to ``num_outputs``."""
 
+    outputs = ("logits", "embedding", "row outputs")  # what tasks may take from it (recipes/run/combinations.py)
+
     def __init__(
         self,
         in_features: int | Sequence[int] = 784,

@@ -19,6 +19,8 @@ def double_conv(c_in: int, c_out: int) -> nn.Sequential:
 class UNet(nn.Module):
     """``forward(images [B, C_in, H, W]) -> logits [B, num_outputs, H, W]``; H and W need not divide 2^depth."""
 
+    outputs = ("pixel logits",)  # what tasks may take from it (recipes/run/combinations.py)
+
     def __init__(self, in_channels: int = 1, num_outputs: int = 11, widths: Sequence[int] = (8, 16, 32, 64, 128)) -> None:
         super().__init__()
         widths = check_widths("model", "widths", widths)

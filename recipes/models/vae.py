@@ -33,6 +33,8 @@ class VAE(nn.Module):
     with the reparameterisation trick and returns ``(recon_logits, mu, logvar)``.
     """
 
+    outputs = ("encode/decode",)  # what tasks may take from it (recipes/run/combinations.py)
+
     def __init__(
         self, in_channels: int = 1, image_size: int = 28, latent_dim: int = 20, hidden: Sequence[int] = (512, 256)
     ) -> None:

@@ -14,6 +14,7 @@ from torch import nn
 import losses
 from losses.errors import ConfigError, check, check_integer, check_number
 from recipes.base import Task
+from recipes.run.combinations import check_combination, check_monitor
 from recipes.run.folder import checkpoint_folder
 from recipes.run.signatures import check_signatures
 from recipes.run.tasks import TASKS, task_class, task_name, tasks_taking
@@ -307,11 +308,13 @@ def check_config(cfg: DictConfig) -> dict[str, nn.Module]:
     if "task" not in cfg or "_target_" not in cfg.task:
         raise ConfigError("task: no task chosen; use task=NAME")
     task = task_class(cfg.task._target_)
+    check_combination(cfg, task)  # task x data x model by name, before their keys are checked against signatures
     check_signatures(cfg, skip=tuple(task.slots))  # every `_target_` imports and takes its keys; values converted to their types
     check_trainer(cfg)
     check_trainer_settings(cfg)
     losses = {slot: check_slot(task, slot, cfg.get(slot)) for slot in task.slots}
     for slot, loss in losses.items():
         check_slot_settings(task, slot, loss, cfg)
+    check_monitor(cfg, task, losses)
     check_output_folders(cfg)
     return losses
