@@ -9,7 +9,7 @@ from omegaconf import open_dict
 from recipes.run.checks import check_config
 from recipes.run.combinations import BATCHES, OUTPUTS, options
 from recipes.run.tasks import TASKS, task_class
-from tests.conftest import CONFIGS, compose_config
+from tests.helpers.configs import CONFIGS, compose_config
 from tests.test_bad_inputs import run_and_expect
 
 COMBINATIONS = [

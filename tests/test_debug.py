@@ -11,8 +11,8 @@ from hydra.core.global_hydra import GlobalHydra
 from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint
 
 from recipes.run.build import callbacks
-from tests.conftest import CONFIGS
-from tests.test_resume import run_train
+from tests.helpers.configs import CONFIGS
+from tests.helpers.runs import run_train
 from train import train
 
 TINY = ("model=mlp", "model.hidden=[16]", "data.batch_size=16", "data.eval_batch_size=32", "trainer.enable_progress_bar=false")

@@ -13,7 +13,7 @@ import torch
 from losses.errors import ConfigError
 from recipes.run.errors import RunError
 from recipes.run.resume import AtomicCheckpointIO
-from tests.conftest import compose_config
+from tests.helpers.configs import compose_config
 from train import train
 
 TINY = ("model=mlp", "model.hidden=[16]")
