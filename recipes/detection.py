@@ -1,8 +1,11 @@
 """Object detection: slot ``loss`` (classification, default focal) scores locations, ``box_loss`` (boxes) fits them.
 
-The model is the anchor-free detector of ``recipes/models/detector.py``. Both slot losses are summed over
-locations and divided by the number of positive locations, as FCOS and RetinaNet normalise (the task sets
-their ``reduction`` to ``sum``). How locations are scored follows the classification loss:
+The model is the anchor-free detector of ``recipes/models/detector.py``, or torchvision's FCOS or RetinaNet
+(``model=fcos``, ``model=retinanet``: ``recipes/models/detectors.py``), which match anchors to boxes as
+torchvision does and score them with these same slots (a model with ``loss_terms`` and ``detect`` does its
+own matching and postprocessing; a term of no slot, FCOS's centre-ness, adds with weight 1). Both slot
+losses are summed over locations and divided by the number of positive locations, as FCOS and RetinaNet
+normalise (the task sets their ``reduction`` to ``sum``). How locations are scored follows the classification loss:
 
 - ``scores: sigmoid`` (auto for losses that declare ``target_format = "binary"``, e.g. ``focal`` and
   ``bce_logits``): K independent sigmoids per location, float 0/1 targets, all zero on background; focal
@@ -86,41 +89,54 @@ class DetectionTask(Task):
             )
         return ClassScores(found.count + 1, "indices", "task.num_classes + 1: detection's softmax has a background class")
 
-    def forward(self, images: Tensor) -> tuple[Tensor, Tensor]:
+    def forward(self, images: Tensor) -> Any:
         return self.model(images)
 
     def training_step(self, batch: tuple[Tensor, ...], batch_idx: int) -> Tensor:
         images, boxes, labels = batch[:3]
-        class_logits, ltrb = self(images)
-        terms = self.loss_terms(class_logits, ltrb, boxes, labels)
-        total = self.cls_weight * terms["loss"] + self.box_weight * terms["box_loss"]
-        for slot, value in terms.items():
-            self.log_loss("train", slot, value, batch_size=len(images))
+        terms = self.loss_terms(self(images), boxes, labels)
+        extra = sum(value for name, value in terms.items() if name not in self.slots)
+        total = self.cls_weight * terms["loss"] + self.box_weight * terms["box_loss"] + extra
+        self.log_terms("train", terms, batch_size=len(images))
         self.log_train({"total": total}, batch_size=len(images))
         return total
 
     # ----- the recipe's parts -----------------------------------------------------------------
-    def loss_terms(self, class_logits: Tensor, ltrb: Tensor, boxes: Tensor, labels: Tensor) -> dict[str, Tensor]:
+    def loss_terms(self, outputs: Any, boxes: Tensor, labels: Tensor) -> dict[str, Tensor]:
         """Assign locations to boxes, then both slot losses normalised by the number of positives."""
+        if hasattr(self.model, "loss_terms"):  # a torchvision detector: its matching, these slots' losses
+            return self.model.loss_terms(outputs, boxes, labels, self.class_loss, self.losses["box_loss"])
+        class_logits, ltrb = outputs
         k, stride = self.num_classes, self.model.stride
         locations = self.model.locations(*class_logits.shape[-2:], device=class_logits.device)
         classes, matched = assign(locations, boxes.float(), labels, stride, self.radius, background=k)
         logits = class_logits.flatten(2).transpose(1, 2)  # [B, L, K+1]
         positive = classes < k
         count = positive.sum().clamp_min(1)
-        if self.sigmoid:
-            target = F.one_hot(classes, k + 1)[..., :k].to(logits.dtype)
-            cls_loss = self.losses["loss"](logits[..., :k].reshape(-1, k), target.reshape(-1, k))
-        else:
-            cls_loss = self.losses["loss"](logits.reshape(-1, k + 1), classes.reshape(-1))
+        cls_loss = self.class_loss(logits, classes)
         predicted = self.model.decode(ltrb.flatten(2).transpose(1, 2).float(), locations)  # float32 under bf16
         box_loss = self.losses["box_loss"](predicted[positive] / stride, matched[positive] / stride)
         return {"loss": cls_loss / count, "box_loss": box_loss / count}
 
-    def detect(self, class_logits: Tensor, ltrb: Tensor) -> list[dict[str, Tensor]]:
+    def class_loss(self, logits: Tensor, classes: Tensor) -> Tensor:
+        """The ``loss`` slot on scores ``[..., K+1]`` and classes ``[...]`` (``K``: background): K sigmoids against
+        one-hot rows, or a (K+1)-way softmax against the class index."""
+        k = self.num_classes
+        if self.sigmoid:
+            target = F.one_hot(classes, k + 1)[..., :k].to(logits.dtype)
+            return self.losses["loss"](logits[..., :k].reshape(-1, k), target.reshape(-1, k))
+        return self.losses["loss"](logits.reshape(-1, k + 1), classes.reshape(-1))
+
+    def class_probabilities(self, logits: Tensor) -> Tensor:
+        """Probabilities ``[..., K]`` of the object classes from scores ``[..., K+1]``, as the ``loss`` slot reads them."""
+        return logits[..., : self.num_classes].sigmoid() if self.sigmoid else logits.softmax(-1)[..., : self.num_classes]
+
+    def detect(self, outputs: Any) -> list[dict[str, Tensor]]:
         """Scores per (location, class), decoded boxes, threshold and class-wise NMS, per image."""
-        logits = class_logits.flatten(2).transpose(1, 2).float()
-        probs = logits[..., : self.num_classes].sigmoid() if self.sigmoid else logits.softmax(-1)[..., : self.num_classes]
+        if hasattr(self.model, "detect"):
+            return self.model.detect(outputs, self.class_probabilities, self.score_threshold, self.nms_iou, self.max_detections)
+        class_logits, ltrb = outputs
+        probs = self.class_probabilities(class_logits.flatten(2).transpose(1, 2).float())
         locations = self.model.locations(*class_logits.shape[-2:], device=class_logits.device)
         boxes = self.model.decode(ltrb.flatten(2).transpose(1, 2).float(), locations)
         return postprocess(probs, boxes, self.score_threshold, self.nms_iou, self.max_detections)
@@ -128,11 +144,20 @@ class DetectionTask(Task):
     # ----- evaluation -------------------------------------------------------------------------
     def evaluate(self, batch: tuple[Tensor, ...], stage: str) -> None:
         images, boxes, labels = batch[:3]
-        class_logits, ltrb = self(images)
-        for slot, value in self.loss_terms(class_logits, ltrb, boxes, labels).items():
-            self.log_loss(stage, slot, value, batch_size=len(images))
+        outputs = self(images)
+        self.log_terms(stage, self.loss_terms(outputs, boxes, labels), batch_size=len(images))
         truths = [{"boxes": b[lab >= 0].float(), "labels": lab[lab >= 0]} for b, lab in zip(boxes, labels)]
-        self.mean_ap[stage].update(self.detect(class_logits, ltrb), truths)
+        self.mean_ap[stage].update(self.detect(outputs), truths)
+
+    def log_terms(self, stage: str, terms: dict[str, Tensor], batch_size: int) -> None:
+        """Each slot's loss (with its loss's terms), and terms of no slot (FCOS's centre-ness) under their names."""
+        for name, value in terms.items():
+            if name in self.slots:
+                self.log_loss(stage, name, value, batch_size=batch_size)
+            elif stage == "train":
+                self.log_train({name: value}, batch_size=batch_size)
+            else:
+                self.log(f"{stage}/{name}", value, on_step=False, on_epoch=True, batch_size=batch_size, sync_dist=True)
 
     def log_map(self, stage: str) -> None:
         metric = self.mean_ap[stage]
@@ -163,7 +188,7 @@ class DetectionTask(Task):
         if self.image_count <= 0:
             return
         images, boxes, labels = self.examples(stage, self.image_count)[:3]
-        detections = self.detect(*self(images))
+        detections = self.detect(self(images))
         scale = 2  # drawn at twice the size, so labels stay legible
         drawn = []
         for image, true_boxes, true_labels, found in zip(images, boxes, labels, detections):

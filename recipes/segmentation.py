@@ -5,7 +5,9 @@ classification loss sees every pixel as one sample: logits ``[N*H*W, C]`` and ta
 ``ce``, ``focal`` (softmax), ``bce_logits`` (one-hot) and the rest work unchanged. Reports Dice and IoU
 over the object classes (background left out; macro on validation and test, per class on test, named
 by the datamodule: ``test/dice_7`` is digit 7) via
-torchmetrics, and logs test images next to their predicted and true masks.
+torchmetrics, and logs test images next to their predicted and true masks. torchvision's segmenters
+(``model=deeplabv3``, ``fcn``: ``recipes/models/segmenters.py``) train their auxiliary head through the same slot,
+weighted by ``model.aux_weight``.
 """
 
 from __future__ import annotations
@@ -56,11 +58,22 @@ class SegmentationTask(Task):
 
     def training_step(self, batch: tuple[Tensor, ...], batch_idx: int) -> Tensor:
         images, masks = self.images_and_masks(batch)
-        loss = self.pixel_loss(self(images), masks)
+        logits, aux = self.segment(images)
+        loss = self.pixel_loss(logits, masks)
         self.log_loss("train", "loss", loss, batch_size=len(images))
-        return loss
+        if aux is None:
+            return loss
+        aux_loss = self.pixel_loss(aux, masks)  # the same slot on the auxiliary head, weighted by the model
+        total = loss + self.model.aux_weight * aux_loss
+        self.log_train({"aux_loss": aux_loss, "total": total}, batch_size=len(images))
+        return total
 
     # ----- the recipe's parts -----------------------------------------------------------------
+    def segment(self, images: Tensor) -> tuple[Tensor, Tensor | None]:
+        """The logits, and those of a torchvision segmenter's auxiliary head in training (``model.segment``; else None)."""
+        segment = getattr(self.model, "segment", None)
+        return segment(images) if segment is not None else (self(images), None)
+
     def images_and_masks(self, batch: tuple[Tensor, ...]) -> tuple[Tensor, Tensor]:
         check(self.owner(), len(batch) >= 4, "data must give masks, the 4th tensor of a batch (use data=canvas)", len(batch))
         return batch[0], batch[3].long()

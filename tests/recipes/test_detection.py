@@ -143,7 +143,7 @@ def test_a_new_loss_declaring_binary_targets_is_scored_with_sigmoids(binary_loss
     assert task.sigmoid
     boxes, labels = torch.tensor([[[4.0, 4.0, 20.0, 20.0]]]), torch.tensor([[3]])
     class_logits, ltrb = task(torch.randn(1, 1, 32, 32))
-    task.loss_terms(class_logits, ltrb, boxes, labels)
+    task.loss_terms((class_logits, ltrb), boxes, labels)
     target = binary_loss.seen  # one row per location, K columns of 0/1 (no background column)
     assert target.is_floating_point() and target.shape == (class_logits[0, 0].numel(), 10)
     assert set(target.unique().tolist()) == {0.0, 1.0}
