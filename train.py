@@ -20,6 +20,7 @@ from hydra.types import RunMode
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 from lightning.pytorch.utilities.rank_zero import rank_zero_only
 from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import InterpolationResolutionError
 
 from losses.errors import ConfigError
 from recipes.run import extras
@@ -103,7 +104,10 @@ def run(cfg: DictConfig, entry: Callable[[DictConfig], dict[str, float]] = train
     rank 0) and an exit status: 2 for a configuration error (nothing was started), 1 for a run that could not go on.
     In a multirun the error is raised on, so that the sweeper records the failed job (Optuna tolerates up to max_failure_rate)."""
     try:
-        return entry(cfg)
+        try:
+            return entry(cfg)
+        except InterpolationResolutionError as err:  # a resolver refused a setting (e.g. a data folder it reads)
+            raise resolver_error(err) from None
     except (ConfigError, RunError) as err:
         if rank_zero_only.rank == 0:
             print(f"error: {err}", file=sys.stderr)
@@ -112,6 +116,14 @@ def run(cfg: DictConfig, entry: Callable[[DictConfig], dict[str, float]] = train
         raise SystemExit(2 if isinstance(err, ConfigError) else 1) from None
     finally:
         finish_wandb()
+
+
+def resolver_error(err: InterpolationResolutionError) -> Exception:
+    """The ConfigError a resolver raised (OmegaConf keeps it as the context of its own error), else ``err``."""
+    cause = err.__context__
+    while cause is not None and not isinstance(cause, ConfigError):
+        cause = cause.__context__
+    return cause or err
 
 
 @hydra.main(version_base="1.3", config_path="configs", config_name="train")

@@ -52,12 +52,20 @@ def concat(*lists: list | None) -> ListConfig:
     return OmegaConf.create(items)
 
 
+def mask_classes(root: str | None, ignore_index: int = 255) -> int:
+    """``${mask_classes:${data.root},${data.ignore_index}}``: the classes found in a mask folder's training masks."""
+    from recipes.data.mask_folder import found_classes
+
+    return found_classes(root, ignore_index)
+
+
 RESOLVERS = {
     "loss_name": loss_name,
     "scaled": scaled,
     "inverse_frequency": inverse_frequency,
     "unused_subdir": unused_subdir,
     "concat": concat,
+    "mask_classes": mask_classes,
 }
 
 
