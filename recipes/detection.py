@@ -27,7 +27,20 @@ from torchmetrics.detection import MeanAveragePrecision
 
 from losses.errors import check
 from recipes.base import OptimizerFactory, SchedulerFactory, Task, per_stage
+from recipes.data.layout import IGNORED
 from recipes.models.detector import assign, postprocess
+
+
+def truths(boxes: Tensor, labels: Tensor) -> list[dict[str, Tensor]]:
+    """The true objects of each image for mAP: crowd (COCO) and difficult (VOC) ones, held as labels <= IGNORED,
+    as torchmetrics' ``iscrowd``, so that detections on them neither count nor miss."""
+    found = []
+    for b, lab in zip(boxes, labels):
+        crowd = lab <= IGNORED
+        keep = (lab >= 0) | crowd
+        classes = torch.where(crowd, IGNORED - lab, lab)
+        found.append({"boxes": b[keep].float(), "labels": classes[keep], "iscrowd": crowd[keep].long()})
+    return found
 
 
 class DetectionTask(Task):
@@ -109,8 +122,7 @@ class DetectionTask(Task):
         class_logits, ltrb = self(images)
         for slot, value in self.loss_terms(class_logits, ltrb, boxes, labels).items():
             self.log_loss(stage, slot, value, batch_size=len(images))
-        truths = [{"boxes": b[lab >= 0].float(), "labels": lab[lab >= 0]} for b, lab in zip(boxes, labels)]
-        self.mean_ap[stage].update(self.detect(class_logits, ltrb), truths)
+        self.mean_ap[stage].update(self.detect(class_logits, ltrb), truths(boxes, labels))
 
     def log_map(self, stage: str) -> None:
         metric = self.mean_ap[stage]

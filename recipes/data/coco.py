@@ -5,8 +5,9 @@ Layout (paths relative to ``root``, each configurable)::
     annotations/train.json   annotations/val.json   [annotations/test.json]   images/<file_name>
 
 Categories become classes 0..K-1 in the order of their ids; ``data.num_classes`` must be K. Images
-are read in grey (``channels: 1``) or RGB (``channels: 3``) and resized to ``image_size`` squared, boxes
-with them. Crowd annotations are skipped. A box that leaves its image, or has no area, is an error
+are read in grey (``channels: 1``) or RGB (``channels: 3``) from any mode and size and resized to ``image_size``
+squared, boxes with them. Crowd annotations (``iscrowd``) are no training target and are ignored by mAP, as COCO's
+evaluation ignores them (their label is ``ignored_label(class)``). A box that leaves its image, or has no area, is an error
 that names the file, the annotation and the image size.
 """
 
@@ -16,11 +17,11 @@ import json
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 
 from losses.errors import ConfigError, check, check_integer
 from recipes.data.base import InMemoryDataModule, Splits
+from recipes.data.layout import ignored_label, resize_image
 
 
 class COCOFolderDataModule(InMemoryDataModule):
@@ -73,8 +74,7 @@ class COCOFolderDataModule(InMemoryDataModule):
         index = {cat: i for i, cat in enumerate(categories)}
         per_image: dict[int, list[dict]] = {image["id"]: [] for image in coco["images"]}
         for ann in coco.get("annotations", []):
-            if not ann.get("iscrowd", 0):
-                per_image[ann["image_id"]].append(ann)
+            per_image[ann["image_id"]].append(ann)
         most = max([len(a) for a in per_image.values()] + [1])
         n, size = len(coco["images"]), self.image_size
         images = torch.zeros(n, self.channels, size, size, dtype=torch.uint8)
@@ -83,7 +83,7 @@ class COCOFolderDataModule(InMemoryDataModule):
         for i, info in enumerate(coco["images"]):
             pixels = self.read_image(info["file_name"])
             height, width = pixels.shape[-2:]
-            images[i] = self.resize(pixels)
+            images[i] = resize_image(pixels, self.image_size)
             for j, ann in enumerate(per_image[info["id"]]):
                 x, y, w, h = (float(v) for v in ann["bbox"])
                 if w <= 0 or h <= 0 or x < 0 or y < 0 or x + w > width or y + h > height:
@@ -99,7 +99,7 @@ class COCOFolderDataModule(InMemoryDataModule):
                     )
                 sx, sy = size / width, size / height
                 boxes[i, j] = torch.tensor([x * sx, y * sy, (x + w) * sx, (y + h) * sy])
-                labels[i, j] = index[ann["category_id"]]
+                labels[i, j] = ignored_label(index[ann["category_id"]]) if ann.get("iscrowd", 0) else index[ann["category_id"]]
         return images, boxes, labels
 
     def read_image(self, file_name: str) -> Tensor:
@@ -110,9 +110,3 @@ class COCOFolderDataModule(InMemoryDataModule):
             raise ConfigError(f"{self.owner}: image {path} is listed in the annotations but missing")
         mode = ImageReadMode.GRAY if self.channels == 1 else ImageReadMode.RGB
         return decode_image(str(path), mode=mode)
-
-    def resize(self, pixels: Tensor) -> Tensor:
-        if pixels.shape[-2:] == (self.image_size, self.image_size):
-            return pixels
-        x = F.interpolate(pixels[None].float(), size=(self.image_size,) * 2, mode="bilinear", antialias=True)
-        return x[0].round().clamp(0, 255).to(torch.uint8)

@@ -13,7 +13,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from losses.errors import ConfigError
+from losses.errors import ConfigError, check, check_integer
+from recipes.data.base import InMemoryDataModule, Splits, check_fractions
 
 # a crowd (COCO iscrowd) or difficult (VOC) object of class c is held as label IGNORED - c: no training
 # target (labels < 0 are padding to the detector), and a box that mAP ignores (torchmetrics' iscrowd)
@@ -60,3 +61,30 @@ def split_off(count: int, missing: list[str], fractions: dict[str, float], seed:
         out[split], start = order[start : start + share], start + share
     out["train"] = order[start:].sort().values
     return out
+
+
+class FolderDataModule(InMemoryDataModule):
+    """What the folder formats share: the root (refused with the ``layout`` when missing), the image side and
+    channels, and the ``val``/``test`` splits cut off ``train`` where the folder has none."""
+
+    layout = ""
+
+    def folder_settings(
+        self, root: str | None, image_size: int, channels: int, val_fraction: float, test_fraction: float, split_seed: int
+    ) -> None:
+        if not root or not Path(root).is_dir():
+            raise refuse(self.owner, root, "no such folder; set data.root=DIR", self.layout)
+        check(self.owner, channels in (1, 3), "channels must be 1 (grey) or 3 (RGB)", channels)
+        self.image_size = check_integer(self.owner, "image_size", image_size, low=16)
+        check_fractions(self.owner, val_fraction, test_fraction)
+        self.root, self.channels = Path(root), channels
+        self.fractions, self.split_seed = {"val": val_fraction, "test": test_fraction}, split_seed
+
+    def with_missing_splits(self, splits: Splits) -> Splits:
+        """``splits`` with a seeded share of ``train`` as each of ``val`` and ``test`` that is missing."""
+        missing = [split for split in ("val", "test") if split not in splits]
+        if missing:
+            train = splits["train"]
+            for split, index in split_off(len(train[0]), missing, self.fractions, self.split_seed).items():
+                splits[split] = tuple(t[index] for t in train)
+        return splits

@@ -17,8 +17,8 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from losses.errors import check, check_integer
-from recipes.data.base import SPLITS, InMemoryDataModule, Splits, check_fractions
-from recipes.data.layout import read_image, refuse, resize_image, split_off
+from recipes.data.base import SPLITS, Splits
+from recipes.data.layout import FolderDataModule, read_image, refuse, resize_image
 
 LAYOUT = """\
     DIR/train/images/<stem>.png|.jpg   DIR/train/masks/<stem>.png   (one class id per pixel; 255 = void)
@@ -74,10 +74,11 @@ def found_classes(root: str, ignore_index: int = 255) -> int:
     return largest + 1
 
 
-class MaskFolderDataModule(InMemoryDataModule):
+class MaskFolderDataModule(FolderDataModule):
     """``(images, masks)`` batches: uint8 images ``[N, C, S, S]``, int64 class maps ``[N, S, S]`` (void = ``ignore_index``)."""
 
     fields = ("images", "masks")
+    layout = LAYOUT
 
     def __init__(
         self,
@@ -97,29 +98,19 @@ class MaskFolderDataModule(InMemoryDataModule):
         on_device: str | bool = "auto",
     ) -> None:
         super().__init__(name, batch_size, eval_batch_size, num_workers, on_device)
-        if not root or not Path(root).is_dir():
-            raise refuse(self.owner, root, "no such folder; set data.root=DIR", LAYOUT)
-        check(self.owner, channels in (1, 3), "channels must be 1 (grey) or 3 (RGB)", channels)
-        self.image_size = check_integer(self.owner, "image_size", image_size, low=16)
+        self.folder_settings(root, image_size, channels, val_fraction, test_fraction, split_seed)
         self.ignore_index = check_integer(self.owner, "ignore_index", ignore_index, low=0)
         self.mask_classes = found_classes(root, ignore_index) if mask_classes is None else mask_classes
         check_integer(self.owner, "mask_classes", self.mask_classes, low=2)
         names = list(mask_names) if mask_names else ["background", *(f"class{c}" for c in range(1, self.mask_classes))]
         check(self.owner, len(names) == self.mask_classes, f"mask_names must name the {self.mask_classes} classes", names)
-        check_fractions(self.owner, val_fraction, test_fraction)
-        self.root, self.channels, self.mask_names = Path(root), channels, names
-        self.fractions, self.split_seed = {"val": val_fraction, "test": test_fraction}, split_seed
+        self.mask_names = names
 
     def load(self) -> Splits:
         present = {split: self.read_split(split) for split in SPLITS if (self.root / split).is_dir()}
         if "train" not in present:
             raise refuse(self.owner, self.root / "train", "folder missing", LAYOUT)
-        missing = [split for split in ("val", "test") if split not in present]
-        if missing:
-            images, masks = present["train"]
-            for split, index in split_off(len(images), missing, self.fractions, self.split_seed).items():
-                present[split] = (images[index], masks[index])
-        return present
+        return self.with_missing_splits(present)
 
     def read_split(self, split: str) -> tuple[Tensor, Tensor]:
         """Every (image, mask) pair of one split folder, resized to ``image_size``; ids checked against the classes."""

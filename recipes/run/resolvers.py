@@ -59,6 +59,13 @@ def mask_classes(root: str | None, ignore_index: int = 255) -> int:
     return found_classes(root, ignore_index)
 
 
+def voc_classes(root: str | None, classes: list[str] | None) -> int:
+    """``${voc_classes:${data.root},${data.classes}}``: the number of classes of a VOC folder, given or read from it."""
+    from recipes.data.voc import class_count
+
+    return class_count(root, classes)
+
+
 RESOLVERS = {
     "loss_name": loss_name,
     "scaled": scaled,
@@ -66,6 +73,7 @@ RESOLVERS = {
     "unused_subdir": unused_subdir,
     "concat": concat,
     "mask_classes": mask_classes,
+    "voc_classes": voc_classes,
 }
 
 
