@@ -9,15 +9,21 @@ Absent classes: a class that is absent from a sample's target (T = 0) *and* from
 there was nothing to find and nothing was wrongly found, so it neither rewards nor dilutes. A class present
 in either counts (a false positive scores ``smooth / (P + smooth)``, near 0). A sample with no counted class
 (binary: empty target, empty prediction) has loss 0. ``smooth > 0`` also gives false positives a gradient.
+
+``ignore_index`` (e.g. 255, VOC's and Cityscapes' void label): those pixels count in no sum, as in
+segmentation_models_pytorch. ``weight`` (one per channel): the mean over the counted classes is weighted.
 """
 
 from __future__ import annotations
+
+from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
 from losses.base import Loss, as_float, autocast_off
+from losses.classification import _optional_vector
 from losses.registry import register
 
 # smooth is a pseudo-count of pixels (1 in V-Net, at most 100 in common recipes); once it outweighs the masks'
@@ -26,17 +32,25 @@ from losses.registry import register
 MAX_SMOOTH = 1e4
 
 
-def overlap_sums(logits: Tensor, target: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
-    """``I, P, T`` per sample and class ``[N, C]``, and the mask of the (sample, class) pairs that count."""
+def overlap_sums(logits: Tensor, target: Tensor, ignore_index: int | None = None) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    """``I, P, T`` per sample and class ``[N, C]``, and the mask of the (sample, class) pairs that count.
+
+    Pixels whose target is ``ignore_index`` are left out of every sum and of the hard prediction.
+    """
+    valid = torch.ones_like(target, dtype=torch.bool) if ignore_index is None else target != ignore_index
+    target = target.masked_fill(~valid, 0)
+    keep = valid.unsqueeze(1)
     if logits.shape[1] == 1:
         prob = torch.sigmoid(logits)
         onehot = target.unsqueeze(1).to(prob.dtype)
-        predicted = (logits > 0).flatten(2).any(-1)
+        hard = logits > 0
     else:
         prob = torch.softmax(logits, dim=1)
         onehot = F.one_hot(target, logits.shape[1]).movedim(-1, 1).to(prob.dtype)
-        hard = logits.argmax(1)
-        predicted = F.one_hot(hard, logits.shape[1]).movedim(-1, 1).flatten(2).any(-1)
+        hard = F.one_hot(logits.argmax(1), logits.shape[1]).movedim(-1, 1).bool()
+    if ignore_index is not None:
+        prob, onehot = prob * keep, onehot * keep
+    predicted = (hard & keep).flatten(2).any(-1)
     inter = (prob * onehot).flatten(2).sum(-1)
     pred_sum = prob.flatten(2).sum(-1)
     target_sum = onehot.flatten(2).sum(-1)
@@ -47,7 +61,14 @@ def overlap_sums(logits: Tensor, target: Tensor) -> tuple[Tensor, Tensor, Tensor
 class OverlapLoss(Loss):
     """What Dice, Jaccard and Tversky share: input checks, the sums, the absent-class policy, reduction."""
 
-    def __init__(self, smooth: float = 1.0, eps: float = 1e-7, reduction: str = "mean") -> None:
+    def __init__(
+        self,
+        smooth: float = 1.0,
+        eps: float = 1e-7,
+        weight: Sequence[float] | None = None,
+        ignore_index: int | None = None,
+        reduction: str = "mean",
+    ) -> None:
         super().__init__(reduction)
         self.smooth = self.check_number("smooth", smooth, 0.0)
         self.check(
@@ -57,15 +78,22 @@ class OverlapLoss(Loss):
             smooth,
         )
         self.eps = self.check_number("eps", eps, 0.0, low_open=True)
+        self.register_buffer("weight", _optional_vector(self, "weight", weight, positive=False), persistent=False)
+        integer = ignore_index is None or (isinstance(ignore_index, int) and not isinstance(ignore_index, bool))
+        self.check(integer, "ignore_index must be an integer or null", ignore_index)
+        self.ignore_index = ignore_index
 
     def forward(self, logits: Tensor, target: Tensor) -> Tensor:
         self.check_inputs(logits, target)
         with autocast_off(logits):
             logits = as_float(logits)
-            inter, pred_sum, target_sum, counted = overlap_sums(logits, target.long())
+            inter, pred_sum, target_sum, counted = overlap_sums(logits, target.long(), self.ignore_index)
             score = self.score(inter, pred_sum, target_sum)
             counted = counted.to(score.dtype)
-            values = ((1 - score) * counted).sum(1) / counted.sum(1).clamp_min(1)
+            if self.weight is not None:
+                counted = counted * self.weight.to(score.dtype)
+            total = counted.sum(1).clamp_min(torch.finfo(score.dtype).tiny)  # no counted class: 0 / tiny = 0
+            values = ((1 - score) * counted).sum(1) / total
             return self.reduce(values)
 
     def check_inputs(self, logits: Tensor, target: Tensor) -> None:
@@ -79,10 +107,14 @@ class OverlapLoss(Loss):
             raise self.input_error(
                 "target", f"class indices of shape {tuple(logits.shape[:1] + logits.shape[2:])}", tuple(target.shape)
             )
+        if self.weight is not None and self.weight.numel() != logits.shape[1]:
+            raise self.input_error("logits", f"{self.weight.numel()} channels to match weight", logits.shape[1])
         high = max(logits.shape[1] - 1, 1)  # one sigmoid channel: 0/1 targets
-        if target.numel() and self.check_values(target) and (int(target.min()) < 0 or int(target.max()) > high):
+        valid = target if self.ignore_index is None else target[target != self.ignore_index]
+        if valid.numel() and self.check_values(target) and (int(valid.min()) < 0 or int(valid.max()) > high):
+            ignored = "" if self.ignore_index is None else f" or ignore_index {self.ignore_index}"
             raise self.input_error(
-                "target", f"class indices in [0, {high}]", f"values from {int(target.min())} to {int(target.max())}"
+                "target", f"class indices in [0, {high}]{ignored}", f"values from {int(valid.min())} to {int(valid.max())}"
             )
 
     def score(self, inter: Tensor, pred_sum: Tensor, target_sum: Tensor) -> Tensor:  # pragma: no cover - abstract
@@ -125,9 +157,10 @@ class Tversky(OverlapLoss):
     citations = ("Salehi et al. 2017",)
 
     def __init__(
-        self, alpha: float = 0.3, beta: float = 0.7, smooth: float = 1.0, eps: float = 1e-7, reduction: str = "mean"
-    ) -> None:
-        super().__init__(smooth=smooth, eps=eps, reduction=reduction)
+        self, alpha: float = 0.3, beta: float = 0.7, smooth: float = 1.0, eps: float = 1e-7,
+        weight: Sequence[float] | None = None, ignore_index: int | None = None, reduction: str = "mean",
+    ) -> None:  # fmt: skip
+        super().__init__(smooth=smooth, eps=eps, weight=weight, ignore_index=ignore_index, reduction=reduction)
         self.alpha = self.check_number("alpha", alpha, 0.0)
         self.beta = self.check_number("beta", beta, 0.0)
         self.check(self.alpha + self.beta > 0, "alpha + beta must be > 0", (alpha, beta))

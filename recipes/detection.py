@@ -32,7 +32,20 @@ from torchmetrics.detection import MeanAveragePrecision
 from losses.base import ClassScores
 from losses.errors import check
 from recipes.base import OptimizerFactory, SchedulerFactory, Task, per_stage
+from recipes.data.layout import IGNORED
 from recipes.models.detector import assign, postprocess
+
+
+def truths(boxes: Tensor, labels: Tensor) -> list[dict[str, Tensor]]:
+    """The true objects of each image for mAP: crowd (COCO) and difficult (VOC) ones, held as labels <= IGNORED,
+    as torchmetrics' ``iscrowd``, so that detections on them neither count nor miss."""
+    found = []
+    for b, lab in zip(boxes, labels):
+        crowd = lab <= IGNORED
+        keep = (lab >= 0) | crowd
+        classes = torch.where(crowd, IGNORED - lab, lab)
+        found.append({"boxes": b[keep].float(), "labels": classes[keep], "iscrowd": crowd[keep].long()})
+    return found
 
 
 class DetectionTask(Task):
@@ -146,8 +159,7 @@ class DetectionTask(Task):
         images, boxes, labels = batch[:3]
         outputs = self(images)
         self.log_terms(stage, self.loss_terms(outputs, boxes, labels), batch_size=len(images))
-        truths = [{"boxes": b[lab >= 0].float(), "labels": lab[lab >= 0]} for b, lab in zip(boxes, labels)]
-        self.mean_ap[stage].update(self.detect(outputs), truths)
+        self.mean_ap[stage].update(self.detect(outputs), truths(boxes, labels))
 
     def log_terms(self, stage: str, terms: dict[str, Tensor], batch_size: int) -> None:
         """Each slot's loss (with its loss's terms), and terms of no slot (FCOS's centre-ness) under their names."""

@@ -8,6 +8,10 @@ by the datamodule: ``test/dice_7`` is digit 7) via
 torchmetrics, and logs test images next to their predicted and true masks. torchvision's segmenters
 (``model=deeplabv3``, ``fcn``: ``recipes/models/segmenters.py``) train their auxiliary head through the same slot,
 weighted by ``model.aux_weight``.
+
+``ignore_index`` (the datamodule's, e.g. 255 for ``mask_folder``): void pixels count in no metric and no loss. A
+masks loss without an ``ignore_index`` of its own is given the task's; a classification loss sees only the
+pixels that are not void (so ``ce`` equals ``F.cross_entropy(..., ignore_index=255)``).
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ from __future__ import annotations
 from typing import ClassVar
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 from torchmetrics import MetricCollection
 from torchmetrics.segmentation import DiceScore, MeanIoU
@@ -39,13 +44,16 @@ class SegmentationTask(Task):
         scheduler: SchedulerFactory | None = None,
         num_classes: int = 11,
         image_count: int = 8,
+        ignore_index: int | None = None,
     ) -> None:
         super().__init__(model, losses, optimizer, scheduler)
         check_integer(self.owner(), "num_classes", num_classes, low=2)  # background and at least one class
-        self.num_classes, self.image_count = num_classes, image_count
+        self.num_classes, self.image_count, self.ignore_index = num_classes, image_count, ignore_index
+        self.share_ignore_index(self.losses["loss"])
 
         def metrics(stage: str) -> MetricCollection:
-            common = {"num_classes": num_classes, "include_background": False, "input_format": "index"}
+            fmt = "index" if ignore_index is None else "one-hot"  # one-hot: void pixels are all-zero rows
+            common = {"num_classes": num_classes, "include_background": False, "input_format": fmt}
             found = {"dice": DiceScore(average="macro", **common), "iou": MeanIoU(**common)}
             if stage == "test":
                 found |= {"dice_class": DiceScore(average="none", **common), "iou_class": MeanIoU(per_class=True, **common)}
@@ -75,22 +83,45 @@ class SegmentationTask(Task):
         return segment(images) if segment is not None else (self(images), None)
 
     def images_and_masks(self, batch: tuple[Tensor, ...]) -> tuple[Tensor, Tensor]:
-        check(self.owner(), len(batch) >= 4, "data must give masks, the 4th tensor of a batch (use data=canvas)", len(batch))
-        return batch[0], batch[3].long()
+        masks = batch[-1]
+        ok = len(batch) >= 2 and masks.ndim == 3
+        check(self.owner(), ok, "data must give masks [N, H, W], the last tensor of a batch (use data=canvas)", len(batch))
+        return batch[0], masks.long()
+
+    def share_ignore_index(self, loss: nn.Module) -> None:
+        """A masks loss ignores the data's void pixels: the task's ``ignore_index`` unless the loss has its own."""
+        if self.ignore_index is None or getattr(loss, "kind", None) != "masks" or not hasattr(loss, "ignore_index"):
+            return
+        if loss.ignore_index is None:
+            loss.ignore_index = self.ignore_index
+        same = loss.ignore_index == self.ignore_index
+        check(self.owner(), same, f"loss.ignore_index must be the data's ignore_index {self.ignore_index}", loss.ignore_index)
 
     def pixel_loss(self, logits: Tensor, masks: Tensor) -> Tensor:
         """The slot's loss on dense logits (masks kind) or on every pixel as a sample (classification kind)."""
         loss = self.losses["loss"]
         if loss.kind == "masks":
             return loss(logits, masks)
-        return loss(logits.movedim(1, -1).reshape(-1, logits.shape[1]), masks.reshape(-1))
+        logits, masks = logits.movedim(1, -1).reshape(-1, logits.shape[1]), masks.reshape(-1)
+        if self.ignore_index is not None:
+            kept = masks != self.ignore_index
+            logits, masks = logits[kept], masks[kept]
+        return loss(logits, masks)
+
+    def metric_inputs(self, predicted: Tensor, masks: Tensor) -> tuple[Tensor, Tensor]:
+        """Class maps as the metrics take them: indices, or one-hot with void pixels all zero."""
+        if self.ignore_index is None:
+            return predicted, masks
+        kept = (masks != self.ignore_index).unsqueeze(1)
+        one_hot = lambda m: F.one_hot(m.masked_fill(~kept[:, 0], 0), self.num_classes).movedim(-1, 1) * kept  # noqa: E731
+        return one_hot(predicted), one_hot(masks)
 
     # ----- evaluation -------------------------------------------------------------------------
     def evaluate(self, batch: tuple[Tensor, ...], stage: str) -> None:
         images, masks = self.images_and_masks(batch)
         logits = self(images)
         self.log_loss(stage, "loss", self.pixel_loss(logits, masks), batch_size=len(images))
-        self.metrics[stage].update(logits.argmax(1), masks)
+        self.metrics[stage].update(*self.metric_inputs(logits.argmax(1), masks))
 
     def log_metrics(self, stage: str) -> None:
         metrics = self.metrics[stage]

@@ -8,11 +8,15 @@ from bench.references.common import reduce_reference
 
 
 def hand_reference(formula):
-    """Loop over samples and classes; skip a class absent from the target and the hard prediction."""
+    """Loop over samples and classes; skip a class absent from the target and the hard prediction.
 
-    def reference(logits, target, reduction, smooth=1.0, eps=1e-7, **hparams):
+    Pixels whose target is ``ignore_index`` are dropped before anything is summed; ``weight`` weighs the classes.
+    """
+
+    def reference(logits, target, reduction, smooth=1.0, eps=1e-7, weight=None, ignore_index=None, **hparams):
         values = []
         for n in range(logits.shape[0]):
+            keep = target[n] != ignore_index if ignore_index is not None else torch.ones_like(target[n], dtype=torch.bool)
             if logits.shape[1] == 1:
                 probs = [torch.sigmoid(logits[n, 0])]
                 truths = [(target[n] == 1).to(logits.dtype)]
@@ -22,13 +26,17 @@ def hand_reference(formula):
                 probs = list(soft)
                 truths = [(target[n] == c).to(logits.dtype) for c in range(logits.shape[1])]
                 hards = [logits[n].argmax(0) == c for c in range(logits.shape[1])]
-            losses = []
-            for p, t, hard in zip(probs, truths, hards):
+            losses, weights = [], []
+            for c, (p, t, hard) in enumerate(zip(probs, truths, hards)):
+                p, t, hard = p[keep], t[keep], hard[keep]
                 if t.sum() == 0 and not hard.any():
                     continue
                 tp, fp, fn = (p * t).sum(), (p * (1 - t)).sum(), ((1 - p) * t).sum()
                 losses.append(1 - formula(tp, fp, fn, smooth, **hparams))
-            values.append(torch.stack(losses).mean() if losses else logits.new_zeros(()))
+                weights.append(1.0 if weight is None else float(weight[c]))
+            total = sum(weights)
+            mean = sum(w * v for w, v in zip(weights, losses)) / total if total else logits.new_zeros(())
+            values.append(mean)
         return reduce_reference(torch.stack(values), reduction)
 
     return reference

@@ -5,11 +5,12 @@ Layout (paths relative to ``root``, each configurable)::
     annotations/train.json   annotations/val.json   [annotations/test.json]   images/<file_name>
 
 Categories become classes 0..K-1 in the order of their ids; ``data.num_classes`` must be K. Images
-are read in grey (``channels: 1``) or RGB (``channels: 3``) and resized to ``image_size`` squared, boxes
-with them. Crowd annotations are skipped. A file that is not a COCO file (empty, not JSON, without the
-lists ``images``, ``annotations``, ``categories``), an annotation whose image, category or box [x, y, w, h]
-is missing, unknown, not four finite numbers, empty or outside its image, and an image that does not decode
-are each one error that names the file, the annotation or image, and what it must hold.
+are read in grey (``channels: 1``) or RGB (``channels: 3``) from any mode and size and resized to ``image_size``
+squared, boxes with them. Crowd annotations (``iscrowd``) are no training target and are ignored by mAP, as COCO's
+evaluation ignores them (their label is ``ignored_label(class)``). A file that is not a COCO file (empty, not JSON,
+without the lists ``images``, ``annotations``, ``categories``), an annotation whose image, category or box
+[x, y, w, h] is missing, unknown, not four finite numbers, empty or outside its image, and an image that does not
+decode are each one error that names the file, the annotation or image, and what it must hold.
 """
 
 from __future__ import annotations
@@ -19,11 +20,11 @@ import math
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 
 from losses.errors import ConfigError, check, check_integer
 from recipes.data.base import InMemoryDataModule, Splits
+from recipes.data.layout import ignored_label, resize_image
 
 COCO_FILE = (
     'a COCO file holds {"images": [{"id": 1, "file_name": "a.jpg"}, ...], "annotations": [{"id": 1, '
@@ -83,9 +84,8 @@ class COCOFolderDataModule(InMemoryDataModule):
         index = {cat: i for i, cat in enumerate(categories)}
         per_image: dict[int, list[dict]] = {image["id"]: [] for image in coco["images"]}
         for ann in coco["annotations"]:
-            if not ann.get("iscrowd", 0):
-                self.check_annotation(path, ann, per_image, index)
-                per_image[ann["image_id"]].append(ann)
+            self.check_annotation(path, ann, per_image, index)
+            per_image[ann["image_id"]].append(ann)
         most = max([len(a) for a in per_image.values()] + [1])
         n, size = len(coco["images"]), self.image_size
         images = torch.zeros(n, self.channels, size, size, dtype=torch.uint8)
@@ -94,7 +94,7 @@ class COCOFolderDataModule(InMemoryDataModule):
         for i, info in enumerate(coco["images"]):
             pixels = self.read_image(info["file_name"], path)
             height, width = pixels.shape[-2:]
-            images[i] = self.resize(pixels)
+            images[i] = resize_image(pixels, self.image_size)
             for j, ann in enumerate(per_image[info["id"]]):
                 x, y, w, h = (float(v) for v in ann["bbox"])
                 if w <= 0 or h <= 0 or x < 0 or y < 0 or x + w > width or y + h > height:
@@ -105,7 +105,7 @@ class COCOFolderDataModule(InMemoryDataModule):
                     )
                 sx, sy = size / width, size / height
                 boxes[i, j] = torch.tensor([x * sx, y * sy, (x + w) * sx, (y + h) * sy])
-                labels[i, j] = index[ann["category_id"]]
+                labels[i, j] = ignored_label(index[ann["category_id"]]) if ann.get("iscrowd", 0) else index[ann["category_id"]]
         return images, boxes, labels
 
     def read_json(self, path: Path) -> dict:
@@ -168,9 +168,3 @@ class COCOFolderDataModule(InMemoryDataModule):
                 f"{self.owner}: image {path} (listed in {listed_in}) cannot be decoded ({str(err).splitlines()[0]}); "
                 "replace it with a readable JPEG, PNG, GIF or WEBP file, or remove it from the annotations"
             ) from None
-
-    def resize(self, pixels: Tensor) -> Tensor:
-        if pixels.shape[-2:] == (self.image_size, self.image_size):
-            return pixels
-        x = F.interpolate(pixels[None].float(), size=(self.image_size,) * 2, mode="bilinear", antialias=True)
-        return x[0].round().clamp(0, 255).to(torch.uint8)

@@ -86,6 +86,18 @@ def resolver_error(err: Exception) -> Exception:
     while cause is not None and not isinstance(cause, ConfigError):
         cause = cause.__context__
     return cause or err
+def mask_classes(root: str | None, ignore_index: int = 255) -> int:
+    """``${mask_classes:${data.root},${data.ignore_index}}``: the classes found in a mask folder's training masks."""
+    from recipes.data.mask_folder import found_classes
+
+    return found_classes(root, ignore_index)
+
+
+def voc_classes(root: str | None, classes: list[str] | None) -> int:
+    """``${voc_classes:${data.root},${data.classes}}``: the number of classes of a VOC folder, given or read from it."""
+    from recipes.data.voc import class_count
+
+    return class_count(root, classes)
 
 
 RESOLVERS = {
@@ -98,6 +110,8 @@ RESOLVERS = {
     "folder_channels": folder_channels,
     "table_features": table_features,
     "table_classes": table_classes,
+    "mask_classes": mask_classes,
+    "voc_classes": voc_classes,
 }
 
 

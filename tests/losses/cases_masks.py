@@ -23,17 +23,30 @@ def sigmoid_inputs(g, dtype):
     return logits, target
 
 
+def void_inputs(g, dtype):
+    """Softmax inputs with a border of void pixels (255, as VOC marks object outlines), one sample all void."""
+    logits, target = softmax_inputs(g, dtype)
+    target[:, 0, :] = 255
+    target[:, :, -1] = 255
+    target[1] = 255
+    return logits, target
+
+
 CASES = {
     "dice": [
         Case(softmax_inputs, hand_dice, hparams={"smooth": 1.0}, label="softmax"),
         Case(sigmoid_inputs, hand_dice, hparams={"smooth": 0.0}, label="sigmoid-unsmoothed"),
+        Case(void_inputs, hand_dice, hparams={"ignore_index": 255, "weight": [0.2, 1.0, 2.0, 0.5]}, label="void-weighted"),
     ],
     "jaccard": [
         Case(softmax_inputs, hand_jaccard, hparams={"smooth": 0.5}, label="softmax"),
         Case(sigmoid_inputs, hand_jaccard, label="sigmoid"),
+        Case(void_inputs, hand_jaccard, hparams={"ignore_index": 255, "weight": [1.0, 0.0, 3.0, 1.0]}, label="void-weighted"),
     ],
     "tversky": [
         Case(softmax_inputs, hand_tversky, hparams={"alpha": 0.3, "beta": 0.7}, label="softmax"),
         Case(sigmoid_inputs, hand_tversky, hparams={"alpha": 0.8, "beta": 0.2, "smooth": 0.1}, label="sigmoid"),
+        Case(void_inputs, hand_tversky, hparams={"alpha": 0.3, "beta": 0.7, "ignore_index": 255, "weight": [0.5, 1, 1, 2]},
+             label="void-weighted"),
     ],
 }

@@ -104,3 +104,38 @@ def test_bad_hyperparameters_are_refused():
         losses.build("dice", smooth=-1)
     with pytest.raises(ConfigError, match=r"loss 'tversky': alpha \+ beta must be > 0"):
         losses.build("tversky", alpha=0, beta=0)
+
+
+@pytest.mark.parametrize("name", MASK_LOSSES)
+def test_ignored_pixels_change_nothing_whatever_their_logits(name):
+    g = torch.Generator().manual_seed(3)
+    logits = torch.randn(2, 3, 6, 6, generator=g, dtype=torch.float64)
+    target = torch.randint(0, 3, (2, 6, 6), generator=g)
+    target[:, :2] = 255  # two void rows
+    loss = losses.build(name, ignore_index=255, reduction="none")
+    other = logits.clone()
+    other[:, :, :2] = torch.randn(2, 3, 2, 6, generator=g, dtype=torch.float64) * 50
+    torch.testing.assert_close(loss(other, target), loss(logits, target), rtol=0, atol=0)
+    cropped = losses.build(name, reduction="none")(logits[:, :, 2:], target[:, 2:])  # the same pixels, void cut off
+    torch.testing.assert_close(loss(logits, target), cropped, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("name", MASK_LOSSES)
+def test_a_class_weight_of_zero_leaves_that_class_out_and_weights_scale_the_mean(name):
+    g = torch.Generator().manual_seed(4)
+    logits = torch.randn(1, 3, 5, 5, generator=g, dtype=torch.float64)
+    target = torch.randint(0, 3, (1, 5, 5), generator=g)
+    per_class = [losses.build(name, weight=[float(c == k) for c in range(3)])(logits, target) for k in range(3)]
+    weighted = losses.build(name, weight=[1.0, 2.0, 3.0])(logits, target)
+    torch.testing.assert_close(weighted, (per_class[0] + 2 * per_class[1] + 3 * per_class[2]) / 6)
+
+
+def test_ignore_index_and_weight_are_checked():
+    with pytest.raises(ConfigError, match=r"loss 'dice': ignore_index must be an integer or null \(got 2.5\)"):
+        losses.build("dice", ignore_index=2.5)
+    with pytest.raises(ConfigError, match=r"loss 'jaccard': every weight must be >= 0"):
+        losses.build("jaccard", weight=[1.0, -1.0])
+    with pytest.raises(ValueError, match=r"loss 'tversky': logits must be 2 channels to match weight \(got 3\)"):
+        losses.build("tversky", weight=[1.0, 1.0])(torch.zeros(1, 3, 2, 2), torch.zeros(1, 2, 2, dtype=torch.long))
+    with pytest.raises(ValueError, match=r"class indices in \[0, 2\] or ignore_index 255 \(got values from 0 to 7\)"):
+        losses.build("dice", ignore_index=255)(torch.zeros(1, 3, 2, 2), torch.tensor([[[0, 255], [7, 1]]]))

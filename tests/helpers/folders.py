@@ -1,0 +1,91 @@
+"""A user's own folders, written from the digit canvases: VOC (JPEG + XML) and mask folders (image + mask PNG).
+
+The canvases' boxes and masks are exact, so what a datamodule reads back can be checked against what was written.
+Digits 0, 1 and 2 only: a mask class is digit + 1 (0 is background), a VOC class is the digit's name.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from xml.etree import ElementTree as ET
+
+import torch
+from torchvision.io import write_jpeg, write_png
+
+from recipes.data.canvas import CanvasSpec, generate
+from recipes.data.sources import load_mnist5k
+
+NAMES = ("zero", "one", "two")  # VOC class names of digits 0, 1, 2: sorted, they are one, two, zero
+
+
+def canvases(data_dir: Path, count: int, seed: int, size: int = 48, max_objects: int = 3) -> dict[str, torch.Tensor]:
+    """``count`` canvases of digits 0-2 (``size`` squared, unscaled digits): images, boxes, labels, masks."""
+    images, labels = load_mnist5k(data_dir)
+    keep = torch.cat([torch.nonzero(labels == d).flatten()[:100] for d in range(3)])
+    spec = CanvasSpec(size=size, max_objects=max_objects, min_scale=1.0, max_scale=1.0, scale_levels=1)
+    return generate(images[keep], labels[keep], keep, count, spec, seed)
+
+
+def write_mask_folder(root: Path, data_dir: Path, counts: dict[str, int], width: int = 48, height: int = 40) -> dict:
+    """``root/<split>/images/<i>.png`` (RGB, ``width x height``) and ``masks/<i>.png`` with the top row void (255)."""
+    written = {}
+    for seed, (split, count) in enumerate(counts.items()):
+        data = canvases(data_dir, count, seed)
+        (root / split / "images").mkdir(parents=True)
+        (root / split / "masks").mkdir()
+        images = data["images"][:, :, :height, :width].expand(-1, 3, -1, -1).contiguous()
+        masks = data["masks"][:, :height, :width].clone()
+        masks[:, 0] = 255
+        for i, (image, mask) in enumerate(zip(images, masks)):
+            write_png(image, str(root / split / "images" / f"{i:03d}.png"))
+            write_png(mask[None], str(root / split / "masks" / f"{i:03d}.png"))
+        written[split] = (images, masks)
+    return written
+
+
+def voc_xml(file_name: str, width: int, height: int, objects: list[tuple[str, list[int], int]]) -> str:
+    """A Pascal VOC annotation: ``objects`` are (name, [xmin, ymin, xmax, ymax] 1-based inclusive, difficult)."""
+    root = ET.Element("annotation")
+    ET.SubElement(root, "filename").text = file_name
+    size = ET.SubElement(root, "size")
+    for tag, value in (("width", width), ("height", height), ("depth", 3)):
+        ET.SubElement(size, tag).text = str(value)
+    for name, box, difficult in objects:
+        obj = ET.SubElement(root, "object")
+        ET.SubElement(obj, "name").text = name
+        ET.SubElement(obj, "difficult").text = str(difficult)
+        bndbox = ET.SubElement(obj, "bndbox")
+        for tag, value in zip(("xmin", "ymin", "xmax", "ymax"), box):
+            ET.SubElement(bndbox, tag).text = str(value)
+    return ET.tostring(root, encoding="unicode")
+
+
+def write_voc_folder(root: Path, data_dir: Path, counts: dict[str, int], difficult_every: int = 0) -> dict:
+    """VOC's ``Annotations/<id>.xml``, ``JPEGImages/<id>.jpg`` (RGB) and ``ImageSets/Main/<split>.txt``.
+
+    Canvas boxes ``[x1, x2)`` become VOC's ``xmin = x1 + 1, xmax = x2``; every ``difficult_every``-th object
+    (counted over the folder, when > 0) is marked difficult. Returns per split the ids, images, boxes, labels.
+    """
+    for sub in ("Annotations", "JPEGImages", "ImageSets/Main"):
+        (root / sub).mkdir(parents=True, exist_ok=True)
+    written, count_objects = {}, 0
+    for seed, (split, count) in enumerate(counts.items()):
+        data = canvases(data_dir, count, 10 + seed)
+        ids = [f"{split}_{i:03d}" for i in range(count)]
+        images = data["images"].expand(-1, 3, -1, -1).contiguous()
+        flags = torch.zeros_like(data["labels"], dtype=torch.bool)
+        for i, image_id in enumerate(ids):
+            write_jpeg(images[i], str(root / "JPEGImages" / f"{image_id}.jpg"), quality=95)
+            objects = []
+            for k, (box, label) in enumerate(zip(data["boxes"][i].tolist(), data["labels"][i].tolist())):
+                if label < 0:
+                    continue
+                count_objects += 1
+                flags[i, k] = difficult_every > 0 and count_objects % difficult_every == 0
+                x1, y1, x2, y2 = (int(v) for v in box)
+                objects.append((NAMES[label], [x1 + 1, y1 + 1, x2, y2], int(flags[i, k])))
+            size = images.shape[-1]
+            (root / "Annotations" / f"{image_id}.xml").write_text(voc_xml(f"{image_id}.jpg", size, size, objects))
+        (root / "ImageSets" / "Main" / f"{split}.txt").write_text("\n".join(ids) + "\n")
+        written[split] = {"ids": ids, "images": images, "boxes": data["boxes"], "labels": data["labels"], "difficult": flags}
+    return written
