@@ -42,6 +42,8 @@ def overlap_sums(logits: Tensor, target: Tensor) -> tuple[Tensor, Tensor, Tensor
 class OverlapLoss(Loss):
     """What Dice, Jaccard and Tversky share: input checks, the sums, the absent-class policy, reduction."""
 
+    search_space = {"smooth": (0.1, 10.0, "log")}
+
     def __init__(self, smooth: float = 1.0, eps: float = 1e-7, reduction: str = "mean") -> None:
         super().__init__(reduction)
         self.smooth = self.check_number("smooth", smooth, 0.0)
@@ -110,6 +112,8 @@ class Tversky(OverlapLoss):
 
     beta > alpha favours recall (thin or small structures); alpha = beta = 1 is Jaccard, 0.5 is Dice (with 2 smooth).
     """
+
+    search_space = {"alpha": (0.1, 0.9), "beta": (0.1, 0.9), "smooth": (0.1, 10.0, "log")}
 
     citations = ("Salehi et al. 2017",)
 
