@@ -52,8 +52,17 @@ def concat(*lists: list | None) -> ListConfig:
     return OmegaConf.create(items)
 
 
+def search_params(name: str, slot: str, lr_too: bool, lr: float) -> DictConfig:
+    """``${search_params:${loss_name:${loss}},loss,${tune.lr},${task.optimizer.lr}}``: ``hydra.sweeper.params`` from
+    the search space the loss declares (recipes/run/search.py)."""
+    from recipes.run.search import search_params as params
+
+    return OmegaConf.create(params(name, slot, lr_too, lr))
+
+
 RESOLVERS = {
     "loss_name": loss_name,
+    "search_params": search_params,
     "scaled": scaled,
     "inverse_frequency": inverse_frequency,
     "unused_subdir": unused_subdir,
