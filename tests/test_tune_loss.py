@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import sqlite3
+import subprocess
+import sys
 
 import pytest
 import yaml
@@ -12,7 +14,7 @@ from hydra.core.hydra_config import HydraConfig
 
 from losses import ConfigError
 from recipes.run.search import search_params
-from tests.helpers.configs import CONFIGS
+from tests.helpers.configs import CONFIGS, ROOT
 from tests.test_sweeps import run_sweep
 
 
@@ -70,3 +72,29 @@ def test_tune_loss_searches_the_declared_space_and_an_interrupted_search_resumes
     with sqlite3.connect(sweep / "optuna.db") as db:
         states = [s for (s,) in db.execute("select state from trials order by number")]
     assert states == ["COMPLETE"] * 3
+
+
+def test_a_search_without_the_optuna_extra_is_one_message_naming_it(monkeypatch):
+    import importlib.util
+
+    from recipes.run.search import missing_extra
+
+    assert missing_extra(["hparams_search=tune_loss", "loss=focal"]) is None  # installed here (the dev extra)
+    assert missing_extra(["loss=focal"]) is None
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name: None if "optuna" in name else real(name))
+    message = missing_extra(["loss=focal", "hparams_search=focal_optuna"])
+    assert message.startswith("hparams_search=focal_optuna: needs the Optuna sweeper") and '".[optuna]"' in message
+    assert "experiment=which_loss" in missing_extra(["experiment=which_loss", "task=regression"])
+    assert missing_extra(["hparams_search=null"]) is None
+
+
+def test_the_project_s_hydra_plugins_import_without_optuna():
+    """Hydra imports every hydra_plugins module at start: without the extra, a plain run must still start."""
+    code = (
+        "import sys; sys.modules['optuna'] = None; sys.modules['hydra_plugins.hydra_optuna_sweeper'] = None\n"
+        "import hydra_plugins.loss_recipes.resumable_optuna, hydra_plugins.loss_recipes.which_loss\n"
+        "from hydra.core.plugins import Plugins; Plugins.instance(); print('ok')"
+    )
+    result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0 and result.stdout.strip() == "ok", result.stderr[-2000:]

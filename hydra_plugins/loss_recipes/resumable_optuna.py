@@ -11,15 +11,28 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-import optuna
-from hydra_plugins.hydra_optuna_sweeper.optuna_sweeper import OptunaSweeper
+from hydra.plugins.sweeper import Sweeper
+
+try:  # the optional extra: Hydra imports every plugin module at start, so this one must import without it
+    from hydra_plugins.hydra_optuna_sweeper.optuna_sweeper import OptunaSweeper
+except ImportError:
+    OptunaSweeper = Sweeper
 
 log = logging.getLogger(__name__)
-FINISHED = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED, optuna.trial.TrialState.FAIL)
 
 
-def stored_trials(storage: str, study_name: str) -> list[optuna.trial.FrozenTrial]:
+def finished(trials: list) -> int:
+    """How many of ``trials`` ended (complete, pruned or failed): what a resumed search does not run again."""
+    import optuna
+
+    ended = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED, optuna.trial.TrialState.FAIL)
+    return sum(t.state in ended for t in trials)
+
+
+def stored_trials(storage: str, study_name: str) -> list:
     """The trials of ``study_name`` in ``storage``; none when the study is not there yet."""
+    import optuna
+
     try:
         return optuna.load_study(study_name=study_name, storage=storage).trials
     except KeyError:
@@ -34,7 +47,7 @@ class ResumableOptunaSweeper(OptunaSweeper):
             if storage.startswith("sqlite:///"):
                 Path(storage.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
             trials = stored_trials(storage, impl.study_name)
-            done = sum(t.state in FINISHED for t in trials)
+            done = finished(trials)
             if trials:
                 log.info("resuming study %r: %d of %d trials finished", impl.study_name, done, impl.n_trials)
             impl.n_trials = max(impl.n_trials - done, 0)

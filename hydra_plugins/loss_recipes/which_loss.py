@@ -15,7 +15,6 @@ import logging
 import math
 from pathlib import Path
 
-import optuna
 import yaml
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.core.plugins import Plugins
@@ -23,6 +22,7 @@ from hydra.plugins.sweeper import Sweeper
 from hydra.types import HydraContext, TaskFunction
 from omegaconf import DictConfig, OmegaConf
 
+from hydra_plugins.loss_recipes.resumable_optuna import finished
 from losses import available
 from losses.errors import ConfigError
 from recipes.results.report import read_run
@@ -31,7 +31,6 @@ from recipes.run.search import search_ranges
 from recipes.run.tasks import task_class
 
 log = logging.getLogger(__name__)
-FINISHED = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED, optuna.trial.TrialState.FAIL)
 
 
 class WhichLossSweeper(Sweeper):
@@ -133,6 +132,8 @@ class WhichLossSweeper(Sweeper):
 
     def tune(self, slot: str, name: str, base: list[str], manifest: dict) -> dict:
         """The best setting of loss ``name`` on the validation metric (empty: its config's values)."""
+        import optuna  # the optional extra (recipes.run.search.missing_extra says so before Hydra starts)
+
         lr = float(self.config.task.optimizer.lr) if self.tune_lr else None
         ranges = search_ranges(name, slot, lr)
         if not ranges or self.trials < 1:
@@ -142,7 +143,7 @@ class WhichLossSweeper(Sweeper):
             study_name=f"{slot}={name}", storage=self.storage, sampler=sampler,
             direction=f"{manifest['mode']}imize", load_if_exists=True,
         )
-        left = self.trials - sum(t.state in FINISHED for t in study.trials)
+        left = self.trials - finished(study.trials)
         while left > 0:
             asked = [study.ask() for _ in range(min(left, self.n_jobs))]
             overrides = []

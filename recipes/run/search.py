@@ -38,3 +38,18 @@ def search_params(name: str, slot: str = "loss", lr_too: bool = False, lr: float
             "set tune.lr=true to search the learning rate, or pick a loss with hyperparameters"
         )
     return {key: sweeper_param(r) for key, r in ranges.items()}
+
+
+def missing_extra(argv: list[str]) -> str | None:
+    """The message for a search asked for (``hparams_search=...``, ``experiment=which_loss``) without the optional
+    Optuna extra installed; None when nothing is missing. train.py prints it before Hydra composes anything."""
+    import importlib.util
+
+    searches = [a for a in argv if a.startswith("hparams_search=") and a != "hparams_search=null"]
+    searches += [a for a in argv if a == "experiment=which_loss"]
+    if not searches or importlib.util.find_spec("hydra_plugins.hydra_optuna_sweeper") is not None:
+        return None
+    return (
+        f"{searches[0]}: needs the Optuna sweeper, an optional extra of this project; install it with "
+        "pip install -e \".[optuna]\" (make install installs it with the dev tools)"
+    )
