@@ -33,6 +33,7 @@ from recipes.run.loggers import finish_wandb
 from recipes.run.project import setup_project
 from recipes.run.resolvers import register_resolvers, resolver_error
 from recipes.run.resume import check_checkpoint_fits
+from recipes.run.search import missing_extra
 from recipes.run.teacher import train_teacher_first
 
 log = logging.getLogger("train")
@@ -137,4 +138,6 @@ setup_project(__file__)  # .env, and paths rooted at this folder wherever the co
 register_resolvers()  # before Hydra composes: configs/hydra/default.yaml uses them
 
 if __name__ == "__main__":
+    if message := missing_extra(sys.argv[1:]):  # a search without the optuna extra: one message, exit status 2
+        raise SystemExit(f"error: {message}")
     main()

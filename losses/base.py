@@ -59,6 +59,11 @@ class Loss(nn.Module):
     target_need: ClassVar[TargetNeed | None] = None
     # whether the task passes it the training data's class counts, through ``set_class_counts(counts)``
     counts_from_data: bool = False
+    # the range a search explores for each hyperparameter, inside what ``__init__`` accepts: ``{"gamma": (0.0, 5.0)}``,
+    # ``(low, high, "log")`` on a log scale; the number hyperparameters a search leaves alone, each with the reason
+    # (merged over the base classes: see ``losses.search``)
+    search_space: ClassVar[dict[str, tuple]] = {}
+    not_searched: ClassVar[dict[str, str]] = {"eps": "a numerical guard, not a modelling choice"}
 
     # value checks (index ranges, probabilities passed as logits) read tensors back to the host; on an
     # accelerator that stalls the pipeline, so they run on the first calls only (always on the CPU)

@@ -160,6 +160,8 @@ class CrossEntropy(Loss):
     The default classification loss.
     """
 
+    not_searched = {"weight": "one weight per class", "label_smoothing": "the label_smoothing loss searches it; ce: the baseline"}
+
     def __init__(
         self,
         weight: Sequence[float] | None = None,
@@ -220,6 +222,8 @@ class LabelSmoothing(CrossEntropy):
     Reach for it to calibrate an over-confident classifier (Müller et al. 2019).
     """
 
+    search_space = {"label_smoothing": (0.0, 0.3)}
+
     citations = ("Szegedy et al. 2016", "Müller et al. 2019")
 
     def __init__(
@@ -262,6 +266,8 @@ class Focal(Loss):
     Float 0/1 targets of the logits' shape: sigmoid focal, equal to ``torchvision.ops.sigmoid_focal_loss``.
     Class indices: softmax focal (alpha a scalar or one weight per class). alpha < 0 or null: no weighting.
     """
+
+    search_space = {"gamma": (0.0, 5.0), "alpha": (0.1, 0.9)}
 
     citations = ("Lin et al. 2017",)
     target_format = "binary"
@@ -319,6 +325,8 @@ class BCEWithLogits(Loss):
     to trade recall for precision on imbalanced labels. Class indices become one-hot targets.
     A per-class vector applies along dim 1 (the class dimension) for logits of any rank.
     """
+
+    not_searched = {"weight": "one weight per class", "pos_weight": "one weight per class, from the class counts"}
 
     target_format = "binary"
 
@@ -404,6 +412,9 @@ class ClassBalanced(Loss):
     Cui et al. 2019 (effective number of samples), on softmax cross-entropy or softmax focal (``base``, ``gamma``).
     For long-tailed labels: beta = 0 is plain L, beta -> 1 weights by inverse class frequency.
     """
+
+    search_space = {"beta": (0.9, 0.9999)}  # Cui et al. 2019 try 0.9 to 0.9999
+    not_searched = {"gamma": "read by base=focal only", "samples_per_class": "counted from the training labels"}
 
     citations = ("Cui et al. 2019",)
 
@@ -498,6 +509,8 @@ class Hinge(Loss):
     ``sum_{i != y} max(0, margin - s_y + s_i)^p / C`` as ``torch.nn.MultiMarginLoss``.
     The SVM loss: for max-margin classifiers; examples beyond the margin give no gradient.
     """
+
+    search_space = {"margin": (0.1, 2.0)}
 
     def __init__(self, margin: float = 1.0, p: int = 1, reduction: str = "mean") -> None:
         super().__init__(reduction)

@@ -44,6 +44,9 @@ class ELBO(Loss):
     ``bernoulli``: logits for data in [0, 1] (binarised images); ``gaussian``: the mean, with a fixed ``sigma``.
     """
 
+    search_space = {"beta": (0.25, 4.0, "log")}
+    not_searched = {"sigma": "read by reconstruction=gaussian only, in data units"}
+
     citations = ("Kingma & Welling 2014", "Higgins et al. 2017")
 
     def __init__(

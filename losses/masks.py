@@ -61,6 +61,8 @@ def overlap_sums(logits: Tensor, target: Tensor, ignore_index: int | None = None
 class OverlapLoss(Loss):
     """What Dice, Jaccard and Tversky share: input checks, the sums, the absent-class policy, reduction."""
 
+    search_space = {"smooth": (0.1, 10.0, "log")}
+
     def __init__(
         self,
         smooth: float = 1.0,
@@ -153,6 +155,8 @@ class Tversky(OverlapLoss):
 
     beta > alpha favours recall (thin or small structures); alpha = beta = 1 is Jaccard, 0.5 is Dice (with 2 smooth).
     """
+
+    search_space = {"alpha": (0.1, 0.9), "beta": (0.1, 0.9), "smooth": (0.1, 10.0, "log")}
 
     citations = ("Salehi et al. 2017",)
 

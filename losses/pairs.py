@@ -83,6 +83,8 @@ class HingeEmbedding(PairLoss):
     pushes dissimilar pairs out to ``margin``. Simple verification baseline.
     """
 
+    search_space = {"margin": (0.1, 2.0)}
+
     def __init__(self, margin: float = 1.0, reduction: str = "mean") -> None:
         super().__init__(reduction)
         self.margin = self.check_number("margin", margin, 0.0, low_open=True)
@@ -99,6 +101,8 @@ class CosineEmbedding(PairLoss):
     As ``torch.nn.CosineEmbeddingLoss`` (margin in [-1, 1], 0 to 0.5 advised); for embeddings whose
     direction, not length, carries identity (face/speaker verification with cosine scoring).
     """
+
+    search_space = {"margin": (0.0, 0.5)}  # torch advises 0 to 0.5
 
     distance_name: ClassVar[str] = "cosine"
 
@@ -121,6 +125,8 @@ class Contrastive(PairLoss):
     The contrastive loss of Hadsell, Chopra and LeCun 2006 (CVPR, eq. 4); the classic Siamese-network
     loss: smooth pull, and a push that fades out at the margin.
     """
+
+    search_space = {"margin": (0.1, 2.0)}
 
     citations = ("Hadsell, Chopra and LeCun 2006",)
 
@@ -161,6 +167,9 @@ class Triplet(TripletLoss):
     Balntas et al. 2016). The default metric-learning loss on triplets.
     """
 
+    search_space = {"margin": (0.1, 2.0)}
+    not_searched = {"p": "the norm of the distance: a choice of metric, not a scale"}
+
     citations = ("Schroff et al. 2015", "Balntas et al. 2016")
     EPS: ClassVar[float] = 1e-6  # torch's default, added to the difference inside the norm
 
@@ -190,6 +199,8 @@ class MarginRanking(TripletLoss):
     ``torch.nn.MarginRankingLoss`` on ``(s(a, p), s(a, n), y=+1)``: the positive must out-rank the negative
     by ``margin`` (in [0, 2]); a scale-free alternative to ``triplet``, scored by cosine distance.
     """
+
+    search_space = {"margin": (0.05, 1.0)}
 
     distance_name: ClassVar[str] = "cosine"
 

@@ -86,6 +86,8 @@ class Huber(PointwiseLoss):
     Squared near zero, linear in the tails: MSE's smooth optimum with MAE's robustness; ``delta`` in target units.
     """
 
+    search_space = {"delta": (0.1, 3.0, "log")}
+
     citations = ("Huber 1964",)
 
     def __init__(self, delta: float = 1.0, reduction: str = "mean") -> None:
@@ -103,6 +105,8 @@ class SmoothL1(PointwiseLoss):
 
     Huber divided by ``beta``: its tails have slope 1 whatever ``beta``; ``beta = 0`` is the L1 loss.
     """
+
+    search_space = {"beta": (0.05, 3.0, "log")}
 
     citations = ("Girshick 2015",)
 
@@ -136,6 +140,8 @@ class Quantile(Loss):
     Estimates the ``tau`` quantile. ``tau`` a float: ``pred`` is shaped like ``target``; a list of Q quantiles:
     ``pred`` is ``[..., Q]`` for a target ``[...]``, and ``mean`` averages over samples and quantiles.
     """
+
+    not_searched = {"tau": "the quantiles to estimate: part of the question, not a knob"}
 
     citations = ("Koenker & Bassett 1978",)
     head = "quantiles"

@@ -52,6 +52,8 @@ def row_counts(x: Tensor) -> tuple[int, ...]:
 class ViewsLoss(Loss):
     """Shared by the two-view losses: the temperature, the input checks and the optional gather."""
 
+    search_space = {"temperature": (0.03, 1.0, "log")}
+
     def __init__(self, temperature: float, reduction: str = "mean") -> None:
         super().__init__(reduction)
         self.temperature = self.check_number("temperature", temperature, 0.0, low_open=True)

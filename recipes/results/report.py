@@ -195,12 +195,18 @@ def plot(rows: list[dict], params: list[str], metric: str, out: Path) -> list[Pa
         ax.grid(alpha=0.3)
         if others:
             ax.legend(fontsize=7)
-        fig.tight_layout()
-        path = out / f"report_{param.replace('/', '_')}.png"
-        fig.savefig(path, dpi=120)
-        plt.close(fig)
-        written.append(path)
+        written.append(save_figure(fig, out / f"report_{param.replace('/', '_')}.png"))
     return written
+
+
+def save_figure(fig, path: Path) -> Path:
+    """Lay out, write at 120 dpi and close a matplotlib figure; returns its path."""
+    import matplotlib.pyplot as plt
+
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
 
 
 def report(sweep: Path, metric: str | None = None) -> dict:

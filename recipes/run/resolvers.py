@@ -86,6 +86,8 @@ def resolver_error(err: Exception) -> Exception:
     while cause is not None and not isinstance(cause, ConfigError):
         cause = cause.__context__
     return cause or err
+
+
 def mask_classes(root: str | None, ignore_index: int = 255) -> int:
     """``${mask_classes:${data.root},${data.ignore_index}}``: the classes found in a mask folder's training masks."""
     from recipes.data.mask_folder import found_classes
@@ -100,8 +102,17 @@ def voc_classes(root: str | None, classes: list[str] | None) -> int:
     return class_count(root, classes)
 
 
+def search_params(name: str, slot: str, lr_too: bool, lr: float) -> DictConfig:
+    """``${search_params:${loss_name:${loss}},loss,${tune.lr},${task.optimizer.lr}}``: ``hydra.sweeper.params`` from
+    the search space the loss declares (recipes/run/search.py)."""
+    from recipes.run.search import search_params as params
+
+    return OmegaConf.create(params(name, slot, lr_too, lr))
+
+
 RESOLVERS = {
     "loss_name": loss_name,
+    "search_params": search_params,
     "scaled": scaled,
     "inverse_frequency": inverse_frequency,
     "unused_subdir": unused_subdir,
