@@ -43,7 +43,7 @@ class Task(L.LightningModule):
     gives_class_counts: ClassVar[bool] = False
     # what it takes, checked by name against the data's `batches` and each model's `outputs` before data loads
     # (the names: recipes/run/combinations.py); None / {}: not checked
-    batch: ClassVar[str | None] = None  # the batch it consumes, e.g. "images+labels"
+    batch: ClassVar[str | tuple[str, ...] | None] = None  # the batch it consumes, e.g. "images+labels" (or several alike)
     model_outputs: ClassVar[dict[str, str]] = {}  # per config key of a model it builds on, the output it needs
     val_metrics: ClassVar[tuple[str, ...]] = ()  # logged at validation as val/<name> whatever the config
 

@@ -51,7 +51,7 @@ class ClassificationTask(Task):
 
     slots: ClassVar[dict[str, tuple[str, ...]]] = {"loss": ("classification",)}
     gives_class_counts = True  # from the training labels, in ``setup``
-    batch = "images+labels"
+    batch = ("images+labels", "rows+labels")  # a table's rows classify alike (data=csv_classes, model=tabular_mlp)
     model_outputs = {"model": "logits"}
     val_metrics = ("loss", "acc", "ece", "conf", "nll")
 

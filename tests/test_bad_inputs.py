@@ -139,11 +139,11 @@ FAILS_IN_TRAINING = {
     # kl_div and js_div take log-probabilities: the distillation task divides the logits by its temperature
     "kl-div-temperature": (
         "task=distillation task.temperature=1e-30",
-        "task.temperature must be a number >= 0.0001 (got 1e-30)",
+        "task 'distillation': temperature must be >= 0.0001 (got 1e-30)",
     ),
     "js-div-temperature": (
         "task=distillation loss=js_div task.temperature=1e-30",
-        "task.temperature must be a number >= 0.0001",
+        "task 'distillation': temperature must be >= 0.0001",
     ),
     "dice-smooth": ("task=segmentation loss.smooth=1e30", "loss 'dice': smooth must be <= 10000"),
     "tversky-smooth": ("task=segmentation loss=tversky loss.smooth=1e30", "loss 'tversky': smooth must be <= 10000"),
@@ -494,7 +494,7 @@ DATA_SETTINGS = [
     (
         ["data.imbalance=800"],  # 400 training digits per class: the rarest class would keep round(0.5) = 0
         "data 'mnist5k': imbalance must be < 800: the smallest class has 400 training samples and the rarest class "
-        "keeps 400 / imbalance of them, rounded, so a larger ratio leaves it none (got 800.0)",
+        "keeps 400 / imbalance of them, rounded, so a larger ratio leaves it none (got 800)",
     ),
     (["data.imbalance=100", "data.val_fraction=0.45", "data.test_fraction=0.45"], "must be < 100: the smallest class has 50"),
     (["data.shift=-3"], "data 'mnist5k': shift must be an integer >= 0 (got -3)"),  # augmentation silently off
@@ -502,9 +502,9 @@ DATA_SETTINGS = [
     (["data.shift=1.5"], "data.shift: must be an integer (got 1.5)"),
     (["data.hflip=maybe"], "data.hflip: must be true or false (got 'maybe')"),
     (["data.download=maybe"], "data.download: must be true or false (got 'maybe')"),
-    (["data.label_noise=1"], "data 'mnist5k': label_noise must be in [0, 1) (got 1.0)"),
+    (["data.label_noise=1"], "data 'mnist5k': label_noise must be in [0, 1) (got 1)"),
     (["data.label_noise=nan"], "data 'mnist5k': label_noise must be in [0, 1) (got nan)"),
-    (["data.num_classes=5"], "data 'mnist5k': num_classes must be 10, the classes of mnist5k (got 5)"),
+    (["data.num_classes=5"], "data 'mnist5k': num_classes must be 10, what dataset mnist5k holds; set data.num_classes=10"),
     (["data.split_seed=-1"], "data 'mnist5k': split_seed must be an integer >= 0 (got -1)"),
     (["data.val_fraction=0.6"], "data 'mnist5k': val_fraction must be in (0, 0.5) (got 0.6)"),
     ([*REGRESSION, "data.outlier_shift=inf"], "data 'heteroscedastic': outlier_shift must be a finite number (got inf)"),
@@ -537,7 +537,7 @@ def test_an_imbalance_that_leaves_a_class_no_sample_of_a_dataset_on_disk_is_refu
     cfg = compose_config([*TINY, "data=mnist", "data.imbalance=10"], tmp_path / "run", tmp_path / "data")
     error = run_and_expect(cfg, capsys, 2)
     assert "error: data 'mnist': imbalance must be < 10: the smallest class has 5 training samples" in error
-    assert error.endswith("(got 10.0)")
+    assert error.endswith("(got 10)")
 
 
 def test_a_damaged_gzip_dataset_file_is_one_message_naming_it(tmp_path, capsys):

@@ -17,20 +17,20 @@ COMBINATIONS = [
     (["task=detection", "data=mnist5k"], "data=mnist5k: task 'detection' consumes images+boxes, but data 'mnist5k' "
      "provides images+labels. Data that fit: canvas, canvas_binary, coco_folder"),
     (["task=simclr", "data=diabetes"], "data=diabetes: task 'simclr' consumes images+labels, but data 'diabetes' "
-     "provides rows+targets. Data that fit: cifar10, fashion_mnist, mnist, mnist5k"),
+     "provides rows+targets. Data that fit: cifar10, fashion_mnist, image_folder, mnist, mnist5k"),
     (["task=siamese", "data=mnist5k"], "data=mnist5k: task 'siamese' consumes pairs/triplets, but data 'mnist5k' "
-     "provides images+labels. Data that fit: mnist5k_pairs"),
+     "provides images+labels. Data that fit: image_folder_pairs, mnist5k_pairs"),
     (["task=vae", "data=diabetes"], "data=diabetes: task 'vae' consumes images+labels, but data 'diabetes' "
      "provides rows+targets"),
     (["task=segmentation", "data=mnist5k"], "task 'segmentation' consumes images+masks, but data 'mnist5k' provides "
      "images+labels. Data that fit: canvas, canvas_binary"),
-    (["data=canvas"], "data=canvas: task 'classification' consumes images+labels, but data 'canvas' "
+    (["data=canvas"], "data=canvas: task 'classification' consumes images+labels or rows+labels, but data 'canvas' "
      "provides images+boxes or images+masks"),
     # what the task needs from its model against what the model outputs
     (["task=regression", "model=convnet"], "model=convnet: task 'regression' needs row outputs from its model, but model "
      "'convnet' outputs logits, embedding. Models that fit: tabular_mlp"),
     (["task=segmentation", "model=convnet"], "model=convnet: task 'segmentation' needs pixel logits from its model, but "
-     "model 'convnet' outputs logits, embedding. Models that fit: unet"),
+     "model 'convnet' outputs logits, embedding. Models that fit: deeplabv3, fcn, lraspp, unet"),
     (["task=detection", "model=unet"], "model=unet: task 'detection' needs detector outputs from its model, but model "
      "'unet' outputs pixel logits. Models that fit: detector"),
     (["model=vae"], "model=vae: task 'classification' needs logits from its model, but model 'vae' outputs encode/decode. "
@@ -115,7 +115,7 @@ def test_a_metric_of_a_setting_that_is_off_is_refused(make_config):
 @pytest.mark.parametrize("task", TASKS)
 def test_every_task_declares_a_batch_and_its_models_outputs_by_known_names(task):
     cls = task_class(TASKS[task])
-    assert cls.batch in BATCHES
+    assert cls.batch and set((cls.batch,) if isinstance(cls.batch, str) else cls.batch) <= set(BATCHES)
     assert cls.model_outputs and set(cls.model_outputs.values()) <= set(OUTPUTS)
     assert cls.val_metrics
 
@@ -153,7 +153,7 @@ def test_a_datamodule_of_your_own_that_declares_its_batch_is_checked(make_config
         cfg = make_config()
         with open_dict(cfg):
             cfg.data._target_ = f"{__name__}.OwnData"
-        expected = r"task 'classification' consumes images\+labels, but data 'mnist5k' provides rows\+targets"
+        expected = r"task 'classification' consumes images\+labels or rows\+labels, but data 'mnist5k' provides rows\+targets"
         with pytest.raises(ConfigError, match=expected):
             check_combination(cfg, task_class(cfg.task._target_))
     finally:

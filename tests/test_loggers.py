@@ -35,7 +35,7 @@ def test_wandb_and_tensorboard_together_build_both(smoke_config):
 
     from recipes.run.loggers import CSVLogger, WandbLogger
 
-    built = instantiate_all(smoke_config("logger=[wandb,tensorboard]", "logger.wandb.mode=offline").logger)
+    built = instantiate_all(smoke_config("logger=[wandb,tensorboard]", "logger.wandb.mode=offline").logger, "logger")
     assert [type(b) for b in built] == [CSVLogger, WandbLogger, TensorBoardLogger]
 
 

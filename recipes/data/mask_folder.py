@@ -78,6 +78,7 @@ class MaskFolderDataModule(FolderDataModule):
     """``(images, masks)`` batches: uint8 images ``[N, C, S, S]``, int64 class maps ``[N, S, S]`` (void = ``ignore_index``)."""
 
     fields = ("images", "masks")
+    batches = ("images+masks",)
     layout = LAYOUT
 
     def __init__(

@@ -125,6 +125,7 @@ class TableDataModule(InMemoryDataModule):
     """
 
     fields = ("features", "target")
+    batches = ("rows+targets", "rows+labels")  # regression targets or class indices (target_kind)
     slice_on_cpu = True
 
     def __init__(

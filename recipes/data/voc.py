@@ -132,6 +132,7 @@ class VOCFolderDataModule(FolderDataModule):
     the resized image, labels padded with -1; a difficult object of class c has label ``ignored_label(c)``."""
 
     fields = ("images", "boxes", "labels")
+    batches = ("images+boxes",)
     layout = LAYOUT
 
     def __init__(

@@ -134,6 +134,8 @@ def probe(net: nn.Module, in_channels: int, image_size: int | None, name: str, h
 class Classifier(nn.Module):
     """``features`` (the network without its classifier) to ``feature_dim`` numbers, then ``head`` to ``num_outputs``."""
 
+    outputs = ("logits", "embedding")  # what tasks may take from it (recipes/run/combinations.py)
+
     def __init__(self, features: nn.Module, feature_dim: int, num_outputs: int) -> None:
         super().__init__()
         check_integer("model", "num_outputs", num_outputs, low=0)

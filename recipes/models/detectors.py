@@ -101,6 +101,8 @@ class TorchvisionDetector(nn.Module):
     ``fg_iou``/``bg_iou`` are RetinaNet's matching thresholds (Lin et al. 2017: 0.5 and 0.4).
     """
 
+    outputs = ("detector outputs",)  # what tasks may take from it (recipes/run/combinations.py)
+
     def __init__(
         self,
         name: str = "fcos",

@@ -56,6 +56,8 @@ def backbone_layers(backbone: str, in_channels: int, weights: str | None, lraspp
 class TorchvisionSegmenter(nn.Module):
     """``forward(images) -> logits [B, num_classes, H, W]``; :meth:`segment` also gives the auxiliary logits in training."""
 
+    outputs = ("pixel logits",)  # what tasks may take from it (recipes/run/combinations.py)
+
     def __init__(
         self,
         name: str = "deeplabv3",

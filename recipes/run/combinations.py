@@ -37,8 +37,9 @@ BATCHES = {
     "pairs/triplets": "training (x1, x2, y = +1 same / -1 different) or (anchor, positive, negative); "
     "evaluation (x1, x2, y, class1, class2)",
     "images+boxes": "(images, boxes [N, M, 4] xyxy, labels [N, M], padded with -1, ...)",
-    "images+masks": "(images, boxes, labels, class maps [N, H, W])",
+    "images+masks": "(images, ..., class maps [N, H, W]): the masks last",
     "rows+targets": "(features [N, F] float32, targets [N])",
+    "rows+labels": "(features [N, F] float32, class indices [N])",
 }
 
 # what a model outputs, by the name a task needs and a model declares
@@ -73,14 +74,20 @@ def check_combination(cfg: DictConfig, task: type[Task]) -> None:
 
 
 # ----- names --------------------------------------------------------------------------------------
+def consumed_batches(task: type[Task]) -> tuple[str, ...]:
+    """The batches a task consumes: its ``batch``, one name or a tuple of names it takes alike."""
+    return (task.batch,) if isinstance(task.batch, str) else tuple(task.batch or ())
+
+
 def check_data(cfg: DictConfig, task: type[Task]) -> None:
     """The task's ``batch`` among the batches the datamodule class declares."""
     provided = declared(target_class(cfg.data.get("_target_")), "batches")
-    if task.batch is None or provided is None or task.batch in provided:
+    consumed = consumed_batches(task)
+    if not consumed or provided is None or set(consumed) & set(provided):
         return
-    fitting = [name for name, batches in options("data", "batches") if task.batch in batches]
+    fitting = [name for name, batches in options("data", "batches") if set(consumed) & set(batches)]
     raise ConfigError(
-        f"{option(cfg, 'data')}: task '{task_name(task)}' consumes {task.batch}, but {owner(cfg, 'data')} provides "
+        f"{option(cfg, 'data')}: task '{task_name(task)}' consumes {' or '.join(consumed)}, but {owner(cfg, 'data')} provides "
         f"{' or '.join(provided) or 'nothing it declares'}. Data that fit: {', '.join(fitting) or 'none shipped'}"
     )
 

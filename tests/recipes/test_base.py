@@ -53,5 +53,5 @@ def test_every_task_speaks_for_itself_by_its_registered_name(name):
 
 
 def test_a_task_setting_error_names_the_task_the_setting_and_the_value():
-    with pytest.raises(ConfigError, match=r"^task 'distillation': temperature must be > 0 \(got -1\)$"):
+    with pytest.raises(ConfigError, match=r"^task 'distillation': temperature must be >= 0.0001 \(got -1\)$"):
         DistillationTask(MLP(4, 3), {"loss": losses.build("kl_div")}, torch.optim.SGD, teacher_model=MLP(4, 3), temperature=-1)

@@ -10,8 +10,8 @@ import torch.nn.functional as F
 
 from losses import ConfigError
 from recipes.run.checks import check_config
+from tests.helpers.sizes import DETECTION_TINY
 from tests.recipes.own_losses import ScaledL1Box, SmoothedCrossEntropy
-from tests.recipes.test_detection import TINY as DETECTION_TINY
 from train import train
 
 OWN = "tests.recipes.own_losses"

@@ -94,7 +94,7 @@ def images_entry(rows: list[dict[str, object]], key: str) -> dict[str, object]:
 
 
 def test_detection_sends_w_and_b_interactive_boxes_beside_the_png(smoke_config, tmp_path):
-    from tests.recipes.test_detection import TINY
+    from tests.helpers.sizes import DETECTION_TINY as TINY
 
     _, (images, boxes, labels, *_) = wandb_smoke(
         smoke_config, "task=detection", *TINY, "task.score_threshold=0.0", "task.max_detections=5"
@@ -115,7 +115,7 @@ def test_detection_sends_w_and_b_interactive_boxes_beside_the_png(smoke_config, 
 
 
 def test_segmentation_sends_w_and_b_interactive_masks_beside_the_png(smoke_config, tmp_path):
-    from tests.recipes.test_segmentation import TINY
+    from tests.helpers.sizes import SEGMENTATION_TINY as TINY
 
     _, batch = wandb_smoke(smoke_config, "task=segmentation", *TINY)
     masks = batch[3]

@@ -8,12 +8,12 @@ import pytest
 
 from recipes.run.checks import check_config
 from recipes.run.tasks import task_class
-from tests.recipes.test_step_logging import TASKS
+from tests.helpers.sizes import TASK_TINY
 from train import train
 
-RUNS = {task: (f"task={task}", *overrides) for task, overrides in TASKS.items()} | {
-    "regression gaussian_nll": ("task=regression", *TASKS["regression"], "loss=gaussian_nll"),  # + coverage, width
-    "siamese triplet": ("task=siamese", *TASKS["siamese"], "loss=triplet"),
+RUNS = {task: (f"task={task}", *overrides) for task, overrides in TASK_TINY.items()} | {
+    "regression gaussian_nll": ("task=regression", *TASK_TINY["regression"], "loss=gaussian_nll"),  # + coverage, width
+    "siamese triplet": ("task=siamese", *TASK_TINY["siamese"], "loss=triplet"),
 }
 
 
