@@ -62,6 +62,7 @@ class OverlapLoss(Loss):
     """What Dice, Jaccard and Tversky share: input checks, the sums, the absent-class policy, reduction."""
 
     search_space = {"smooth": (0.1, 10.0, "log")}
+    not_searched = {**Loss.not_searched, "weight": "one weight per class: the data's, not a search's"}
 
     def __init__(
         self,
@@ -157,6 +158,7 @@ class Tversky(OverlapLoss):
     """
 
     search_space = {"alpha": (0.1, 0.9), "beta": (0.1, 0.9), "smooth": (0.1, 10.0, "log")}
+    not_searched = {**Loss.not_searched, "weight": "one weight per class: the data's, not a search's"}
 
     citations = ("Salehi et al. 2017",)
 

@@ -113,7 +113,7 @@ def write_probabilities(task, datamodule, images: Tensor, files: list[Path], out
 
 
 def write_detections(task, datamodule, images: Tensor, sizes, files: list[Path], output: Path) -> None:
-    found = [d for x in batches(datamodule, images) for d in task.detect(*task(x))]
+    found = [d for x in batches(datamodule, images) for d in task.detect(task(x))]
     side = images.shape[-1]
     results, infos = [], []
     for image_id, (path, (height, width), dets) in enumerate(zip(files, sizes, found), start=1):
