@@ -15,17 +15,10 @@ from recipes.run.errors import RunError
 from recipes.run.resume import AtomicCheckpointIO, ResumableSampler, read_checkpoint
 from tests.helpers.configs import ROOT, compose_config
 from tests.helpers.runs import run_train, weights
+from tests.helpers.sizes import RESUME_RUN
 from train import train
 
-# mlp (dropout 0.1) and shifted images: the model and the data both draw random numbers every step
-RUN = (
-    "debug=smoke",
-    "model=mlp",
-    "model.hidden=[32]",
-    "trainer.limit_train_batches=6",
-    "trainer.max_epochs=2",
-    "callbacks.step_checkpoint.every_n_train_steps=4",
-)
+RUN = RESUME_RUN
 KILL_AT = 10  # step 10 of 12 is in the second epoch; the last checkpoint before it is step 8
 
 

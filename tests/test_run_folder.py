@@ -14,17 +14,10 @@ from losses.errors import ConfigError
 from recipes.run.folder import LOCK_NAME, lock_run_folder, resume_command, unlock_run_folder
 from tests.helpers.configs import compose_config
 from tests.helpers.runs import run_train, weights
+from tests.helpers.sizes import RESUME_RUN
 from train import train
 
-# the resume test's run: dropout and random shifts draw random numbers every step
-RUN = (
-    "debug=smoke",
-    "model=mlp",
-    "model.hidden=[32]",
-    "trainer.limit_train_batches=6",
-    "trainer.max_epochs=2",
-    "callbacks.step_checkpoint.every_n_train_steps=4",
-)
+RUN = RESUME_RUN
 TERM_AT = 10  # step 10 of 12, in the second epoch; the last step checkpoint before it is step 8
 
 

@@ -22,3 +22,14 @@ TASK_TINY: dict[str, tuple[str, ...]] = {
     "detection": DETECTION_TINY,
     "segmentation": SEGMENTATION_TINY,
 }
+
+# the exact-resume runs (SIGKILL, SIGTERM): mlp with dropout and shifted images draw random numbers every step;
+# 12 steps over 2 epochs, a step checkpoint every 4
+RESUME_RUN = (
+    "debug=smoke",
+    "model=mlp",
+    "model.hidden=[32]",
+    "trainer.limit_train_batches=6",
+    "trainer.max_epochs=2",
+    "callbacks.step_checkpoint.every_n_train_steps=4",
+)
