@@ -8,7 +8,7 @@ import pytest
 import yaml
 
 from recipes.results.which_loss import main as which_loss_main
-from recipes.results.which_loss import t_interval
+from recipes.results.paired import TIE, t_interval
 from tests.test_sweeps import fake_run, run_sweep
 
 T_975_2 = 4.302652729749464  # the 97.5% quantile of Student's t with 2 degrees of freedom (3 seeds)
@@ -67,7 +67,7 @@ def test_the_ranking_and_its_paired_statistics_on_known_outcomes(tmp_path):
     assert focal.low > 0 and entries["focal"].verdict == "better"
     hinge = entries["hinge"].paired
     assert (hinge.mean, hinge.std, hinge.low, hinge.high) == pytest.approx(expected([-0.10, 0.03, -0.03]))
-    assert hinge.low < 0 < hinge.high and entries["hinge"].verdict == "not distinguishable"
+    assert hinge.low < 0 < hinge.high and entries["hinge"].verdict == TIE
     assert entries["ce"].verdict == "default" and entries["ce"].paired is None
     assert entries["bce_logits"].verdict == "failed" and entries["bce_logits"].failed == "ValueError: boom"
 

@@ -6,7 +6,8 @@ under ``final/<slot>/<loss>/seed<k>/``. This reads them back and writes ``which_
 ``which_loss_<slot>.png``: per slot, the losses ranked by the mean test metric over seeds, with the sample std
 (ddof 1), a 95% t interval over seeds, and the paired difference to the slot's default loss seed by seed (same
 seed, same data order and initialisation) with its 95% t interval; where that interval covers 0 the seeds do not
-separate the two losses: "not distinguishable".
+separate the two losses, nor do fewer than 3 paired seeds: "not distinguishable at this size"
+(``recipes.results.paired``).
 """
 
 from __future__ import annotations
@@ -14,43 +15,15 @@ from __future__ import annotations
 import argparse
 import csv
 import math
-import statistics
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import yaml
 
+from recipes.results.paired import Interval, paired, t_interval
 from recipes.results.report import read_run, save_figure
 
 MANIFEST = "which_loss.yaml"
-LEVEL = 0.95
-
-
-@dataclass
-class Interval:
-    """Mean, sample std and the two-sided 95% t interval of the mean, over ``n`` values (nan bounds with one)."""
-
-    n: int
-    mean: float
-    std: float
-    low: float
-    high: float
-
-    def covers(self, value: float) -> bool:
-        return not (math.isfinite(self.low) and math.isfinite(self.high)) or self.low <= value <= self.high
-
-
-def t_interval(values: list[float], level: float = LEVEL) -> Interval:
-    """The mean of ``values`` with its t interval: ``mean ± t_{(1+level)/2, n-1} * std / sqrt(n)``."""
-    from scipy.stats import t
-
-    n = len(values)
-    mean = statistics.mean(values)
-    if n < 2:
-        return Interval(n, mean, 0.0, math.nan, math.nan)
-    std = statistics.stdev(values)
-    half = float(t.ppf((1 + level) / 2, n - 1)) * std / math.sqrt(n)
-    return Interval(n, mean, std, mean - half, mean + half)
 
 
 @dataclass
@@ -99,15 +72,9 @@ def compare(entries: list[Entry], defaults: dict[str, str], mode: str) -> None:
         if base is entry:
             entry.verdict = "default"
             continue
-        seeds = sorted(set(entry.by_seed) & set(base.by_seed)) if base is not None else []
-        if not seeds:
-            entry.verdict = "no paired seeds"
-            continue
-        entry.paired = t_interval([entry.by_seed[s] - base.by_seed[s] for s in seeds])
-        if entry.paired.n < 2 or entry.paired.covers(0.0):
-            entry.verdict = "not distinguishable"
-        else:
-            entry.verdict = "better" if (entry.paired.mean > 0) == (mode == "max") else "worse"
+        comparison = paired(entry.by_seed, base.by_seed if base is not None else {})
+        better = {"higher": "better", "lower": "worse"} if mode == "max" else {"higher": "worse", "lower": "better"}
+        entry.paired, entry.verdict = comparison.interval, better.get(comparison.verdict, comparison.verdict)
 
 
 def ranked(entries: list[Entry], mode: str) -> list[Entry]:
