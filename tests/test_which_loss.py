@@ -7,8 +7,8 @@ import math
 import pytest
 import yaml
 
-from recipes.results.which_loss import main as which_loss_main
 from recipes.results.paired import TIE, t_interval
+from recipes.results.which_loss import main as which_loss_main
 from tests.test_sweeps import fake_run, run_sweep
 
 T_975_2 = 4.302652729749464  # the 97.5% quantile of Student's t with 2 degrees of freedom (3 seeds)
