@@ -6,12 +6,20 @@ only in ``seed`` are grouped and reported as mean ± std, rows in the order of t
 ``report.csv`` and one ``report_<param>.png`` per swept hyperparameter (one line per combination of the
 other axes) into the sweep folder, and prints the best point. Several sweep folders under one parent
 (e.g. one per seed, run in parallel) are read together when the parent is given.
+
+Per-run evidence: ``runs.csv``, one row per run (its folder, overrides, seed, fit seconds from ``timing.json``, the
+commit from ``commit.txt``, every test metric). A folder that holds only a ``runs.csv`` (``docs/evidence/<name>/``)
+is read from it, and then only the paired tables are written. ``--baseline KEY=VALUE`` compares every other point
+with the point where KEY=VALUE (the other axes held fixed), ``--pair METRIC=METRIC`` two metrics of the same run
+(e.g. ``test/acc=test/baseline_acc``); both paired by seed, in ``paired.md`` / ``paired.csv``
+(``recipes.results.paired``: mean ± std of the differences, 95% t interval, "not distinguishable at this size").
 """
 
 from __future__ import annotations
 
 import argparse
 import csv
+import json
 import math
 import statistics
 from collections import defaultdict
@@ -20,7 +28,11 @@ from pathlib import Path
 
 import yaml
 
+from recipes.results.paired import Paired, paired
+
 SEED_KEY = "seed"
+RUNS = "runs.csv"
+META = ("run", "fit_seconds", "commit")
 
 
 @dataclass
@@ -33,6 +45,12 @@ class Run:
     optimized_metric: str | None
     mode: str
     tags: tuple[str, ...] = ()
+    fit_seconds: float | None = None
+    commit: str = ""
+
+    @property
+    def seed(self) -> int:
+        return int(self.overrides.get(SEED_KEY, 0))
 
 
 def final_metrics(metrics_csv: Path) -> dict[str, float]:
@@ -58,7 +76,11 @@ def read_run(folder: Path) -> Run | None:
         overrides[key.lstrip("+~")] = value
     config = yaml.safe_load((folder / ".hydra" / "config.yaml").read_text()) or {}
     mode = (config.get("monitor") or {}).get("mode", "max")
-    return Run(folder, overrides, final_metrics(metrics_csv), config.get("optimized_metric"), mode, read_tags(folder))
+    timing = folder / "timing.json"
+    seconds = json.loads(timing.read_text()).get("fit_seconds") if timing.exists() else None
+    commit = (folder / "commit.txt").read_text().strip() if (folder / "commit.txt").exists() else ""
+    metrics = final_metrics(metrics_csv)
+    return Run(folder, overrides, metrics, config.get("optimized_metric"), mode, read_tags(folder), seconds, commit)
 
 
 def read_tags(folder: Path) -> tuple[str, ...]:
@@ -71,6 +93,37 @@ def read_sweep(sweep: Path) -> list[Run]:
     """Every finished run below a sweep folder, in job order."""
     runs = [read_run(p.parent.parent) for p in sorted(sweep.rglob(".hydra/overrides.yaml"))]
     return [r for r in runs if r is not None]
+
+
+def is_metric(column: str) -> bool:
+    return column.startswith(("test/", "val/"))
+
+
+def read_runs_csv(path: Path) -> list[Run]:
+    """The runs of an evidence folder from its ``runs.csv`` (empty cells: a metric the run did not log)."""
+    runs = []
+    with open(path) as f:
+        for row in csv.DictReader(f):
+            metrics = {k: float(v) for k, v in row.items() if is_metric(k) and v not in ("", None)}
+            overrides = {k: v for k, v in row.items() if not is_metric(k) and k not in META}
+            seconds = float(row["fit_seconds"]) if row.get("fit_seconds") else None
+            runs.append(Run(path.parent / row["run"], overrides, metrics, None, "max", (), seconds, row.get("commit", "")))
+    return runs
+
+
+def write_runs(runs: list[Run], sweep: Path) -> Path:
+    """``runs.csv``: one row per run, its overrides, fit seconds, commit and every test metric."""
+    keys = sorted({k for r in runs for k in r.overrides})
+    tested = sorted({m for r in runs for m in r.metrics if m.startswith("test/")})
+    path = sweep / RUNS
+    with open(path, "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["run", *keys, "fit_seconds", "commit", *tested])
+        for r in runs:
+            seconds = "" if r.fit_seconds is None else f"{r.fit_seconds:.1f}"
+            cells = [r.folder.relative_to(sweep).as_posix(), *(r.overrides.get(k, "") for k in keys), seconds, r.commit]
+            writer.writerow([*cells, *(f"{r.metrics[m]:.5g}" if m in r.metrics else "" for m in tested)])
+    return path
 
 
 def swept_keys(runs: list[Run]) -> list[str]:
@@ -209,29 +262,167 @@ def save_figure(fig, path: Path) -> Path:
     return path
 
 
-def report(sweep: Path, metric: str | None = None) -> dict:
-    """Write the tables and plots for a sweep folder; returns the rows and the best point."""
+def key_values(items: list[str], flag: str) -> dict[str, str]:
+    """``["a=1", "b=x"]`` as ``{"a": "1", "b": "x"}``; anything without ``=`` is refused naming the flag."""
+    out = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key or not value:
+            raise SystemExit(f"report: {flag} needs KEY=VALUE (got {item!r}), e.g. {flag} box_loss=giou")
+        out[key] = value
+    return out
+
+
+@dataclass
+class Comparison:
+    """One paired comparison of the report: a point's metric against its baseline, seed by seed."""
+
+    point: str
+    metric: str
+    baseline: str
+    result: Paired
+
+
+def by_seed(runs: list[Run], metric: str) -> dict[int, float]:
+    return {r.seed: r.metrics[metric] for r in runs if metric in r.metrics}
+
+
+def point_text(point: dict[str, str]) -> str:
+    return ", ".join(f"{k}={v}" for k, v in point.items()) or "(all runs)"
+
+
+def compare_points(runs: list[Run], params: list[str], baseline: dict[str, str], pairs: dict[str, str]) -> list[Comparison]:
+    """Every point against its baseline point (``baseline`` swapped in, other axes fixed), and each ``pairs``
+    metric against its partner in the same runs; test metrics only, in the rows' order."""
+    unknown = sorted(set(baseline) - set(params))
+    if unknown:
+        raise SystemExit(f"report: --baseline {unknown[0]} is not a swept key; the swept keys are {', '.join(params)}")
+    points: dict[tuple, list[Run]] = defaultdict(list)
+    for run in runs:
+        points[tuple(run.overrides.get(p, "") for p in params)].append(run)
+    order = sorted(points, key=lambda key: [sort_key(v) for v in key])
+    tested = sorted({m for r in runs for m in r.metrics if m.startswith("test/")})
+    out = []
+    for key in order:
+        point = dict(zip(params, key))
+        for metric, other in pairs.items():
+            result = paired(by_seed(points[key], metric), by_seed(points[key], other))
+            out.append(Comparison(point_text(point), metric, other, result))
+        if not baseline:
+            continue
+        base_key = tuple(baseline.get(p, v) for p, v in zip(params, key))
+        if base_key == key:
+            continue
+        if base_key not in points:
+            raise SystemExit(f"report: no runs at the baseline {point_text(dict(zip(params, base_key)))}")
+        for metric in tested:
+            result = paired(by_seed(points[key], metric), by_seed(points[base_key], metric))
+            out.append(Comparison(point_text(point), metric, point_text(baseline), result))
+    return out
+
+
+def write_paired(comparisons: list[Comparison], out: Path) -> None:
+    """``paired.md`` and ``paired.csv``: per comparison the paired differences by seed, their mean ± std, the 95%
+    t interval and the verdict."""
+    header = ["point", "metric", "baseline", "seeds", "Δ mean ± std", "Δ 95% interval", "Δ per seed", "verdict", "note"]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    with open(out / "paired.csv", "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(
+            [
+                "point",
+                "metric",
+                "baseline",
+                "seeds",
+                "delta_mean",
+                "delta_std",
+                "delta_low",
+                "delta_high",
+                "deltas",
+                "verdict",
+                "note",
+            ]
+        )
+        for c in comparisons:
+            i, d = c.result.interval, c.result.differences
+            per_seed = " ".join(f"{s}:{v:+.4g}" for s, v in d.items())
+            bounds = f"[{i.low:+.4g}, {i.high:+.4g}]" if i is not None and math.isfinite(i.low) else ""
+            cells = [
+                c.point,
+                c.metric,
+                c.baseline,
+                str(len(d)),
+                f"{i.mean:+.4g} ± {i.std:.2g}" if i else "",
+                bounds,
+                per_seed,
+                c.result.verdict,
+                c.result.note,
+            ]
+            lines.append("| " + " | ".join(cells) + " |")
+            numbers = [i.mean, i.std, i.low, i.high] if i else [""] * 4
+            writer.writerow([c.point, c.metric, c.baseline, len(d), *numbers, per_seed, c.result.verdict, c.result.note])
+    (out / "paired.md").write_text("\n".join(lines) + "\n")
+
+
+def report(sweep: Path, metric: str | None = None, baseline: dict | None = None, pairs: dict | None = None) -> dict:
+    """Write the tables, plots, ``runs.csv`` and paired comparisons for a sweep folder; returns the rows and the best
+    point. A folder with only a ``runs.csv`` gets only its paired comparisons."""
     runs = read_sweep(sweep)
+    from_evidence = not runs and (sweep / RUNS).exists()
+    if from_evidence:
+        runs = read_runs_csv(sweep / RUNS)
     if not runs:
-        raise SystemExit(f"report: no finished runs (csv/metrics.csv + .hydra/) under {sweep}")
+        raise SystemExit(f"report: no finished runs (csv/metrics.csv + .hydra/, or {RUNS}) under {sweep}")
+    baseline = baseline if baseline is not None else key_values(configured_baseline(runs), "report.baseline")
     axes = swept_keys(runs)
     params = [a for a in axes if a != SEED_KEY]
     rows = group(runs, axes)
     metric = metric or runs[0].optimized_metric or "val/acc"
+    comparisons = compare_points(runs, params, baseline, pairs or {})
+    if comparisons:
+        write_paired(comparisons, sweep)
+    result = {"rows": rows, "params": params, "metric": metric, "runs": len(runs), "comparisons": comparisons}
+    if from_evidence:
+        return result | {"best": best_row(rows, metric, "max"), "plots": []}
     metrics = sorted({m for r in runs for m in r.metrics if m.startswith(("val/", "test/"))})
     write_tables(rows, params, metrics, sweep)
+    write_runs(runs, sweep)
     plots = plot(rows, params, metric, sweep)
-    best = best_row(rows, metric, runs[0].mode)
-    return {"rows": rows, "params": params, "metric": metric, "best": best, "plots": plots, "runs": len(runs)}
+    return result | {"best": best_row(rows, metric, runs[0].mode), "plots": plots}
+
+
+def configured_baseline(runs: list[Run]) -> list[str]:
+    """``report.baseline`` (``KEY=VALUE`` or a list of them) from the first run's config, or none."""
+    config_file = runs[0].folder / ".hydra" / "config.yaml"
+    config = (yaml.safe_load(config_file.read_text()) or {}) if config_file.exists() else {}
+    value = (config.get("report") or {}).get("baseline") or []
+    return [value] if isinstance(value, str) else list(value)
 
 
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("sweep", type=Path, help="a multirun folder (holds one folder per job)")
     parser.add_argument("--metric", help="the metric to rank and plot (default: the runs' optimized_metric)")
+    parser.add_argument(
+        "--baseline",
+        action="append",
+        default=None,
+        metavar="KEY=VALUE",
+        help="compare every point with this one, paired by seed (default: report.baseline)",
+    )
+    parser.add_argument(
+        "--pair",
+        action="append",
+        default=[],
+        metavar="METRIC=METRIC",
+        help="compare two metrics of the same runs, paired by seed (e.g. test/acc=test/baseline_acc)",
+    )
     args = parser.parse_args(argv)
-    result = report(args.sweep, args.metric)
-    print((args.sweep / "report.md").read_text())
+    baseline = None if args.baseline is None else key_values(args.baseline, "--baseline")
+    result = report(args.sweep, args.metric, baseline, key_values(args.pair, "--pair"))
+    for name in ("report.md", "paired.md"):
+        if (args.sweep / name).exists():
+            print((args.sweep / name).read_text())
     best = result["best"]
     if best is not None:
         point = ", ".join(f"{p}={best[p]}" for p in result["params"]) or "(single point)"

@@ -3,8 +3,8 @@ folder at the start and the end, its tags, and the warnings filter.
 
 At the start (rank 0): ``extras.ignore_warnings`` silences Python warnings, ``extras.enforce_tags`` refuses a run
 without ``tags=[...]``, ``extras.print_config`` prints the composed config as a Rich tree and saves it as
-``config_tree.log``; the tags go to ``tags.log`` (W&B gets them through ``configs/logger/wandb.yaml``). At the
-end, the test metrics and where the run's files are go to the log (and so to ``train.log``).
+``config_tree.log``; the tags go to ``tags.log`` (W&B gets them through ``configs/logger/wandb.yaml``), the git
+commit to ``commit.txt``. At the end, the test metrics and where the run's files are go to the log (and so to ``train.log``).
 """
 
 from __future__ import annotations
@@ -90,7 +90,23 @@ def start(cfg: DictConfig) -> None:
     if tags:
         folder.mkdir(parents=True, exist_ok=True)
         (folder / "tags.log").write_text("".join(f"{t}\n" for t in tags))
+    save_commit(folder / "commit.txt")
     log.info("run folder: %s", folder)
+
+
+def save_commit(path: Path) -> None:
+    """The code's git commit (``-dirty`` with uncommitted changes) for the report's ``runs.csv``; none outside git."""
+    import subprocess
+
+    root = Path(__file__).resolve().parents[2]
+    try:
+        head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, timeout=10)
+        dirty = subprocess.run(["git", "status", "--porcelain", "-uno"], cwd=root, capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.SubprocessError):
+        return
+    if head.returncode == 0:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(head.stdout.strip() + ("-dirty" if dirty.stdout.strip() else "") + "\n")
 
 
 def finish(cfg: DictConfig, metrics: dict[str, float], best_checkpoint: str = "") -> None:

@@ -1,0 +1,93 @@
+"""The report's paired comparisons and ``runs.csv`` on runs with known outcomes (no training)."""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+
+import pytest
+
+from recipes.results.paired import MIN_SEEDS, TIE, paired
+from recipes.results.report import main as report_main
+from tests.test_sweeps import fake_run
+
+# test/map per seed 0, 1, 2: ciou beats giou on every seed by about 0.02; iou wins one seed and loses two
+OUTCOMES = {
+    "giou": [0.70, 0.75, 0.80],
+    "ciou": [0.72, 0.77, 0.83],  # differences 0.02, 0.02, 0.03
+    "iou": [0.60, 0.80, 0.78],  # differences -0.10, 0.05, -0.02
+}
+
+
+def fake_sweep(folder, outcomes=OUTCOMES, seconds=12.5):
+    job = 0
+    for box, values in outcomes.items():
+        for seed, value in enumerate(values):
+            run = folder / str(job)
+            fake_run(run, [f"box_loss={box}", f"seed={seed}"], {"test/map": value, "val/map": value})
+            (run / "timing.json").write_text(json.dumps({"fit_seconds": seconds}))
+            (run / "commit.txt").write_text("abc123\n")
+            job += 1
+
+
+def rows(path):
+    with open(path) as f:
+        return list(csv.DictReader(f))
+
+
+def test_a_clear_winner_is_marked_higher_and_a_tie_not_distinguishable(tmp_path):
+    fake_sweep(tmp_path)
+    out = report_main([str(tmp_path), "--baseline", "box_loss=giou"])
+    found = {c.point: c.result for c in out["comparisons"]}
+    assert set(found) == {"box_loss=ciou", "box_loss=iou"}  # the baseline is not compared with itself
+    ciou, iou = found["box_loss=ciou"], found["box_loss=iou"]
+    assert ciou.differences == pytest.approx({0: 0.02, 1: 0.02, 2: 0.03})
+    assert ciou.interval.low > 0 and ciou.verdict == "higher"
+    assert iou.differences == pytest.approx({0: -0.10, 1: 0.05, 2: -0.02})
+    assert iou.interval.low < 0 < iou.interval.high and iou.verdict == TIE
+    table = rows(tmp_path / "paired.csv")
+    assert [r["point"] for r in table] == ["box_loss=ciou", "box_loss=iou"]  # test metrics only, rows in order
+    assert float(table[0]["delta_mean"]) == pytest.approx(0.07 / 3)
+    assert TIE in (tmp_path / "paired.md").read_text()
+
+
+def test_pairing_is_by_seed_not_by_position():
+    """Seeds listed in different orders still pair 0 with 0: a constant +0.01 per seed is found exactly."""
+    result = paired({2: 0.81, 0: 0.71, 1: 0.51}, {0: 0.70, 1: 0.50, 2: 0.80})
+    assert result.differences == pytest.approx({0: 0.01, 1: 0.01, 2: 0.01})
+    assert result.interval.std == pytest.approx(0.0, abs=1e-12) and result.verdict == "higher"
+
+
+def test_a_missing_seed_is_left_out_with_a_message_and_too_few_seeds_is_a_tie():
+    result = paired({0: 0.9, 1: 0.91, 2: 0.92, 3: 0.93}, {0: 0.5, 1: 0.5, 3: 0.5})
+    assert sorted(result.differences) == [0, 1, 3] and "seeds without a pair left out: 2" in result.note
+    few = paired({0: 0.9, 1: 0.91}, {0: 0.5, 1: 0.5})  # a large gap, but only two seeds
+    assert few.verdict == TIE and f"fewer than {MIN_SEEDS}" in few.note
+    assert paired({0: 0.9}, {1: 0.5}).verdict == "no paired seeds"
+
+
+def test_the_report_writes_runs_csv_and_reads_it_back_as_evidence(tmp_path):
+    sweep = tmp_path / "sweep"
+    fake_sweep(sweep)
+    report_main([str(sweep)])
+    table = rows(sweep / "runs.csv")
+    assert list(table[0]) == ["run", "box_loss", "seed", "fit_seconds", "commit", "test/map"]
+    assert len(table) == 9 and table[0]["fit_seconds"] == "12.5" and table[0]["commit"] == "abc123"
+    evidence = tmp_path / "evidence"
+    evidence.mkdir()
+    (evidence / "runs.csv").write_text((sweep / "runs.csv").read_text())
+    out = report_main([str(evidence), "--baseline", "box_loss=giou", "--pair", "test/map=test/map"])
+    assert not (evidence / "report.md").exists()  # the evidence folder keeps its own report, only paired.* is new
+    ciou = next(c.result for c in out["comparisons"] if c.point == "box_loss=ciou" and c.baseline == "box_loss=giou")
+    assert ciou.verdict == "higher" and math.isclose(ciou.interval.mean, 0.07 / 3)
+    same = next(c.result for c in out["comparisons"] if c.baseline == "test/map")
+    assert same.verdict == TIE and same.interval.mean == 0.0  # a metric against itself: no difference
+
+
+def test_a_baseline_that_is_not_a_swept_key_is_refused_with_the_keys(tmp_path):
+    fake_sweep(tmp_path)
+    with pytest.raises(SystemExit, match="--baseline loss is not a swept key; the swept keys are box_loss"):
+        report_main([str(tmp_path), "--baseline", "loss=ce"])
+    with pytest.raises(SystemExit, match="needs KEY=VALUE"):
+        report_main([str(tmp_path), "--baseline", "giou"])
