@@ -26,7 +26,7 @@ import pandas as pd
 import yaml
 
 ROOT = Path(__file__).resolve().parents[2]
-MARK = re.compile(r"<!-- evidence: (?P<spec>.*?)-->\s*\n(?P<table>(?:\|[^\n]*\|[ \t]*\n?)+)", re.S)
+MARK = re.compile(r"^<!-- evidence: (?P<spec>.*?)-->\s*\n(?P<table>(?:\|[^\n]*\|[ \t]*\n?)+)", re.S | re.M)
 TOKEN = re.compile(r"±|[+-]?\d+(?:\.\d+)?")
 METRIC = re.compile(r"\b(?:test|val)/\w+")
 
