@@ -3,6 +3,7 @@ in redirected output, tags, eval.py on a checkpoint, paths rooted at the project
 
 from __future__ import annotations
 
+import csv
 import os
 import subprocess
 import sys
@@ -101,6 +102,18 @@ def test_tags_reach_the_run_folder_and_the_report(smoke_run):
     assert result["rows"][0]["tags"] == "baseline,ux-test"
     header = (run / "report.md").read_text().splitlines()[0]
     assert header.startswith("| seeds | tags | test/acc")
+
+
+def test_the_run_records_its_commit_and_the_report_puts_it_in_runs_csv(smoke_run):
+    run, _, _ = smoke_run
+    head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
+    commit = (run / "commit.txt").read_text().strip()
+    assert commit.removesuffix("-dirty") == head
+    report(run)
+    with open(run / "runs.csv") as f:
+        (row,) = csv.DictReader(f)
+    assert row["commit"] == commit and float(row["fit_seconds"]) > 0 and 0 <= float(row["test/acc"]) <= 1
+    assert row["tags"] == "[baseline,ux-test]"  # overrides are columns, quoted where they hold commas
 
 
 def test_eval_py_on_the_runs_checkpoint_reports_the_runs_test_metrics(smoke_run, data_dir):
