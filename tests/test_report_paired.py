@@ -91,3 +91,14 @@ def test_a_baseline_that_is_not_a_swept_key_is_refused_with_the_keys(tmp_path):
         report_main([str(tmp_path), "--baseline", "loss=ce"])
     with pytest.raises(SystemExit, match="needs KEY=VALUE"):
         report_main([str(tmp_path), "--baseline", "giou"])
+
+
+def test_the_baseline_can_come_from_the_runs_config(tmp_path):
+    """``report: {baseline: box_loss=giou}`` in the experiment config stands for ``--baseline box_loss=giou``."""
+    import yaml
+
+    fake_sweep(tmp_path)
+    for config in tmp_path.glob("*/.hydra/config.yaml"):
+        config.write_text(yaml.safe_dump(yaml.safe_load(config.read_text()) | {"report": {"baseline": "box_loss=giou"}}))
+    out = report_main([str(tmp_path)])
+    assert {c.point for c in out["comparisons"]} == {"box_loss=ciou", "box_loss=iou"}
