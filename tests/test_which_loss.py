@@ -172,3 +172,18 @@ def test_with_a_wandb_logger_the_ranking_is_a_wandb_table_in_the_search_s_group(
     assert log_report(OmegaConf.create({"logger": {"csv": {}}}), result, tmp_path / "sweep", group) is None
     assert group == group_name("which_loss", "classification", "sqlite:///sweep/which_loss.db")  # one per storage
     assert group != group_name("which_loss", "classification", "postgresql://db/other")
+
+
+def test_which_loss_keeps_its_studies_in_the_storage_it_is_given_and_lists_every_run(tmp_path):
+    """``hydra.sweeper.storage=<URL>`` (a database server across machines; sqlite on local disk here)."""
+    import optuna
+
+    sweep, storage = tmp_path / "which", f"sqlite:///{tmp_path / 'shared.db'}"
+    args = ["experiment=which_loss", "hydra.sweeper.losses=[focal]", "hydra.sweeper.trials=1", "hydra.sweeper.seeds=1"]
+    result = run_sweep(sweep, *args, "hydra.sweeper.startup_trials=1", f"hydra.sweeper.storage={storage}")
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert not (sweep / "which_loss.db").exists()
+    assert len(optuna.load_study(study_name="loss=focal", storage=storage).trials) == 1
+    rows = (sweep / "which_loss_runs.csv").read_text().splitlines()
+    assert rows[0].startswith("phase,slot,loss,run,seed,overrides,fit_seconds,")
+    assert [row.split(",")[:4] for row in rows[1:]] == [["tune", "loss", "focal", "0"], ["final", "loss", "focal", "seed0"]]
