@@ -15,7 +15,7 @@ from hydra.core.hydra_config import HydraConfig
 from losses import ConfigError
 from recipes.run.search import search_params
 from tests.helpers.configs import CONFIGS, ROOT
-from tests.test_sweeps import run_sweep
+from tests.test_sweeps import SMOKE, run_sweep
 
 
 def test_search_params_follow_the_loss_s_declaration():
@@ -98,3 +98,34 @@ def test_the_project_s_hydra_plugins_import_without_optuna():
     )
     result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0 and result.stdout.strip() == "ok", result.stderr[-2000:]
+
+
+def test_two_workers_sharing_one_storage_add_their_trials_to_one_study(tmp_path):
+    """Two concurrent searches on one storage (as two machines would run them): one study holds every trial of both,
+    numbered once each, and each trial is the job one worker ran (none lost, none twice)."""
+    import optuna
+
+    storage = f"sqlite:///{tmp_path / 'shared.db'}"  # local disk here; across machines a database server URL
+    optuna.create_study(study_name="focal", storage=storage, direction="maximize")  # once, before the workers
+    env = {"PATH": "/usr/bin:/bin", "WANDB_MODE": "offline", "DATA_DIR": str(tmp_path / "data"), "OMP_NUM_THREADS": "1"}
+    search = ["train.py", "-m", *SMOKE, "hparams_search=tune_loss", "loss=focal", "hydra.sweeper.n_trials=2"]
+    shared = {"cwd": ROOT, "env": env, "stdout": subprocess.PIPE, "stderr": subprocess.STDOUT, "text": True}
+    workers = [
+        subprocess.Popen([sys.executable, *search, *own], **shared)
+        for own in (
+            [f"hydra.sweeper.storage={storage}", f"hydra.sweeper.sampler.seed={k}", f"hydra.sweep.dir={tmp_path / f'worker{k}'}"]
+            for k in (0, 1)
+        )
+    ]
+    for worker in workers:
+        out, _ = worker.communicate(timeout=600)
+        assert worker.returncode == 0, out[-3000:]
+
+    trials = optuna.load_study(study_name="focal", storage=storage).trials
+    assert all(t.state == optuna.trial.TrialState.COMPLETE for t in trials)
+    assert sorted(t.number for t in trials) == list(range(len(trials)))
+    jobs = [yaml.safe_load(p.read_text()) for p in sorted(tmp_path.glob("worker*/*/.hydra/overrides.yaml"))]
+    assert all(list((tmp_path / f"worker{k}").glob("*/csv/metrics.csv")) for k in (0, 1))  # both workers ran trials
+    ran = sorted(float(next(o for o in job if o.startswith("loss.gamma=")).partition("=")[2]) for job in jobs)
+    assert sorted(t.params["loss.gamma"] for t in trials) == ran  # the study's trials are exactly the jobs run
+    assert len(set(ran)) == len(ran)  # the workers' samplers (seeds 0 and 1) did not repeat each other's points

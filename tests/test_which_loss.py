@@ -23,9 +23,16 @@ OUTCOMES = {
 
 def fake_which_loss(sweep, outcomes=OUTCOMES, mode="max"):
     manifest = {
-        "task": "classification", "metric": "val/acc", "test_metric": "test/acc", "mode": mode,
-        "defaults": {"loss": "ce"}, "slots": {"loss": [*outcomes, "bce_logits"]}, "trials": 3, "seeds": 3,
-        "best": {"loss=focal": {"loss.gamma": 1.5, "loss.alpha": 0.25}}, "failed": {"loss=bce_logits": "ValueError: boom"},
+        "task": "classification",
+        "metric": "val/acc",
+        "test_metric": "test/acc",
+        "mode": mode,
+        "defaults": {"loss": "ce"},
+        "slots": {"loss": [*outcomes, "bce_logits"]},
+        "trials": 3,
+        "seeds": 3,
+        "best": {"loss=focal": {"loss.gamma": 1.5, "loss.alpha": 0.25}},
+        "failed": {"loss=bce_logits": "ValueError: boom"},
     }
     sweep.mkdir(parents=True)
     (sweep / "which_loss.yaml").write_text(yaml.safe_dump(manifest))
@@ -89,8 +96,14 @@ def test_a_lower_is_better_metric_ranks_and_judges_the_other_way(tmp_path):
 
 def test_which_loss_tunes_retrains_with_seeds_ranks_and_resumes(tmp_path):
     sweep = tmp_path / "which"
-    args = ["experiment=which_loss", "task=classification", "hydra.sweeper.losses=[ce,focal]",
-            "hydra.sweeper.trials=2", "hydra.sweeper.seeds=2", "hydra.sweeper.startup_trials=1"]
+    args = [
+        "experiment=which_loss",
+        "task=classification",
+        "hydra.sweeper.losses=[ce,focal]",
+        "hydra.sweeper.trials=2",
+        "hydra.sweeper.seeds=2",
+        "hydra.sweeper.startup_trials=1",
+    ]
     result = run_sweep(sweep, *args)
     assert result.returncode == 0, result.stderr[-3000:]
     assert sorted(p.name for p in (sweep / "tune" / "loss" / "focal").iterdir()) == ["0", "1"]
@@ -109,3 +122,68 @@ def test_which_loss_tunes_retrains_with_seeds_ranks_and_resumes(tmp_path):
     assert again.returncode == 0, again.stderr[-3000:]
     assert "Launching" not in again.stdout + again.stderr
     assert (sweep / "which_loss.md").read_text() == md
+
+
+def test_with_a_wandb_logger_the_ranking_is_a_wandb_table_in_the_search_s_group(tmp_path, monkeypatch):
+    import sys
+    import types
+
+    from omegaconf import OmegaConf
+
+    from recipes.results.which_loss import COLUMNS
+    from recipes.results.which_loss_wandb import group_name, log_report, wandb_overrides
+
+    calls = {}
+
+    class Table:
+        def __init__(self, columns, data):
+            self.columns, self.data = columns, data
+
+    class Run:
+        def log(self, values):
+            calls["log"] = values
+
+        def finish(self):
+            calls["finished"] = True
+
+    def init(**kwargs):
+        calls["init"] = kwargs
+        return Run()
+
+    monkeypatch.setitem(sys.modules, "wandb", types.SimpleNamespace(init=init, Table=Table, Image=lambda path: path))
+    fake_which_loss(tmp_path / "sweep")
+    result = which_loss_main([str(tmp_path / "sweep")])
+    config = OmegaConf.create({"logger": {"wandb": {"mode": "offline", "project": "loss-recipes", "group": "x"}}})
+    group = group_name("which_loss", "classification", "sqlite:///sweep/which_loss.db")
+
+    assert log_report(config, result, tmp_path / "sweep", group) == "offline"
+    assert calls["init"]["group"] == group and calls["init"]["job_type"] == "report" and calls["finished"]
+    assert calls["init"]["project"] == "loss-recipes" and calls["init"]["mode"] == "offline"
+    table = calls["log"]["which_loss"]
+    assert table.columns == COLUMNS and [row[1] for row in table.data] == ["focal", "ce", "hinge", "bce_logits"]
+    assert table.data[0][COLUMNS.index("verdict")] == "better" and table.data[1][COLUMNS.index("delta_mean")] is None
+    runs = calls["log"]["which_loss_runs"]
+    assert runs.columns[:3] == ["phase", "slot", "loss"] and len(runs.data) == 9  # three seeds of three losses
+    assert list(calls["log"]) == ["which_loss", "which_loss_runs", "plot/which_loss_loss"]
+
+    # every job of the search joins that group, by phase; without a W&B logger (logger=csv) nothing is added
+    assert wandb_overrides(config, group, "tune") == [f"logger.wandb.group={group}", "logger.wandb.job_type=tune"]
+    assert wandb_overrides(OmegaConf.create({"logger": {"csv": {}}}), group, "final") == []
+    assert log_report(OmegaConf.create({"logger": {"csv": {}}}), result, tmp_path / "sweep", group) is None
+    assert group == group_name("which_loss", "classification", "sqlite:///sweep/which_loss.db")  # one per storage
+    assert group != group_name("which_loss", "classification", "postgresql://db/other")
+
+
+def test_which_loss_keeps_its_studies_in_the_storage_it_is_given_and_lists_every_run(tmp_path):
+    """``hydra.sweeper.storage=<URL>`` (a database server across machines; sqlite on local disk here)."""
+    import optuna
+
+    sweep, storage = tmp_path / "which", f"sqlite:///{tmp_path / 'shared.db'}"
+    args = ["experiment=which_loss", "hydra.sweeper.losses=[focal]", "hydra.sweeper.trials=1", "hydra.sweeper.seeds=1"]
+    result = run_sweep(sweep, *args, "hydra.sweeper.startup_trials=1", f"hydra.sweeper.storage={storage}")
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert not (sweep / "which_loss.db").exists()
+    assert len(optuna.load_study(study_name="loss=focal", storage=storage).trials) == 1
+    rows = (sweep / "which_loss_runs.csv").read_text().splitlines()
+    assert rows[0].startswith("phase,slot,loss,run,seed,overrides,fit_seconds,")
+    assert [row.split(",")[:4] for row in rows[1:]] == [["tune", "loss", "focal", "0"], ["final", "loss", "focal", "seed0"]]

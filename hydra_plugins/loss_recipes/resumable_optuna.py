@@ -3,7 +3,8 @@
 The stock sweeper reloads a stored study (``load_if_exists``) but runs ``n_trials`` more and numbers its jobs from
 0 again, into the folders of the first trials. This one counts the trials the storage holds as finished, runs the
 rest of ``n_trials``, and numbers new jobs after every stored trial (an interrupted one keeps its folder). It also
-creates the folder of an ``sqlite:///`` storage, so the database can live in the sweep folder.
+creates the folder of an ``sqlite:///`` storage, so the database can live in the sweep folder. With a W&B logger its
+trials join one W&B group per study and storage (job type ``tune``), so workers sharing a storage share a group.
 """
 
 from __future__ import annotations
@@ -12,6 +13,8 @@ import logging
 from pathlib import Path
 
 from hydra.plugins.sweeper import Sweeper
+
+from recipes.results.which_loss_wandb import given_group, group_name, wandb_overrides
 
 try:  # the optional extra: Hydra imports every plugin module at start, so this one must import without it
     from hydra_plugins.hydra_optuna_sweeper.optuna_sweeper import OptunaSweeper
@@ -52,4 +55,5 @@ class ResumableOptunaSweeper(OptunaSweeper):
                 log.info("resuming study %r: %d of %d trials finished", impl.study_name, done, impl.n_trials)
             impl.n_trials = max(impl.n_trials - done, 0)
             impl.job_idx = len(trials)  # after setup(), which starts it at 0
-        return super().sweep(arguments)
+        group = given_group(arguments) or group_name("optuna", str(impl.study_name), str(impl.storage))
+        return super().sweep([*arguments, *wandb_overrides(impl.config, group, "tune")])

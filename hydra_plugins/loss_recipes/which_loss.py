@@ -5,8 +5,9 @@ A Hydra sweeper, so every run is an ordinary ``train.py`` job launched by the co
 SLURM jobs through submitit) into ``<sweep>/tune/<slot>/<loss>/<trial>`` and ``<sweep>/final/<slot>/<loss>/seed<k>``.
 Per loss: an Optuna study (seeded TPE, ``trials`` trials) over the space the loss declares, on the task's validation
 metric, with ``test=false``; a loss that declares no space keeps its config's values. The studies are stored in
-``<sweep>/which_loss.db`` and finished seed runs are kept: rerun the command with the same ``hydra.sweep.dir`` and
-it goes on where it stopped.
+``<sweep>/which_loss.db`` (or the ``storage`` database URL) and finished seed runs are kept: rerun the command with
+the same ``hydra.sweep.dir`` and it goes on where it stopped. With a W&B logger every job joins one W&B group per
+sweep (job type ``tune`` or ``final``) and the ranking is logged there as a table.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from losses import available
 from losses.errors import ConfigError
 from recipes.results.report import read_run
 from recipes.results.which_loss import MANIFEST, report
+from recipes.results.which_loss_wandb import given_group, group_name, log_report, wandb_overrides
 from recipes.run.search import search_ranges
 from recipes.run.tasks import task_class
 
@@ -43,12 +45,14 @@ class WhichLossSweeper(Sweeper):
         test_metric: str | None = None,
         n_jobs: int = 1,
         startup_trials: int = 4,
+        storage: str | None = None,
     ) -> None:
         self.trials, self.seeds, self.tune_lr = int(trials), int(seeds), bool(tune_lr)
         self.only = list(losses) if losses else None
         self.test_metric = test_metric
         self.n_jobs = max(int(n_jobs), 1)
         self.startup_trials = int(startup_trials)
+        self.storage_url = storage
         self.job_idx = 0
 
     def setup(self, *, hydra_context: HydraContext, task_function: TaskFunction, config: DictConfig) -> None:
@@ -105,7 +109,8 @@ class WhichLossSweeper(Sweeper):
             "failed": {},
         }
         self.sweep_dir.mkdir(parents=True, exist_ok=True)
-        self.storage = f"sqlite:///{self.sweep_dir.resolve()}/which_loss.db"
+        self.storage = self.storage_url or f"sqlite:///{self.sweep_dir.resolve()}/which_loss.db"
+        self.group = given_group(arguments) or group_name("which_loss", str(manifest["task"]), self.storage)
         for slot, names in plan.items():
             for name in names:
                 key = f"{slot}={name}"
@@ -120,6 +125,8 @@ class WhichLossSweeper(Sweeper):
                 self.write(manifest)
         result = report(self.sweep_dir)
         log.info("which_loss: ranking in %s", self.sweep_dir / "which_loss.md")
+        if log_report(self.config, result, self.sweep_dir, self.group):
+            log.info("which_loss: ranking logged to W&B, group %s", self.group)
         return result
 
     def write(self, manifest: dict) -> None:
@@ -140,8 +147,11 @@ class WhichLossSweeper(Sweeper):
             return {}
         sampler = optuna.samplers.TPESampler(seed=self.config.get("seed"), n_startup_trials=self.startup_trials)
         study = optuna.create_study(
-            study_name=f"{slot}={name}", storage=self.storage, sampler=sampler,
-            direction=f"{manifest['mode']}imize", load_if_exists=True,
+            study_name=f"{slot}={name}",
+            storage=self.storage,
+            sampler=sampler,
+            direction=f"{manifest['mode']}imize",
+            load_if_exists=True,
         )
         left = self.trials - finished(study.trials)
         while left > 0:
@@ -149,8 +159,16 @@ class WhichLossSweeper(Sweeper):
             overrides = []
             for trial in asked:
                 values = {key: trial.suggest_float(key, r.low, r.high, log=r.log) for key, r in ranges.items()}
-                overrides.append([*base, f"{slot}={name}", *(f"{k}={v!r}" for k, v in values.items()), "test=false",
-                                  f"hydra.sweep.subdir=tune/{slot}/{name}/{trial.number}"])
+                overrides.append(
+                    [
+                        *base,
+                        f"{slot}={name}",
+                        *(f"{k}={v!r}" for k, v in values.items()),
+                        "test=false",
+                        *wandb_overrides(self.config, self.group, "tune"),
+                        f"hydra.sweep.subdir=tune/{slot}/{name}/{trial.number}",
+                    ]
+                )
             for trial, ret in zip(asked, self.launch(overrides)):
                 try:
                     value = float(ret.return_value)
@@ -170,8 +188,18 @@ class WhichLossSweeper(Sweeper):
         """Retrain the best setting with seeds 0 .. seeds-1 and test; seed runs that finished already are kept."""
         folder = self.sweep_dir / "final" / slot / name
         todo = [s for s in range(self.seeds) if not self.finished(folder / f"seed{s}", test_metric)]
-        overrides = [[*base, f"{slot}={name}", *(f"{k}={v!r}" for k, v in best.items()), f"seed={s}", "test=true",
-                      f"hydra.sweep.subdir=final/{slot}/{name}/seed{s}"] for s in todo]
+        overrides = [
+            [
+                *base,
+                f"{slot}={name}",
+                *(f"{k}={v!r}" for k, v in best.items()),
+                f"seed={s}",
+                "test=true",
+                *wandb_overrides(self.config, self.group, "final"),
+                f"hydra.sweep.subdir=final/{slot}/{name}/seed{s}",
+            ]
+            for s in todo
+        ]
         failed = []
         for seed, ret in zip(todo, self.launch(overrides) if overrides else []):
             try:

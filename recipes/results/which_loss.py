@@ -2,18 +2,19 @@
 
 ``python train.py -m experiment=which_loss task=<task>`` leaves, in its sweep folder, ``which_loss.yaml`` (the task,
 its metrics, the default loss of each slot, the best setting found for each loss) and one run per loss and seed
-under ``final/<slot>/<loss>/seed<k>/``. This reads them back and writes ``which_loss.md``, ``which_loss.csv`` and
-``which_loss_<slot>.png``: per slot, the losses ranked by the mean test metric over seeds, with the sample std
-(ddof 1), a 95% t interval over seeds, and the paired difference to the slot's default loss seed by seed (same
-seed, same data order and initialisation) with its 95% t interval; where that interval covers 0 the seeds do not
-separate the two losses, nor do fewer than 3 paired seeds: "not distinguishable at this size"
-(``recipes.results.paired``).
+under ``final/<slot>/<loss>/seed<k>/``. This reads them back and writes ``which_loss.md``, ``which_loss.csv``,
+``which_loss_runs.csv`` (every run) and ``which_loss_<slot>.png``: per slot, the losses ranked by the mean test
+metric over seeds, with the sample std (ddof 1), a 95% t interval over seeds, and the paired difference to the
+slot's default loss seed by seed (same seed, same data order and initialisation) with its 95% t interval; where that
+interval covers 0 the seeds do not separate the two losses, nor do fewer than 3 paired seeds: "not distinguishable
+at this size" (``recipes.results.paired``).
 """
 
 from __future__ import annotations
 
 import argparse
 import csv
+import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -110,8 +111,17 @@ def write_markdown(entries: list[Entry], manifest: dict, out: Path) -> None:
         f"with {manifest.get('seeds', '?')} seeds and tested. Mean ± std (ddof 1) over seeds, 95% t interval; Δ: the "
         "paired difference to the default loss, seed by seed, with its 95% t interval.",
     ]
-    header = ["rank", "loss", "best setting", "seeds", f"{metric} mean ± std", "95% interval", "Δ vs default",
-              "Δ 95% interval", "verdict"]
+    header = [
+        "rank",
+        "loss",
+        "best setting",
+        "seeds",
+        f"{metric} mean ± std",
+        "95% interval",
+        "Δ vs default",
+        "Δ 95% interval",
+        "verdict",
+    ]
     for slot in dict.fromkeys(e.slot for e in entries):
         lines += ["", f"## slot `{slot}` (default: {manifest['defaults'].get(slot)})", ""]
         lines += ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
@@ -123,24 +133,92 @@ def write_markdown(entries: list[Entry], manifest: dict, out: Path) -> None:
             else:
                 delta = "" if e.paired is None else f"{e.paired.mean:+.4g}"
                 score = f"{number(e.score.mean)} ± {e.score.std:.2g}"
-                cells = [str(rank), e.loss, setting_text(e.setting), str(e.score.n), score,
-                         interval_text(e.score), delta, interval_text(e.paired), e.verdict]
+                cells = [
+                    str(rank),
+                    e.loss,
+                    setting_text(e.setting),
+                    str(e.score.n),
+                    score,
+                    interval_text(e.score),
+                    delta,
+                    interval_text(e.paired),
+                    e.verdict,
+                ]
             lines.append("| " + " | ".join(cells) + " |")
     (out / "which_loss.md").write_text("\n".join(lines) + "\n")
 
 
+COLUMNS = [
+    "slot",
+    "loss",
+    "setting",
+    "seeds",
+    "mean",
+    "std",
+    "ci_low",
+    "ci_high",
+    "delta_mean",
+    "delta_std",
+    "delta_low",
+    "delta_high",
+    "verdict",
+    "failed",
+]
+
+
+def summary_rows(entries: list[Entry]) -> list[list]:
+    """One row per ranked loss, in ``COLUMNS`` order: what ``which_loss.csv`` and the W&B table hold."""
+    rows = []
+    for e in entries:
+        s, p = e.score, e.paired
+        cells = [e.slot, e.loss, setting_text(e.setting), s.n if s else 0]
+        cells += [s.mean, s.std, s.low, s.high] if s else [""] * 4
+        cells += [p.mean, p.std, p.low, p.high] if p else [""] * 4
+        rows.append([*cells, e.verdict, e.failed])
+    return rows
+
+
 def write_csv(entries: list[Entry], out: Path) -> None:
-    columns = ["slot", "loss", "setting", "seeds", "mean", "std", "ci_low", "ci_high", "delta_mean", "delta_std",
-               "delta_low", "delta_high", "verdict", "failed"]
     with open(out / "which_loss.csv", "w", newline="") as f:
         writer = csv.writer(f)
-        writer.writerow(columns)
-        for e in entries:
-            s, p = e.score, e.paired
-            cells = [e.slot, e.loss, setting_text(e.setting), s.n if s else 0]
-            cells += [s.mean, s.std, s.low, s.high] if s else [""] * 4
-            cells += [p.mean, p.std, p.low, p.high] if p else [""] * 4
-            writer.writerow([*cells, e.verdict, e.failed])
+        writer.writerow(COLUMNS)
+        writer.writerows(summary_rows(entries))
+
+
+def run_rows(sweep: Path) -> list[dict]:
+    """Every tuning trial and seed run below the sweep: phase, slot, loss, folder, seed, overrides, the validation
+    and test metrics, fit seconds (the per-run evidence behind the ranking)."""
+    rows = []
+    for phase in ("tune", "final"):
+        folders = [f for f in (sweep / phase).glob("*/*/*") if f.is_dir()]
+        for folder in sorted(folders, key=lambda f: (f.parent.parent.name, f.parent.name, len(f.name), f.name)):
+            run = read_run(folder)
+            if run is None:
+                continue
+            config = yaml.safe_load((folder / ".hydra" / "config.yaml").read_text()) or {}
+            timing = folder / "timing.json"
+            row = {
+                "phase": phase,
+                "slot": folder.parent.parent.name,
+                "loss": folder.parent.name,
+                "run": folder.name,
+                "seed": config.get("seed", ""),
+                "overrides": " ".join(f"{k}={v}" for k, v in run.overrides.items()),
+                "fit_seconds": json.loads(timing.read_text()).get("fit_seconds", "") if timing.exists() else "",
+            }
+            row.update({k: v for k, v in sorted(run.metrics.items()) if k.startswith(("val/", "test/"))})
+            rows.append(row)
+    return rows
+
+
+def write_runs(sweep: Path) -> list[dict]:
+    rows = run_rows(sweep)
+    columns = list(dict.fromkeys(k for row in rows for k in row))
+    with open(sweep / "which_loss_runs.csv", "w", newline="") as f:
+        writer = csv.DictWriter(f, columns)
+        writer.writeheader()
+        writer.writerows(rows)
+    return rows
 
 
 def plot(entries: list[Entry], manifest: dict, out: Path) -> list[Path]:
@@ -185,8 +263,9 @@ def report(sweep: Path) -> dict:
     entries = ranked(entries, manifest["mode"])
     write_markdown(entries, manifest, sweep)
     write_csv(entries, sweep)
+    runs = write_runs(sweep)
     plots = plot(entries, manifest, sweep)
-    return {"entries": entries, "plots": plots, "manifest": manifest}
+    return {"entries": entries, "plots": plots, "manifest": manifest, "runs": runs}
 
 
 def main(argv: list[str] | None = None) -> dict:
