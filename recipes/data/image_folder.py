@@ -332,8 +332,10 @@ class ImageFolderDataModule(ImageDataModule):
         """``files`` as a per-item Dataset of images decoded and resized as this folder's (labels unused: 0)."""
         return ImageFiles(files, [0] * len(files), self.channels, self.image_size, self.resize, self.owner)
 
-    @staticmethod
-    def decode(files: ImageFiles) -> Tensor:
+    def decode(self, files: ImageFiles) -> Tensor:
+        """Every image of ``files`` in one uint8 tensor (an empty split: none)."""
+        if len(files) == 0:
+            return torch.empty(0, self.channels, self.image_size, self.image_size, dtype=torch.uint8)
         return torch.stack([files[i][0] for i in range(len(files))])
 
     def register_stats(self, mean: Tensor, std: Tensor) -> None:
@@ -391,11 +393,13 @@ class ImageFolderDataModule(ImageDataModule):
     def stream_loader(self, dataset: Streamed, train: bool) -> DataLoader:
         """Batches decoded in ``num_workers`` workers; in training in the seeded, resumable order (``SeededOrder``)."""
         batch_size = self.batch_size if train else self.eval_batch_size
-        order = seeded_order(len(dataset), torch.initial_seed(), self.trainer, batch_size) if train else None
+        seed = torch.initial_seed()
+        order = seeded_order(len(dataset), seed, self.trainer, batch_size) if train else None
         return StreamingLoader(
             dataset,
             batch_size=batch_size,
             sampler=order,
+            generator=torch.Generator().manual_seed(seed),  # worker seeds: not drawn from the global RNG (exact resume)
             drop_last=train and len(dataset) > batch_size,
             num_workers=self.num_workers,
             pin_memory=self.pin_memory,
@@ -415,8 +419,11 @@ class ImageFolderTuplesDataModule(TupleDataModule, ImageFolderDataModule):
     """Pairs or triplets of ``root``'s images for verification: a class is an identity.
 
     ``unseen_classes`` (open set) are class folder names or indices; null: the last 40% of the classes
-    (at least 2), as mnist5k_pairs holds out digits 6-9.
+    (at least 2), as mnist5k_pairs holds out digits 6-9. The tuples are drawn from decoded images held in memory
+    (``storage=stream`` is refused).
     """
+
+    streamable = False
 
     def __init__(self, unseen_classes: list[str | int] | None = None, name: str = "image_folder_pairs", **args) -> None:
         classes = scan_folder(args.get("root"), f"data '{name}'").classes

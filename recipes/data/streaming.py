@@ -51,7 +51,12 @@ class SeededOrder(DistributedSampler):
 
 
 class StreamingLoader(DataLoader):
-    """A ``DataLoader`` that Lightning sees as stateful: its checkpointed state is its ``SeededOrder``'s seed."""
+    """A ``DataLoader`` that Lightning sees as stateful (its checkpointed state is its ``SeededOrder``'s seed), whose
+    iterator starts its workers at the first batch: Lightning calls ``iter()`` before it restores the loop counters
+    when a scheduler asks for the number of steps (OneCycleLR), and workers would read the order then."""
+
+    def __iter__(self) -> Iterator[Any]:
+        yield from super().__iter__()
 
     def state_dict(self) -> dict[str, int]:
         return self.sampler.state_dict() if isinstance(self.sampler, SeededOrder) else {}
