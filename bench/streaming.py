@@ -2,7 +2,8 @@
 
     python -m bench.streaming export --idx DIR --out FOLDER [--train 10000] [--test 2000]
     python -m bench.streaming loader --root FOLDER [--workers 0 2] [--batches 40]
-    python -m bench.streaming compare --root FOLDER [--seeds 0 1 2] [--epochs 3] [--out runs.csv] [overrides ...]
+    python -m bench.streaming compare --root FOLDER [--seeds 0 1 2] [--epochs 3] [--storages memory stream]
+        [--out runs.csv] [overrides ...]
 
 ``export`` writes the first ``--train`` / ``--test`` images of Fashion-MNIST (or MNIST) IDX files as PNG files in
 ``FOLDER/<split>/<class>/``. ``loader`` times the training loader of ``data=image_folder data.storage=stream``
@@ -64,13 +65,13 @@ def commit() -> str:
     return subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
 
 
-def compare(root: Path, seeds: list[int], epochs: int, out: Path, extra: list[str]) -> None:
+def compare(root: Path, seeds: list[int], epochs: int, storages: list[str], out: Path, extra: list[str]) -> None:
     """Classification on ``root`` in memory and streamed, per seed; a row per run in ``out``."""
     from train import train
 
     rows = []
     for seed in seeds:
-        for storage in ("memory", "stream"):
+        for storage in storages:
             overrides = [*FOLDER_RUN, f"data.root={root}", f"data.storage={storage}", f"seed={seed}"]
             overrides += [f"trainer.max_epochs={epochs}", "logger=csv", *extra]
             cfg = compose_config(overrides)
@@ -104,6 +105,7 @@ def main() -> None:
     p.add_argument("--root", type=Path, required=True)
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     p.add_argument("--epochs", type=int, default=3)
+    p.add_argument("--storages", nargs="+", default=["memory", "stream"], choices=["memory", "stream"])
     p.add_argument("--out", type=Path, default=Path("runs.csv"))
     p.add_argument("overrides", nargs="*")
     args = parser.parse_args()
@@ -115,7 +117,7 @@ def main() -> None:
             rate = loader_rate(args.root, workers, args.batches, args.batch_size)
             print(f"num_workers={workers}: {rate:.0f} samples/s ({args.batches} batches of {args.batch_size})", flush=True)
     else:
-        compare(args.root, args.seeds, args.epochs, args.out, args.overrides)
+        compare(args.root, args.seeds, args.epochs, args.storages, args.out, args.overrides)
 
 
 if __name__ == "__main__":

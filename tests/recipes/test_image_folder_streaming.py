@@ -140,6 +140,15 @@ def test_simclr_pretrains_on_an_unlabelled_folder_and_probes_on_the_labelled_one
     assert math.isfinite(metrics["train/loss"]) and 0 <= metrics["test/probe_acc"] <= 1 and 0 <= metrics["test/knn_acc"] <= 1
 
 
+def test_predict_reads_a_streamed_runs_images_at_its_side_and_channels(smoke_config, folder, tmp_path, data_dir):
+    from tests.test_predict import predict, trained_run
+
+    ckpt = trained_run(smoke_config, tmp_path, "data=image_folder", f"data.root={folder}", "data.storage=stream", *TINY)
+    predict(ckpt, folder / "val" / "one", tmp_path / "out", data_dir)
+    rows = (tmp_path / "out" / "predictions.csv").read_text().splitlines()
+    assert rows[0] == "file,class,prob_0,prob_1,prob_2,prob_3" and len(rows) == 1 + 12
+
+
 # ----- exact resume ------------------------------------------------------------------------------------------------
 def test_a_streamed_run_killed_mid_epoch_resumes_to_the_weights_of_the_uninterrupted_run(folder, tmp_path, data_dir):
     run = (*STREAM_RESUME_RUN, f"data.root={folder}")
