@@ -151,7 +151,8 @@ class SimCLRTask(Task):
 
     def unlabelled_training(self) -> bool:
         """Training batches from an unlabelled folder (``data.unlabelled``, labels -1): the online probe has no target."""
-        return bool(getattr(self.trainer.datamodule, "unlabelled_files", None))
+        trainer = self._trainer  # None when the step is called outside a Trainer
+        return trainer is not None and bool(getattr(trainer.datamodule, "unlabelled_files", None))
 
     def online_probe_loss(self, stage: str, features: Tensor, labels: Tensor) -> Tensor:
         """The online probe's loss on detached features; its accuracy accumulates in a metric, logged per epoch."""
