@@ -4,11 +4,13 @@
     python -m bench.streaming loader --root FOLDER [--workers 0 2] [--batches 40]
     python -m bench.streaming compare --root FOLDER [--seeds 0 1 2] [--epochs 3] [--storages memory stream]
         [--out runs.csv] [overrides ...]
+    python -m bench.streaming report runs.csv [more.csv ...]
 
 ``export`` writes the first ``--train`` / ``--test`` images of Fashion-MNIST (or MNIST) IDX files as PNG files in
 ``FOLDER/<split>/<class>/``. ``loader`` times the training loader of ``data=image_folder data.storage=stream``
 (decode, augment and collate, no model) for each worker count, in one process. ``compare`` trains classification
-on the folder with ``data.storage=memory`` and ``data.storage=stream`` for each seed and writes one row per run.
+on the folder with ``data.storage=memory`` and ``data.storage=stream`` for each seed and writes one row per run;
+``report`` prints test accuracy per seed and storage, the mean and std of each, and the difference of the means.
 """
 
 from __future__ import annotations
@@ -88,6 +90,17 @@ def compare(root: Path, seeds: list[int], epochs: int, storages: list[str], out:
                 writer.writerows(rows)
 
 
+def report(files: list[Path]) -> None:
+    """Test accuracy (points) per seed and storage, mean and std per storage, and stream minus memory."""
+    import pandas as pd
+
+    runs = pd.concat([pd.read_csv(f) for f in files])
+    table = runs.pivot_table(index="seed", columns="storage", values="test/acc") * 100
+    table["stream - memory"] = table["stream"] - table["memory"]
+    print(table.round(2).to_string())
+    print((table.agg(["mean", "std"])).round(2).to_string())
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -108,6 +121,8 @@ def main() -> None:
     p.add_argument("--storages", nargs="+", default=["memory", "stream"], choices=["memory", "stream"])
     p.add_argument("--out", type=Path, default=Path("runs.csv"))
     p.add_argument("overrides", nargs="*")
+    p = sub.add_parser("report")
+    p.add_argument("files", type=Path, nargs="+")
     args = parser.parse_args()
     if args.command == "export":
         export(args.idx, args.out, {"train": args.train, "test": args.test})
@@ -116,6 +131,8 @@ def main() -> None:
         for workers in args.workers:
             rate = loader_rate(args.root, workers, args.batches, args.batch_size)
             print(f"num_workers={workers}: {rate:.0f} samples/s ({args.batches} batches of {args.batch_size})", flush=True)
+    elif args.command == "report":
+        report(args.files)
     else:
         compare(args.root, args.seeds, args.epochs, args.storages, args.out, args.overrides)
 
