@@ -25,6 +25,7 @@ from __future__ import annotations
 import functools
 import logging
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -34,6 +35,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from losses.errors import ConfigError, check, check_integer, check_number
 from recipes.data.augment import random_hflip
+from recipes.data.device import DeviceBatches
 from recipes.data.images import ImageDataModule
 from recipes.data.sources import Arrays, stratified_split
 from recipes.data.streaming import Streamed, StreamingLoader, choose_storage, running_stats, seeded_order
@@ -364,7 +366,7 @@ class ImageFolderDataModule(ImageDataModule):
         splits["train"].transform = self.worker_augment()
         return splits
 
-    def worker_augment(self):  # noqa: ANN201 - a torchvision.transforms.v2 transform, or None
+    def worker_augment(self) -> Callable[[Tensor], Tensor] | None:
         """``augment`` per uint8 image, in torchvision.transforms.v2, as the in-memory path draws it per batch:
         crop_flip a random resized crop (+ flip); shift a random crop of the image padded by ``shift`` pixels of
         the mean colour (normalised: 0, as the in-memory path pads) (+ flip)."""
@@ -386,7 +388,7 @@ class ImageFolderDataModule(ImageDataModule):
             return self.unlabelled
         return self.streamed.get(split) if self.storage == "stream" else None
 
-    def loader(self, split: str, train: bool):  # noqa: ANN201 - DataLoader | DeviceBatches
+    def loader(self, split: str, train: bool) -> DataLoader | DeviceBatches:
         dataset = self.streams(split, train)
         return super().loader(split, train) if dataset is None else self.stream_loader(dataset, train)
 

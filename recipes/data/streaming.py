@@ -6,7 +6,9 @@ strided over ranks), starting after the batches this epoch has already trained (
 counters), each index paired with its own augmentation seed drawn from ``(seed, epoch, index)``. A sample's
 random crop and flip are therefore the same whichever worker decodes it, how many workers there are, and whether
 the run was killed and resumed mid-epoch. ``StreamingLoader`` is a ``DataLoader`` whose ``state_dict`` holds the
-seed, so Lightning (which saves and restores the state of every stateful training loader) resumes its order.
+seed: Lightning saves it in the checkpoint (and does not warn about a mid-epoch resume) and gives it back when it
+builds the loader after restoring the checkpoint; when it builds the loader earlier (a scheduler asking for the
+number of steps), the seed is the run's own (``torch.initial_seed()`` after seeding), which a resume keeps.
 """
 
 from __future__ import annotations
