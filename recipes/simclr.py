@@ -1,6 +1,7 @@
 """SimCLR (Chen et al. 2020): two random views per image, encoder + projection head, a ``loss`` slot of kind views.
 
-The loss sees the projections; evaluation uses the encoder's features, frozen: a kNN classifier
+The loss sees the projections (with ``data.unlabelled``, of an unlabelled folder's images: the online probe then
+has no training labels and is not trained); evaluation uses the encoder's features, frozen: a kNN classifier
 (cosine, weighted vote) and a linear probe fitted on the training split (all labels, and
 ``probe_labels_per_class`` labels per class), accuracy on val and test. An online linear probe on
 detached features may train alongside (labels never reach the encoder). With ``baselines`` the test
@@ -144,9 +145,14 @@ class SimCLRTask(Task):
         images, labels = batch
         loss, features = self.views_loss(images)
         self.log_loss("train", "loss", loss, batch_size=len(images))
-        if self.probe is None:
+        if self.probe is None or self.unlabelled_training():
             return loss
         return loss + self.online_probe_loss("train", features.detach(), labels)
+
+    def unlabelled_training(self) -> bool:
+        """Training batches from an unlabelled folder (``data.unlabelled``, labels -1): the online probe has no target."""
+        trainer = self._trainer  # None when the step is called outside a Trainer
+        return trainer is not None and bool(getattr(trainer.datamodule, "unlabelled_files", None))
 
     def online_probe_loss(self, stage: str, features: Tensor, labels: Tensor) -> Tensor:
         """The online probe's loss on detached features; its accuracy accumulates in a metric, logged per epoch."""
@@ -162,7 +168,7 @@ class SimCLRTask(Task):
 
     def on_train_epoch_end(self) -> None:
         super().on_train_epoch_end()
-        if self.probe is not None:
+        if self.probe is not None and not self.unlabelled_training():
             self.log("train/online_acc", self.online_acc["train_"].compute(), sync_dist=True)
             self.online_acc["train_"].reset()
 

@@ -29,3 +29,15 @@ def test_speedrun_trains_each_seed_and_summarises(tmp_path):
     assert [r["seed"] for r in result["runs"]] == [0, 1]
     assert all(r["fit_seconds"] > 0 and 0 <= r["test_acc"] <= 1 for r in result["runs"])
     assert result["reached_target"] == all(r["test_acc"] >= 0.93 for r in result["runs"])
+
+
+def test_streaming_loader_rate_and_report_on_a_tiny_folder(tmp_path, capsys):
+    from bench.streaming import loader_rate, report
+    from tests.helpers.folders import first_digits, write_image_folder
+
+    folder = write_image_folder(tmp_path / "digits", first_digits(count=12))
+    assert loader_rate(folder, workers=0, batches=2, batch_size=8) > 0
+    runs = tmp_path / "runs.csv"
+    runs.write_text("storage,seed,test/acc\nmemory,0,0.8\nstream,0,0.81\nmemory,1,0.7\nstream,1,0.69\n")
+    report([runs])
+    assert "stream - memory" in capsys.readouterr().out

@@ -23,18 +23,22 @@ the path and showing the layout.
 from __future__ import annotations
 
 import functools
+import logging
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
 from torch import Tensor
-from torch.utils.data import Dataset
+from torch.utils.data import DataLoader, Dataset
 
-from losses.errors import ConfigError, check, check_integer
+from losses.errors import ConfigError, check, check_integer, check_number
 from recipes.data.augment import random_hflip
+from recipes.data.device import DeviceBatches
 from recipes.data.images import ImageDataModule
 from recipes.data.sources import Arrays, stratified_split
+from recipes.data.streaming import Streamed, StreamingLoader, choose_storage, running_stats, seeded_order
 from recipes.data.tuples import TupleDataModule
 from recipes.data.views import resized_crop_and_rotate
 
@@ -42,12 +46,14 @@ SPLITS = ("train", "val", "test")
 EXTENSIONS = (".png", ".jpg", ".jpeg", ".webp", ".gif")  # what torchvision.io.decode_image reads
 AUGMENTS = ("crop_flip", "shift", "none")
 RESIZES = ("crop", "stretch")
+STORAGES = ("auto", "memory", "stream")
 GREY_MODES = ("1", "L", "LA", "La", "I", "F", "I;16", "I;16L", "I;16B", "I;16N")  # PIL modes without colour
 LAYOUT = (
     "expected DIR/train/<class>/<image> (optional DIR/val/<class>/<image> and DIR/test/<class>/<image>), "
     f"images in {', '.join(EXTENSIONS)}"
 )
 OWNER = "data 'image_folder'"
+log = logging.getLogger(__name__)
 
 
 def visible(entries: list[str]) -> list[str]:
@@ -156,6 +162,20 @@ def folder_channels(root: str) -> int:
     return header_channels(tuple(f for files in layout.files.values() for f in files))
 
 
+def scan_unlabelled(root: str | os.PathLike, owner: str = OWNER) -> list[str]:
+    """The image files anywhere under ``root`` (sorted; hidden files aside), for pre-training without labels."""
+    path = Path(root).expanduser()
+    layout = f"expected a folder of images in {', '.join(EXTENSIONS)} (subfolders are read too, their names ignored)"
+    if not path.is_dir():
+        raise ConfigError(f"{owner}: unlabelled {path} is not a folder; {layout}")
+    check_class_folder(path, owner)  # images only, at least one
+    files = []
+    for parent, dirs, names in os.walk(path, followlinks=True):
+        dirs[:] = visible(dirs)
+        files += [os.path.join(parent, name) for name in visible(names)]
+    return sorted(files)
+
+
 def read_image(file: str, channels: int, size: int, resize: str, owner: str = OWNER) -> Tensor:
     """One file as uint8 ``[channels, size, size]``: decoded by torchvision.io, 16-bit scaled to 8, resized."""
     from torchvision.io import ImageReadMode, decode_image
@@ -197,9 +217,17 @@ class ImageFolderDataModule(ImageDataModule):
     ``shift`` moves digits by up to ``shift`` pixels as on mnist5k; ``none``. ``shift: 0`` turns any augmentation
     off (what task=vae and task=simclr set: they take the images as they are). ``mean``/``std``: per-channel
     normalisation in [0, 1] units; null: the training split's. ``imbalance`` and ``label_noise`` as on mnist5k.
+
+    ``storage``: ``memory`` decodes every image once and holds the splits (on the GPU with ``on_device``); ``stream``
+    leaves them on disk, decoded and augmented per sample in ``num_workers`` DataLoader workers (recipes/data/
+    streaming.py: the same crop, flip or shift, drawn per sample from a seeded, resumable order); ``auto`` streams
+    when the decoded images would take more than ``memory_limit_gb`` (null: half the memory available).
+    ``unlabelled``: a folder of images without classes; the training batches come from it (labels -1), the
+    labelled splits serve evaluation (SimCLR's probes and kNN); it always streams.
     """
 
     datasets = ("image_folder",)
+    streamable = True  # False: a format built on the decoded splits (pairs), held in memory
 
     def __init__(
         self,
@@ -216,6 +244,11 @@ class ImageFolderDataModule(ImageDataModule):
         shift: int = 2,
         mean: list[float] | None = None,
         std: list[float] | None = None,
+        storage: str = "auto",
+        memory_limit_gb: float | None = None,
+        pin_memory: bool = False,
+        persistent_workers: bool = False,
+        unlabelled: str | None = None,
         **image_args,
     ) -> None:
         owner = f"data '{name}'"
@@ -255,35 +288,129 @@ class ImageFolderDataModule(ImageDataModule):
         self.given_stats = None if mean is None or std is None else (torch.tensor(mean), torch.tensor(std))
         if (mean is None) != (std is None):
             raise ConfigError(f"{self.owner}: give both mean and std, or neither (got mean={mean}, std={std})")
+        self.storage = self.check_storage(storage, memory_limit_gb, pin_memory, persistent_workers)
+        self.pin_memory, self.persistent_workers = pin_memory, persistent_workers
+        self.unlabelled_files = scan_unlabelled(unlabelled, self.owner) if unlabelled not in (None, "", "None") else []
+        self.streamed: dict[str, Streamed] = {}
+        self.unlabelled: Streamed | None = None
 
-    def files(self, split: str) -> ImageFiles:
-        """The files of one split present in the folder, as a per-item Dataset."""
-        layout = self.layout
-        return ImageFiles(layout.files[split], layout.labels[split], self.channels, self.image_size, self.resize, self.owner)
+    def check_storage(self, storage: str, limit_gb: float | None, pin_memory: bool, persistent_workers: bool) -> str:
+        """The storage settings checked, and ``auto`` resolved (with one log line saying which and why)."""
+        check(self.owner, storage in STORAGES, f"storage must be one of {', '.join(STORAGES)}", storage)
+        if limit_gb is not None:
+            check_number(self.owner, "memory_limit_gb", limit_gb, low=0, low_open=True)
+        check(self.owner, isinstance(pin_memory, bool), "pin_memory must be true or false", pin_memory)
+        check(self.owner, isinstance(persistent_workers, bool), "persistent_workers must be true or false", persistent_workers)
+        need = "persistent_workers keeps DataLoader workers between epochs, so it needs num_workers > 0; set data.num_workers=2"
+        check(self.owner, not persistent_workers or self.num_workers > 0, f"{need} or data.persistent_workers=false", True)
+        if not self.streamable:
+            need = f"storage must be auto or memory: {self.name} draws its tuples from images held in memory"
+            check(self.owner, storage != "stream", need, storage)
+            return "memory"
+        if storage != "auto":
+            return storage
+        count = sum(len(files) for files in self.layout.files.values())
+        chosen, why = choose_storage(count * self.channels * self.image_size**2, limit_gb)
+        log.info("%s: storage=auto chose %s: %s (%d images)", self.owner, chosen, why, count)
+        return chosen
 
-    def source_splits(self) -> dict[str, Arrays]:
-        """Every split decoded; the ones the folder lacks split off train, stratified and seeded."""
-        read = {split: self.decode(self.files(split)) for split in self.layout.files}
-        images, labels = read.pop("train")
-        missing = [s for s in ("test", "val") if s not in read]
+    def split_files(self) -> dict[str, tuple[list[str], Tensor]]:
+        """Every split's files and labels, no image decoded; the ones the folder lacks split off train, stratified
+        and seeded."""
+        found = {split: (files, torch.tensor(self.layout.labels[split])) for split, files in self.layout.files.items()}
+        files, labels = found.pop("train")
+        missing = [s for s in ("test", "val") if s not in found]
         fractions = tuple(self.test_fraction if s == "test" else self.val_fraction for s in missing)
         *held, train = stratified_split(labels, fractions, self.split_seed)
-        read.update({split: (images[rows], labels[rows]) for split, rows in zip(missing, held)})
-        read["train"] = (images[train], labels[train])
-        return read
+        for split, rows in (*zip(missing, held), ("train", train)):
+            found[split] = ([files[i] for i in rows.tolist()], labels[rows])
+        return found
 
-    @staticmethod
-    def decode(files: ImageFiles) -> Arrays:
-        images, labels = zip(*(files[i] for i in range(len(files))))
-        return torch.stack(images), torch.stack(labels)
+    def source_splits(self) -> dict[str, Arrays]:
+        """Every split decoded (``split_files``)."""
+        return {split: (self.decode(self.image_files(files)), labels) for split, (files, labels) in self.split_files().items()}
+
+    def image_files(self, files: list[str]) -> ImageFiles:
+        """``files`` as a per-item Dataset of images decoded and resized as this folder's (labels unused: 0)."""
+        return ImageFiles(files, [0] * len(files), self.channels, self.image_size, self.resize, self.owner)
+
+    def decode(self, files: ImageFiles) -> Tensor:
+        """Every image of ``files`` in one uint8 tensor (an empty split: none)."""
+        if len(files) == 0:
+            return torch.empty(0, self.channels, self.image_size, self.image_size, dtype=torch.uint8)
+        return torch.stack([files[i][0] for i in range(len(files))])
 
     def register_stats(self, mean: Tensor, std: Tensor) -> None:
         """The given ``mean`` and ``std`` when set, else the training split's."""
         super().register_stats(*(self.given_stats or (mean, std)))
 
-    def augment(self, images: Tensor) -> Tensor:
+    def setup(self, stage: str | None = None) -> None:
+        """Memory: every split decoded (the base's); stream: every split's files, the statistics in one pass."""
+        if self.storage == "memory":
+            super().setup(stage)
+        elif not self.streamed:
+            self.streamed = self.streamed_splits()
+        if self.unlabelled_files and self.unlabelled is None:
+            files = self.unlabelled_files
+            labels = torch.full((len(files),), -1, dtype=torch.long)
+            self.unlabelled = Streamed(self.image_files(files), list(range(len(files))), labels, self.worker_augment())
+
+    def streamed_splits(self) -> dict[str, Streamed]:
+        """The splits as per-sample Datasets (the training one made harder as asked, augmented when seeded)."""
+        found = self.split_files()
+        files, labels = found["train"]
+        rows, labels = self.harder_training_split(torch.arange(len(files)), labels)
+        found["train"] = ([files[i] for i in rows.tolist()], labels)
+        splits = {s: Streamed(self.image_files(f), list(range(len(f))), y, None) for s, (f, y) in found.items()}
+        self.register_stats(*(self.given_stats or running_stats(self.stream_loader(splits["train"], train=False))))
+        splits["train"].transform = self.worker_augment()
+        return splits
+
+    def worker_augment(self) -> Callable[[Tensor], Tensor] | None:
+        """``augment`` per uint8 image, in torchvision.transforms.v2, as the in-memory path draws it per batch:
+        crop_flip a random resized crop (+ flip); shift a random crop of the image padded by ``shift`` pixels of
+        the mean colour (normalised: 0, as the in-memory path pads) (+ flip)."""
+        from torchvision.transforms import v2
+
         if self.augmentation == "none" or self.shift == 0:
-            return images
+            return None
+        size = [self.image_size, self.image_size]
+        if self.augmentation == "shift":
+            fill = [round(float(m) * 255) for m in self.mean.flatten()]
+            steps = [v2.RandomCrop(size, padding=self.shift, fill=fill)]
+        else:
+            steps = [v2.RandomResizedCrop(size, scale=self.crop_scale, ratio=self.crop_ratio, antialias=True)]
+        return v2.Compose([*steps, v2.RandomHorizontalFlip()] if self.hflip else steps)
+
+    def streams(self, split: str, train: bool) -> Streamed | None:
+        """The streamed Dataset that serves this loader, or None when it comes from memory."""
+        if train and split == "train" and self.unlabelled is not None:
+            return self.unlabelled
+        return self.streamed.get(split) if self.storage == "stream" else None
+
+    def loader(self, split: str, train: bool) -> DataLoader | DeviceBatches:
+        dataset = self.streams(split, train)
+        return super().loader(split, train) if dataset is None else self.stream_loader(dataset, train)
+
+    def stream_loader(self, dataset: Streamed, train: bool) -> DataLoader:
+        """Batches decoded in ``num_workers`` workers; in training in the seeded, resumable order (``SeededOrder``)."""
+        batch_size = self.batch_size if train else self.eval_batch_size
+        seed = torch.initial_seed()
+        order = seeded_order(len(dataset), seed, self.trainer, batch_size) if train else None
+        return StreamingLoader(
+            dataset,
+            batch_size=batch_size,
+            sampler=order,
+            generator=torch.Generator().manual_seed(seed),  # worker seeds: not drawn from the global RNG (exact resume)
+            drop_last=train and len(dataset) > batch_size,
+            num_workers=self.num_workers,
+            pin_memory=self.pin_memory,
+            persistent_workers=self.persistent_workers,
+        )
+
+    def augment(self, images: Tensor) -> Tensor:
+        if self.augmentation == "none" or self.shift == 0 or self.streams("train", train=True) is not None:
+            return images  # none asked, or drawn per sample in the workers
         if self.augmentation == "shift":
             return super().augment(images)
         images = resized_crop_and_rotate(images, self.crop_scale, self.crop_ratio, degrees=0.0)
@@ -294,8 +421,11 @@ class ImageFolderTuplesDataModule(TupleDataModule, ImageFolderDataModule):
     """Pairs or triplets of ``root``'s images for verification: a class is an identity.
 
     ``unseen_classes`` (open set) are class folder names or indices; null: the last 40% of the classes
-    (at least 2), as mnist5k_pairs holds out digits 6-9.
+    (at least 2), as mnist5k_pairs holds out digits 6-9. The tuples are drawn from decoded images held in memory
+    (``storage=stream`` is refused).
     """
+
+    streamable = False
 
     def __init__(self, unseen_classes: list[str | int] | None = None, name: str = "image_folder_pairs", **args) -> None:
         classes = scan_folder(args.get("root"), f"data '{name}'").classes

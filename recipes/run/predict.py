@@ -87,8 +87,11 @@ def predict(cfg: DictConfig) -> Path:
 
 def read_inputs(files: list[Path], datamodule) -> tuple[Tensor, list[tuple[int, int]]]:
     """The images as the training split holds them (channels, size; uint8), and each one's original (H, W)."""
-    train = datamodule.splits["train"][0]
-    channels, side = train.shape[1], train.shape[-1]
+    if datamodule.splits:
+        train = datamodule.splits["train"][0]
+        channels, side = train.shape[1], train.shape[-1]
+    else:  # a streamed image folder: no split in memory
+        channels, side = datamodule.channels, datamodule.image_size
     images, sizes = [], []
     for path in files:
         pixels = read_image("input", path, channels, INPUTS)

@@ -22,6 +22,7 @@ from typing import Any
 import lightning as L
 import numpy as np
 import torch
+from lightning.fabric.utilities.types import _Stateful
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 from omegaconf import Container, DictConfig, OmegaConf
 from torch import Tensor, nn
@@ -81,8 +82,10 @@ class ResumableDeviceBatches(DeviceBatches):
 
 
 def resumable_loader(loader: Any, trainer: L.Trainer, seed: int) -> Any:
-    """The same DataLoader with a ``ResumableSampler``; other iterables are returned as they are, with a warning."""
-    if isinstance(loader, ResumableDeviceBatches) or isinstance(getattr(loader, "sampler", None), ResumableSampler):
+    """The same DataLoader with a ``ResumableSampler``; a stateful loader (Lightning restores it, e.g. the streaming
+    one) and a resumable one as they are; other iterables as they are, with a warning."""
+    resumable = isinstance(loader, (ResumableDeviceBatches, _Stateful))
+    if resumable or isinstance(getattr(loader, "sampler", None), ResumableSampler):
         return loader
     if isinstance(loader, DeviceBatches):
         return ResumableDeviceBatches(loader, trainer, seed)

@@ -1,4 +1,5 @@
-"""A user's own folders, written from the digit canvases: VOC (JPEG + XML) and mask folders (image + mask PNG).
+"""A user's own folders: ImageFolder class folders of real digits (PNG or JPEG), and, from the digit canvases, VOC
+(JPEG + XML) and mask folders (image + mask PNG).
 
 The canvases' boxes and masks are exact, so what a datamodule reads back can be checked against what was written.
 Digits 0, 1 and 2 only: a mask class is digit + 1 (0 is background), a VOC class is the digit's name.
@@ -16,6 +17,29 @@ from recipes.data.canvas import CanvasSpec, generate
 from recipes.data.sources import load_mnist5k
 
 NAMES = ("zero", "one", "two")  # VOC class names of digits 0, 1, 2: sorted, they are one, two, zero
+CLASS_NAMES = ["zero", "one", "two", "three"]  # ImageFolder class folders of digits 0-3
+
+
+def first_digits(count: int = 24, data_dir: Path | None = None) -> dict[int, torch.Tensor]:
+    """The first ``count`` real mnist5k digits of each class 0-3, uint8 ``[count, 1, 28, 28]``."""
+    images, labels = load_mnist5k(data_dir)
+    return {c: images[labels == c][:count] for c in range(4)}
+
+
+def write_image_folder(
+    root: Path, digits: dict[int, torch.Tensor], per_class: int = 12, splits=("train",), colour: bool = False, fmt: str = "png"
+) -> Path:
+    """``root/<split>/<class>/<i>.<fmt>``: grey digits, or tinted RGB ones (red channel = the digit)."""
+    for split in splits:
+        offset = 0 if split == "train" else per_class
+        for c, name in enumerate(CLASS_NAMES):
+            folder = root / split / name
+            folder.mkdir(parents=True)
+            for i, image in enumerate(digits[c][offset : offset + per_class]):
+                pixels = torch.cat([image, image // 2, image // 4]) if colour else image
+                path = str(folder / f"{i}.{fmt}")
+                write_png(pixels, path) if fmt == "png" else write_jpeg(pixels, path, quality=95)
+    return root
 
 
 def canvases(data_dir: Path, count: int, seed: int, size: int = 48, max_objects: int = 3) -> dict[str, torch.Tensor]:

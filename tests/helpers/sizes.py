@@ -33,3 +33,15 @@ RESUME_RUN = (
     "trainer.max_epochs=2",
     "callbacks.step_checkpoint.every_n_train_steps=4",
 )
+
+# the same on a streamed image folder (data.root set by the test): 48 digits less the split-off test, 6 batches an
+# epoch, cropped and flipped per sample in 2 workers
+STREAM_RESUME_RUN = (
+    *RESUME_RUN,
+    "data=image_folder",
+    "data.image_size=16",
+    "data.batch_size=6",
+    "data.storage=stream",
+    "data.augment=crop_flip",
+    "data.num_workers=2",
+)

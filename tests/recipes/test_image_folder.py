@@ -13,31 +13,16 @@ from torchvision.io import write_jpeg, write_png
 
 from losses import ConfigError
 from recipes.data.image_folder import ImageFolderDataModule, ImageFolderTuplesDataModule, folder_channels, folder_classes
-from recipes.data.sources import load_mnist5k
+from tests.helpers.folders import CLASS_NAMES as NAMES
+from tests.helpers.folders import first_digits
+from tests.helpers.folders import write_image_folder as write_folder
 from train import train
-
-NAMES = ["zero", "one", "two", "three"]  # class folders of digits 0-3
 
 
 @pytest.fixture(scope="module")
 def digits() -> dict[int, torch.Tensor]:
-    """The first 24 real mnist5k digits of each class 0-3, uint8 [24, 1, 28, 28]."""
-    images, labels = load_mnist5k()
-    return {c: images[labels == c][:24] for c in range(4)}
-
-
-def write_folder(root: Path, digits, per_class: int = 12, splits=("train",), colour: bool = False, fmt: str = "png"):
-    """``root/<split>/<class>/<i>.<fmt>``: grey digits, or tinted RGB ones (red channel = the digit)."""
-    for split in splits:
-        offset = 0 if split == "train" else per_class
-        for c, name in enumerate(NAMES):
-            folder = root / split / name
-            folder.mkdir(parents=True)
-            for i, image in enumerate(digits[c][offset : offset + per_class]):
-                pixels = torch.cat([image, image // 2, image // 4]) if colour else image
-                path = str(folder / f"{i}.{fmt}")
-                write_png(pixels, path) if fmt == "png" else write_jpeg(pixels, path, quality=95)
-    return root
+    """The first 24 real mnist5k digits of each class 0-3."""
+    return first_digits()
 
 
 def test_grey_pngs_are_read_back_exactly_with_labels_from_the_sorted_class_folders(tmp_path, digits):
