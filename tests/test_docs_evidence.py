@@ -22,11 +22,39 @@ def test_docs_table_agrees_with_its_evidence_at_the_shown_rounding(table):
     assert check_table(table) == []
 
 
-def test_a_number_off_by_one_in_its_last_digit_is_caught(tmp_path):
-    evidence = tmp_path / "runs.csv"
-    evidence.write_text("run,loss,seed,test/map\n0,giou,0,0.751\n1,giou,1,0.761\n2,ciou,0,0.80\n3,ciou,1,0.80\n")
+CAUGHT = {  # evidence file, its text, rows, columns, the marked table, the one disagreement expected (row 5 is wrong)
+    "a_number_off_by_one_in_its_last_digit": (  # 0.756 ± 0.007 agrees
+        "runs.csv",
+        "run,loss,seed,test/map\n0,giou,0,0.751\n1,giou,1,0.761\n2,ciou,0,0.80\n3,ciou,1,0.80\n",
+        "{loss: [giou, ciou]}",
+        "[null, test/map]",
+        "| loss | mAP |\n|---|---|\n| giou | 0.756 ± 0.007 |\n| ciou | **0.801** |\n",
+        "row 'ciou': test/map mean 0.8 shown as 0.801",
+    ),
+    "a_paired_difference_seed_by_seed_with_minus_signs": (
+        "runs.csv",
+        "storage,seed,test/acc\nmemory,0,0.80\nmemory,1,0.70\nstream,0,0.75\nstream,1,0.90\n",
+        "[{seed: 0}, {seed: 1}, {}]",
+        "[null, {where: {storage: stream}, minus: {storage: memory}, values: [100*test/acc]}]",
+        "| seed | stream − memory |\n|---|---|\n| 0 | −5.0 |\n| 1 | +20.0 |\n| mean | +7.5 ± 17.0 |\n",
+        "row 'mean': 100*test/acc std 17.6777 shown as 17.0",
+    ),
+    "a_report_row_s_own_columns_as_numbers": (
+        "which_loss.csv",
+        "loss,seeds,mean,std,ci_low,ci_high\nhuber,3,0.478,0.0042,0.4675,0.4884\n",
+        "{loss: [huber]}",
+        "[null, seeds, {numbers: [mean, std]}, {numbers: [ci_low, ci_high]}]",
+        "| loss | seeds | mean ± std | interval |\n|---|---|---|---|\n| huber | 3 | 0.478 ± 0.0042 | [0.4675, 0.4894] |\n",
+        "row 'huber': ci_high 0.4884 shown as 0.4894",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", CAUGHT.values(), ids=CAUGHT)
+def test_the_checker_catches_a_wrong_number(tmp_path, case):
+    name, evidence, rows, columns, table, expected = case
+    (tmp_path / name).write_text(evidence)
     doc = tmp_path / "doc.md"
-    spec = f"<!-- evidence: {evidence}\nrows: {{loss: [giou, ciou]}}\ncolumns: [null, test/map]\n-->\n"
-    doc.write_text(spec + "| loss | mAP |\n|---|---|\n| giou | 0.756 ± 0.007 |\n| ciou | **0.801** |\n")
-    (table,) = marked_tables(doc)
-    assert check_table(table) == [f"{doc}:5: row 'ciou': test/map mean 0.8 shown as 0.801"]  # 0.756 ± 0.007 agrees
+    doc.write_text(f"<!-- evidence: {tmp_path / name}\nrows: {rows}\ncolumns: {columns}\n-->\n{table}")
+    (marked,) = marked_tables(doc)
+    assert check_table(marked) == [f"{doc}:5: {expected}"]

@@ -1,7 +1,8 @@
 """Check the results tables in docs/ against their evidence: ``python -m recipes.results.docs_evidence [files]``.
 
-A table backed by evidence carries, just above it, an HTML comment naming its ``runs.csv`` and which runs and
-metrics each cell shows (YAML)::
+A table backed by evidence carries, just above it, an HTML comment naming its ``runs.csv`` (or another csv of
+the evidence folder, such as the ``which_loss.csv`` a report wrote from it) and which rows and columns of that
+file each cell shows (YAML)::
 
     <!-- evidence: docs/evidence/box_losses_cpu/runs.csv
     rows: {box_loss: [l1, iou, giou]}          # one filter per table row, in order (or a list of filter dicts)
@@ -9,8 +10,11 @@ metrics each cell shows (YAML)::
     -->                                        # {where: {...}, values: [expr, ...]} or {per_seed: expr}
 
 A cell ``a ± b`` is the mean and sample std (ddof 1) over the row's runs; further numbers (``a ± b / c / d``) are
-the means of the next ``values``; a ``per_seed`` cell lists one value per seed in seed order. A number agrees when
-it equals the evidence at the rounding shown. Prints each disagreement; exit status 1 when there is one.
+the means of the next ``values``; a ``per_seed`` cell lists one value per seed in seed order; a ``numbers`` cell
+(``{numbers: [mean, std]}``) shows one expression per number, ``±`` included (a report row's own mean and std).
+``minus: {...}`` in a cell subtracts, seed by seed, the same expression over the runs it selects (a paired
+difference). Expressions name metrics (``test/acc``) or columns of the file (``ci_low``). A number agrees when it
+equals the evidence at the rounding shown. Prints each disagreement; exit status 1 when there is one.
 """
 
 from __future__ import annotations
@@ -29,6 +33,7 @@ ROOT = Path(__file__).resolve().parents[2]
 MARK = re.compile(r"^<!-- evidence: (?P<spec>.*?)-->\s*\n(?P<table>(?:\|[^\n]*\|[ \t]*\n?)+)", re.S | re.M)
 TOKEN = re.compile(r"±|[+-]?\d+(?:\.\d+)?")
 METRIC = re.compile(r"\b(?:test|val)/\w+")
+NAME = re.compile(r"\b(?:test|val)/\w+|\b[A-Za-z_]\w*")
 
 
 @dataclass
@@ -61,13 +66,17 @@ def marked_tables(doc: Path) -> list[Table]:
 
 
 def evaluate(expression: str, frame: pd.DataFrame) -> list[float]:
-    """``expression`` (metric names, numbers, + - * /) for each run of ``frame``, in seed order."""
-    names = {f"m{i}": name for i, name in enumerate(dict.fromkeys(METRIC.findall(expression)))}
-    code = expression
-    for alias, name in names.items():
-        code = code.replace(name, alias)
-    frame = frame.sort_values("seed")
-    return [float(eval(code, {"__builtins__": {}}, {a: row[n] for a, n in names.items()})) for _, row in frame.iterrows()]
+    """``expression`` (metric or column names, numbers, + - * /) for each row of ``frame``, in seed order."""
+    names: dict[str, str] = {}
+
+    def alias(match: re.Match) -> str:
+        name = match[0]
+        return names.setdefault(name, f"m{len(names)}") if METRIC.fullmatch(name) or name in frame else name
+
+    code = NAME.sub(alias, expression)
+    if "seed" in frame:
+        frame = frame.sort_values("seed")
+    return [float(eval(code, {"__builtins__": {}}, {a: row[n] for n, a in names.items()})) for _, row in frame.iterrows()]
 
 
 def same(cell: object, value: object) -> bool:
@@ -95,13 +104,26 @@ def check_cell(cell: str, spec, frame: pd.DataFrame) -> list[str]:
     """The disagreements of one cell with its runs, as messages."""
     if isinstance(spec, str):
         spec = {"values": [spec]}
-    frame = select(frame, spec.get("where", {}))
-    if frame.empty:
+    runs = select(frame, spec.get("where", {}))
+    if runs.empty:
         return [f"no runs match {spec.get('where')}"]
-    tokens = TOKEN.findall(cell.replace("**", ""))
+    base = select(frame, spec["minus"]) if "minus" in spec else None
+    if base is not None and sorted(base["seed"]) != sorted(runs["seed"]):
+        return [f"the runs of {spec.get('where')} and of minus {spec['minus']} have different seeds"]
+
+    def evidence(expression: str) -> list[float]:
+        values = evaluate(expression, runs)
+        return values if base is None else [v - b for v, b in zip(values, evaluate(expression, base))]
+
+    tokens = TOKEN.findall(cell.replace("**", "").replace("\N{MINUS SIGN}", "-"))
+    numbers = [t for t in tokens if t != "±"]
+    if "numbers" in spec:
+        if len(numbers) != len(spec["numbers"]):
+            return [f"{cell!r} shows {len(numbers)} numbers, the spec names {len(spec['numbers'])}"]
+        means = [statistics.mean(evidence(e)) for e in spec["numbers"]]
+        return [f"{e} {m:.6g} shown as {n}" for n, e, m in zip(numbers, spec["numbers"], means) if not agrees(n, m)]
     if "per_seed" in spec:
-        expected = evaluate(spec["per_seed"], frame)
-        numbers = [t for t in tokens if t != "±"]
+        expected = evidence(spec["per_seed"])
         if len(numbers) != len(expected):
             return [f"{cell!r} shows {len(numbers)} values, the evidence has {len(expected)} seeds"]
         return [f"{n} != {e:.6g} (seed {i})" for i, (n, e) in enumerate(zip(numbers, expected)) if not agrees(n, e)]
@@ -109,7 +131,7 @@ def check_cell(cell: str, spec, frame: pd.DataFrame) -> list[str]:
     for expression in spec["values"]:
         if not tokens:
             return problems + [f"{cell!r} shows no number for {expression}"]
-        values = evaluate(expression, frame)
+        values = evidence(expression)
         mean = statistics.mean(values)
         shown = tokens.pop(0)
         if not agrees(shown, mean):
@@ -124,7 +146,7 @@ def check_cell(cell: str, spec, frame: pd.DataFrame) -> list[str]:
 
 
 def check_table(table: Table) -> list[str]:
-    """Every disagreement of ``table`` with its ``runs.csv``, as ``file:line: row ...: message``."""
+    """Every disagreement of ``table`` with its evidence file, as ``file:line: row ...: message``."""
     doc = table.doc.relative_to(ROOT) if table.doc.is_relative_to(ROOT) else table.doc
     where = f"{doc}:{table.line}"
     if not table.runs.exists():
