@@ -122,6 +122,9 @@ def measure(name: str, ref: Reference, size: Size, device: torch.device, repeats
     """Build our loss with the entry's hyperparameters, check it against the reference, time both."""
     hparams = ref.hparams_for(size)
     loss = losses.build(name, **hparams).to(device)
+    # the agreement check below is the one call that runs the value checks (they read tensors back to the host,
+    # on the first calls only): the timed calls are the steady state of a training run
+    loss.value_check_calls = 1
     inputs = ref.make_inputs(size, device)
 
     def reference(*xs: Tensor) -> Tensor:
