@@ -180,9 +180,9 @@ class Quantile(Loss):
             pred, target = floats(pred, target)
             if self.multi:
                 target = target.unsqueeze(-1)
-            tau = self.taus.to(pred.dtype)
+            tau = self.taus.to(pred.dtype) if self.multi else self.tau  # one tau: a Python number, no broadcast
             r = target - pred
-            return self.reduce(torch.maximum(tau * r, (tau - 1) * r))
+            return self.reduce(torch.where(r >= 0, tau * r, (tau - 1) * r))  # one mask, cheaper than maximum
 
 
 @register("mape", kind="regression")
