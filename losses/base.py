@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import contextlib
+import math
+import os
 from collections.abc import Callable, Iterator
 from typing import ClassVar, NamedTuple
 
@@ -17,6 +19,24 @@ REDUCTIONS = ("none", "mean", "sum")
 # rounded to whole nats, and at 1e-30 scores overflow float32 or, squared as distillation's T^2, underflow to 0.
 # 1e-4 is 100x below the smallest temperature of common recipes (CLIP clamps its learnt one at 0.01, Radford et al. 2021).
 MIN_TEMPERATURE = 1e-4
+# value checks (index ranges, probabilities passed as logits) read tensors back to the host, a sync that stalls an
+# accelerator and costs a pass over the data on any device: they run on the first VALUE_CHECK_CALLS calls of each
+# loss, which covers Lightning's two sanity-check batches and the first six training steps. The debug configs set
+# the variable below to ``always`` (check every call); a number sets the count.
+VALUE_CHECK_CALLS = 8
+VALUE_CHECKS_ENV = "LOSS_RECIPES_CHECK_VALUES"
+
+
+def value_check_calls() -> float:
+    """How many calls of a loss check their inputs' values: ``$LOSS_RECIPES_CHECK_VALUES`` (a number, or ``always``)."""
+    setting = os.environ.get(VALUE_CHECKS_ENV, "").strip().lower()
+    if setting in ("always", "true", "debug"):
+        return math.inf
+    if setting.isdigit():
+        return int(setting)
+    if setting:
+        raise ValueError(f"{VALUE_CHECKS_ENV} must be a number of calls or 'always' (got {setting!r})")
+    return VALUE_CHECK_CALLS
 
 
 class TargetNeed(NamedTuple):
@@ -65,13 +85,10 @@ class Loss(nn.Module):
     search_space: ClassVar[dict[str, tuple]] = {}
     not_searched: ClassVar[dict[str, str]] = {"eps": "a numerical guard, not a modelling choice"}
 
-    # value checks (index ranges, probabilities passed as logits) read tensors back to the host; on an
-    # accelerator that stalls the pipeline, so they run on the first calls only (always on the CPU)
-    value_check_calls: ClassVar[int] = 8
-
     def __init__(self, reduction: str = "mean") -> None:
         super().__init__()
-        self._value_checks_done = 0
+        self.value_check_calls = value_check_calls()  # see VALUE_CHECK_CALLS
+        self._calls = 0  # calls so far, counted up to value_check_calls + 1
         self.check(reduction in self.reductions, f"reduction must be one of {', '.join(self.reductions)}", reduction)
         self.reduction = reduction
         self.terms: dict[str, Tensor] = {}
@@ -103,14 +120,15 @@ class Loss(nn.Module):
         """An error for a bad tensor passed to forward, naming the loss and the argument."""
         return ValueError(f"loss '{self.name}': {arg} must be {need} (got {got})")
 
-    def check_values(self, tensor: Tensor) -> bool:
-        """Whether to run the value checks that need a host sync: always on CPU, first calls elsewhere."""
-        if tensor.device.type == "cpu":
-            return True
-        if torch.compiler.is_compiling() or self._value_checks_done >= self.value_check_calls:
-            return False
-        self._value_checks_done += 1
-        return True
+    def __call__(self, *args, **kwargs):
+        """Count the call (for ``check_values``), then run ``forward`` as every module does."""
+        if self._calls <= self.value_check_calls and not torch.compiler.is_compiling():
+            self._calls += 1
+        return super().__call__(*args, **kwargs)
+
+    def check_values(self, tensor: Tensor | None = None) -> bool:
+        """Whether this call runs the value checks that read ``tensor`` back to the host: the first calls only."""
+        return self._calls <= self.value_check_calls and not torch.compiler.is_compiling()
 
     # ----- computation ------------------------------------------------------------------------
     def reduce(self, values: Tensor, reduction: str | None = None) -> Tensor:
@@ -131,10 +149,20 @@ def reduce(values: Tensor, reduction: str) -> Tensor:
     raise ValueError(f"unknown reduction {reduction!r}")
 
 
-@contextlib.contextmanager
-def autocast_off(*tensors: Tensor) -> Iterator[None]:
-    """Disable autocast on the devices of ``tensors``, so a loss computes in its inputs' dtype."""
+def autocast_off(*tensors: Tensor) -> contextlib.AbstractContextManager:
+    """Disable autocast on the devices of ``tensors``, so a loss computes in its inputs' dtype.
+
+    Tensors on one device type (the usual case) get one ``torch.autocast``, which torch.compile traces.
+    """
     device_types = {t.device.type for t in tensors if isinstance(t, Tensor)} or {"cpu"}
+    if len(device_types) == 1:
+        return torch.autocast(device_type=device_types.pop(), enabled=False)
+    return autocast_off_on(device_types)
+
+
+@contextlib.contextmanager
+def autocast_off_on(device_types: set[str]) -> Iterator[None]:
+    """Disable autocast on each of ``device_types``."""
     with contextlib.ExitStack() as stack:
         for device_type in device_types:
             stack.enter_context(torch.autocast(device_type=device_type, enabled=False))

@@ -49,12 +49,20 @@ class Overlap(NamedTuple):
     enclosing_h: Tensor
 
 
-def overlap(pred: Tensor, target: Tensor, eps: float) -> Overlap:
-    """The geometry every IoU loss needs, with sides clamped at 0 so inverted boxes have no negative area."""
+def intersection_union(pred: Tensor, target: Tensor) -> tuple[Tensor, Tensor]:
+    """Intersection and union areas, with sides clamped at 0 so inverted boxes have no negative area."""
     x1, y1, x2, y2 = pred.unbind(-1)
     x1g, y1g, x2g, y2g = target.unbind(-1)
     inter = (torch.min(x2, x2g) - torch.max(x1, x1g)).clamp_min(0) * (torch.min(y2, y2g) - torch.max(y1, y1g)).clamp_min(0)
     union = (x2 - x1).clamp_min(0) * (y2 - y1).clamp_min(0) + (x2g - x1g).clamp_min(0) * (y2g - y1g).clamp_min(0) - inter
+    return inter, union
+
+
+def overlap(pred: Tensor, target: Tensor, eps: float) -> Overlap:
+    """The geometry the GIoU family needs: intersection, union, IoU and the enclosing box."""
+    x1, y1, x2, y2 = pred.unbind(-1)
+    x1g, y1g, x2g, y2g = target.unbind(-1)
+    inter, union = intersection_union(pred, target)
     enclosing_w = (torch.max(x2, x2g) - torch.min(x1, x1g)).clamp_min(0)
     enclosing_h = (torch.max(y2, y2g) - torch.min(y1, y1g)).clamp_min(0)
     return Overlap(inter, union, inter / (union + eps), enclosing_w, enclosing_h)
@@ -106,7 +114,8 @@ class IoULoss(IoUFamily):
     citations = ("Yu et al. 2016",)
 
     def per_box(self, pred: Tensor, target: Tensor) -> Tensor:
-        return 1 - overlap(pred, target, self.eps).iou
+        inter, union = intersection_union(pred, target)  # no enclosing box: IoU does not need it
+        return 1 - inter / (union + self.eps)
 
 
 @register("giou", kind="boxes")

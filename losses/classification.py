@@ -499,7 +499,7 @@ class ClassBalanced(Loss):
             if self.base == "focal":
                 values = softmax_focal(logits, target, self.gamma, weight)
             else:
-                values = weight[target] * F.cross_entropy(logits, target, reduction="none")
+                values = F.cross_entropy(logits, target, weight=weight, reduction="none")  # weight[y] * CE per sample
             return self.reduce(values)
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import warnings
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor
 
 from losses.base import REDUCTIONS, Loss, as_float, autocast_off
@@ -118,6 +119,11 @@ class KLDiv(DistributionLoss):
         self.check_inputs(input, target)
         with autocast_off(input, target):
             log_q, target = as_float(input), as_float(target)
+            if self.direction == "forward" and not self.log_target and not target.requires_grad:
+                # torch's kernel, xlogy(p, p) - p log q; log q masked to 0 where p is 0, so a -inf there (an exact
+                # zero of q) adds 0, not 0 * inf. A target that needs its gradient takes the masked path below,
+                # since torch's gradient in p is NaN at p = 0
+                return F.kl_div(log_q.masked_fill(target == 0, 0.0), target, reduction=self.reduction)
             p, log_p = (target.exp(), target) if self.log_target else (target, None)
             if self.direction == "forward":
                 values = log_ratio_terms(p, log_p, None, log_q)

@@ -113,8 +113,10 @@ class OverlapLoss(Loss):
         if self.weight is not None and self.weight.numel() != logits.shape[1]:
             raise self.input_error("logits", f"{self.weight.numel()} channels to match weight", logits.shape[1])
         high = max(logits.shape[1] - 1, 1)  # one sigmoid channel: 0/1 targets
-        valid = target if self.ignore_index is None else target[target != self.ignore_index]
-        if valid.numel() and self.check_values(target) and (int(valid.min()) < 0 or int(valid.max()) > high):
+        if not target.numel() or not self.check_values(target):
+            return
+        valid = target if self.ignore_index is None else target[target != self.ignore_index]  # a host sync
+        if valid.numel() and (int(valid.min()) < 0 or int(valid.max()) > high):
             ignored = "" if self.ignore_index is None else f" or ignore_index {self.ignore_index}"
             raise self.input_error(
                 "target", f"class indices in [0, {high}]{ignored}", f"values from {int(valid.min())} to {int(valid.max())}"

@@ -15,18 +15,20 @@ from torch import Tensor
 from losses.base import Loss, as_float, autocast_off
 from losses.registry import register
 
-# Distances below sqrt(TINY) are floored there, so identical embeddings have a finite (zero) gradient.
-TINY = 1e-12
-
 
 def euclidean(a: Tensor, b: Tensor) -> Tensor:
-    """Row-wise ``||a - b||_2`` whose gradient stays finite when ``a == b``."""
-    return (a - b).pow(2).sum(-1).clamp_min(TINY).sqrt()
+    """Row-wise ``||a - b||_2``, torch's fused norm; its gradient is 0 (finite) where ``a == b``."""
+    return torch.linalg.vector_norm(a - b, dim=-1)
 
 
 def cosine(a: Tensor, b: Tensor, eps: float = 1e-8) -> Tensor:
     """Row-wise cosine similarity ``a.b / (max(|a|, eps) max(|b|, eps))``, as ``F.cosine_similarity``."""
-    return (a * b).sum(-1) / (a.norm(dim=-1).clamp_min(eps) * b.norm(dim=-1).clamp_min(eps))
+    return (a * b).sum(-1) / (norm(a, eps) * norm(b, eps))
+
+
+def norm(a: Tensor, eps: float = 1e-8) -> Tensor:
+    """Row-wise ``max(|a|, eps)``, the denominator of a cosine."""
+    return torch.linalg.vector_norm(a, dim=-1).clamp_min(eps)
 
 
 def check_embeddings(loss: Loss, **named: Tensor) -> None:
@@ -67,12 +69,15 @@ class PairLoss(Loss):
     def values(self, emb1: Tensor, emb2: Tensor, similar: Tensor) -> Tensor:
         raise NotImplementedError
 
+    def compute(self, emb1: Tensor, emb2: Tensor, y: Tensor) -> Tensor:
+        """The reduced loss of float embeddings and labels y in {+1, -1}; losses torch has override it."""
+        return self.reduce(self.values(emb1, emb2, (y == 1).to(emb1.device)))
+
     def forward(self, emb1: Tensor, emb2: Tensor, y: Tensor) -> Tensor:
         check_embeddings(self, emb1=emb1, emb2=emb2)
         check_pair_labels(self, y, emb1.shape[0])
         with autocast_off(emb1, emb2):
-            emb1, emb2 = as_float(emb1), as_float(emb2)
-            return self.reduce(self.values(emb1, emb2, (y == 1).to(emb1.device)))
+            return self.compute(as_float(emb1), as_float(emb2), y)
 
 
 @register("hinge_embedding", kind="pair")
@@ -113,9 +118,9 @@ class CosineEmbedding(PairLoss):
     def distance(self, a: Tensor, b: Tensor) -> Tensor:
         return 1 - cosine(a, b)
 
-    def values(self, emb1: Tensor, emb2: Tensor, similar: Tensor) -> Tensor:
-        cos = cosine(emb1, emb2)
-        return torch.where(similar, 1 - cos, (cos - self.margin).clamp_min(0))
+    def compute(self, emb1: Tensor, emb2: Tensor, y: Tensor) -> Tensor:
+        y = y.to(device=emb1.device, dtype=emb1.dtype)
+        return F.cosine_embedding_loss(emb1, emb2, y, margin=self.margin, reduction=self.reduction)
 
 
 @register("contrastive", kind="pair")
@@ -135,9 +140,8 @@ class Contrastive(PairLoss):
         self.margin = self.check_number("margin", margin, 0.0, low_open=True)
 
     def values(self, emb1: Tensor, emb2: Tensor, similar: Tensor) -> Tensor:
-        squared = (emb1 - emb2).pow(2).sum(-1)
-        push = (self.margin - squared.clamp_min(TINY).sqrt()).clamp_min(0).pow(2)
-        return 0.5 * torch.where(similar, squared, push)
+        d = euclidean(emb1, emb2)
+        return 0.5 * torch.where(similar, d, (self.margin - d).clamp_min(0)).square()
 
 
 class TripletLoss(Loss):
@@ -212,4 +216,6 @@ class MarginRanking(TripletLoss):
         return 1 - cosine(a, b)
 
     def values(self, anchor: Tensor, positive: Tensor, negative: Tensor) -> Tensor:
-        return (self.margin - (cosine(anchor, positive) - cosine(anchor, negative))).clamp_min(0)
+        # cos(a, p) - cos(a, n) with the anchor's norm taken once
+        gap = (anchor * positive).sum(-1) / norm(positive) - (anchor * negative).sum(-1) / norm(negative)
+        return (self.margin - gap / norm(anchor)).clamp_min(0)

@@ -41,17 +41,24 @@ def check_pred_target(loss: Loss, pred: Tensor, target: Tensor, shape: tuple[int
 
 
 class PointwiseLoss(Loss):
-    """``forward(pred, target)`` of one shape: per-element ``values(pred, target)``, then the reduction."""
+    """``forward(pred, target)`` of one shape: ``compute``, by default per-element ``values`` then the reduction.
+
+    Losses torch has override ``compute`` with torch's functional kernel, which reduces in the same fused call.
+    """
 
     def forward(self, pred: Tensor, target: Tensor) -> Tensor:
         check_pred_target(self, pred, target)
         self.check_inputs(pred, target)
         with autocast_off(pred, target):
             pred, target = floats(pred, target)
-            return self.reduce(self.values(pred, target))
+            return self.compute(pred, target)
 
     def check_inputs(self, pred: Tensor, target: Tensor) -> None:
         """Value checks of a particular loss (ranges), run before computing."""
+
+    def compute(self, pred: Tensor, target: Tensor) -> Tensor:
+        """The reduced loss of floating ``pred`` and ``target``."""
+        return self.reduce(self.values(pred, target))
 
     def values(self, pred: Tensor, target: Tensor) -> Tensor:
         raise NotImplementedError
@@ -64,8 +71,8 @@ class MSE(PointwiseLoss):
     The default: it estimates the conditional mean, and is pulled by outliers.
     """
 
-    def values(self, pred: Tensor, target: Tensor) -> Tensor:
-        return (pred - target).square()
+    def compute(self, pred: Tensor, target: Tensor) -> Tensor:
+        return F.mse_loss(pred, target, reduction=self.reduction)
 
 
 @register("mae", kind="regression")
@@ -75,8 +82,8 @@ class MAE(PointwiseLoss):
     Robust to outliers in the targets; its gradient does not shrink near the optimum.
     """
 
-    def values(self, pred: Tensor, target: Tensor) -> Tensor:
-        return (pred - target).abs()
+    def compute(self, pred: Tensor, target: Tensor) -> Tensor:
+        return F.l1_loss(pred, target, reduction=self.reduction)
 
 
 @register("huber", kind="regression")
@@ -94,9 +101,8 @@ class Huber(PointwiseLoss):
         super().__init__(reduction)
         self.delta = self.check_number("delta", delta, 0.0, low_open=True)
 
-    def values(self, pred: Tensor, target: Tensor) -> Tensor:
-        r = (pred - target).abs()
-        return torch.where(r < self.delta, 0.5 * r.square(), self.delta * (r - 0.5 * self.delta))
+    def compute(self, pred: Tensor, target: Tensor) -> Tensor:
+        return F.huber_loss(pred, target, reduction=self.reduction, delta=self.delta)
 
 
 @register("smooth_l1", kind="regression")
@@ -114,11 +120,8 @@ class SmoothL1(PointwiseLoss):
         super().__init__(reduction)
         self.beta = self.check_number("beta", beta, 0.0)
 
-    def values(self, pred: Tensor, target: Tensor) -> Tensor:
-        r = (pred - target).abs()
-        if self.beta == 0:
-            return r
-        return torch.where(r < self.beta, 0.5 * r.square() / self.beta, r - 0.5 * self.beta)
+    def compute(self, pred: Tensor, target: Tensor) -> Tensor:
+        return F.smooth_l1_loss(pred, target, reduction=self.reduction, beta=self.beta)  # beta = 0: L1, as ours
 
 
 @register("log_cosh", kind="regression")
@@ -177,9 +180,9 @@ class Quantile(Loss):
             pred, target = floats(pred, target)
             if self.multi:
                 target = target.unsqueeze(-1)
-            tau = self.taus.to(pred.dtype)
+            tau = self.taus.to(pred.dtype) if self.multi else self.tau  # one tau: a Python number, no broadcast
             r = target - pred
-            return self.reduce(torch.maximum(tau * r, (tau - 1) * r))
+            return self.reduce(torch.where(r >= 0, tau * r, (tau - 1) * r))  # one mask, cheaper than maximum
 
 
 @register("mape", kind="regression")
@@ -261,16 +264,9 @@ class PoissonNLL(PointwiseLoss):
             need = "rates >= 0 with log_input=false (set log_input=true for log-rates)"
             raise self.input_error("pred", need, f"values down to {float(pred.min()):.4g}")
 
-    def values(self, pred: Tensor, target: Tensor) -> Tensor:
-        if self.log_input:
-            values = pred.exp() - target * pred
-        else:
-            values = pred - target * torch.log(pred + self.eps)
-        if self.full:  # Stirling's approximation of log(target!), only where target > 1 (as torch)
-            big = target > 1
-            y = torch.where(big, target, torch.ones_like(target))
-            values = values + torch.where(big, y * y.log() - y + 0.5 * torch.log(2 * math.pi * y), torch.zeros_like(y))
-        return values
+    def compute(self, pred: Tensor, target: Tensor) -> Tensor:
+        # full: Stirling's approximation of log(target!), only where target > 1
+        return F.poisson_nll_loss(pred, target, log_input=self.log_input, full=self.full, eps=self.eps, reduction=self.reduction)
 
 
 @register("gaussian_nll", kind="regression")
@@ -305,7 +301,12 @@ class GaussianNLL(Loss):
             raise self.input_error("var", need, f"{int((var < 0).sum())} negative entries")
         with autocast_off(mean, target, var):
             mean, target, var = floats(mean, target, var)
-            var = var + (var.clamp_min(self.eps) - var).detach()  # torch clamps without touching the gradient
+            # torch.nn.functional.gaussian_nll_loss's arithmetic, without its `any(var < 0)` host sync on every
+            # call (checked above on the first calls): var clamped at eps in place, unseen by autograd, so the
+            # gradient passes through the clamp
+            var = var.clone()
+            with torch.no_grad():
+                var.clamp_(min=self.eps)
             values = 0.5 * (var.log() + (mean - target).square() / var)
             if self.full:
                 values = values + HALF_LOG_2PI

@@ -25,7 +25,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from bench.references import boxes, classification, distribution, elbo, pairs, regression, views
+from bench.references import boxes, classification, distribution, elbo, masks, pairs, regression, views
 
 Size = tuple[int, ...]
 
@@ -186,6 +186,12 @@ def box_pairs(size: Size, device: torch.device) -> tuple[Tensor, ...]:
     return _on(device, pred, target)
 
 
+def mask_logits_indices(size: Size, device: torch.device) -> tuple[Tensor, ...]:
+    n, c, h, w = size
+    g = _gen()
+    return _on(device, torch.randn(n, c, h, w, generator=g) * 2, torch.randint(0, c, (n, h, w), generator=g))
+
+
 def long_tail_counts(size: Size) -> dict[str, Any]:
     """class_balanced on a long tail: class c has ``1000 * 0.99^c + 1`` samples."""
     return {"beta": 0.999, "samples_per_class": [int(1000 * 0.99**c) + 1 for c in range(size[1])]}
@@ -217,6 +223,7 @@ BY_KIND: dict[str, dict[str, list[Reference]]] = {
         "smooth_l1": [Reference(pred_target, regression.torch_smooth_l1, "torch", {"beta": 1.0})],
         "log_cosh": [Reference(pred_target, regression.hand_log_cosh, "formula")],
         "quantile": [Reference(pred_target, regression.hand_pinball, "formula", {"tau": 0.9})],
+        "mape": [Reference(positive_pred_target, regression.hand_mape, "formula", {"eps": 1e-8})],
         "msle": [Reference(positive_pred_target, regression.hand_msle, "formula")],
         "poisson_nll": [Reference(log_rate_counts, regression.torch_poisson, "torch", {"log_input": True, "full": False})],
         "gaussian_nll": [
@@ -226,6 +233,7 @@ BY_KIND: dict[str, dict[str, list[Reference]]] = {
     "distribution": {
         # torch's KLDivLoss semantics (input log-probabilities, target probabilities)
         "kl_div": [Reference(log_probs_probs, distribution.torch_kl, "torch", {"reduction": "batchmean", "log_target": False})],
+        "js_div": [Reference(log_probs_probs, distribution.torch_js, "torch kl_div", {"reduction": "batchmean"})],
     },
     "elbo": {
         "elbo": [
@@ -255,12 +263,19 @@ BY_KIND: dict[str, dict[str, list[Reference]]] = {
     },
     "views": {
         "nt_xent": [Reference(two_views, views.nt_xent_matrix, "formula", {"temperature": 0.5}, grad_inputs=(0, 1))],
+        "info_nce": [Reference(two_views, views.torch_info_nce, "torch ce", {"temperature": 0.1}, grad_inputs=(0, 1))],
     },
     "boxes": {
+        "l1": [Reference(box_pairs, boxes.l1_reference, "torch l1_loss")],
         "iou": [Reference(box_pairs, boxes.iou_reference, "formula", {"eps": 1e-7})],
         "giou": [Reference(box_pairs, boxes.torchvision_giou, "torchvision", {"eps": 1e-7})],
         "diou": [Reference(box_pairs, boxes.torchvision_diou, "torchvision", {"eps": 1e-7})],
         "ciou": [Reference(box_pairs, boxes.torchvision_ciou, "torchvision", {"eps": 1e-7})],
+    },
+    "masks": {
+        "dice": [Reference(mask_logits_indices, masks.batched_dice, "formula", {"smooth": 1.0})],
+        "jaccard": [Reference(mask_logits_indices, masks.batched_jaccard, "formula", {"smooth": 1.0})],
+        "tversky": [Reference(mask_logits_indices, masks.batched_tversky, "formula", {"alpha": 0.3, "beta": 0.7})],
     },
 }
 REFERENCES: dict[str, list[Reference]] = {name: refs for group in BY_KIND.values() for name, refs in group.items()}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 
 from bench.references.common import reduce_reference
 
@@ -55,3 +56,36 @@ def tversky(tp, fp, fn, smooth, alpha, beta):
 
 
 hand_dice, hand_jaccard, hand_tversky = hand_reference(dice), hand_reference(jaccard), hand_reference(tversky)
+
+
+def batched_reference(formula):
+    """The same scores over the whole batch at once (one-hot targets, sums over pixels): what the benchmark times.
+
+    Absent classes (not in the target, not in the hard prediction) are left out of each sample's mean, as above.
+    """
+
+    def reference(logits, target, reduction, smooth=1.0, eps=1e-7, weight=None, ignore_index=None, **hparams):
+        classes, pixels = logits.shape[1], tuple(range(2, logits.ndim))
+        keep = torch.ones_like(target, dtype=torch.bool) if ignore_index is None else target != ignore_index
+        target = torch.where(keep, target, 0)
+        if classes == 1:
+            probs, truths, hards = torch.sigmoid(logits), (target == 1).unsqueeze(1).to(logits.dtype), logits > 0
+        else:
+            probs = torch.softmax(logits, 1)
+            truths = F.one_hot(target, classes).movedim(-1, 1).to(logits.dtype)
+            hards = F.one_hot(logits.argmax(1), classes).movedim(-1, 1).bool()
+        keep = keep.unsqueeze(1)
+        probs, truths = probs * keep, truths * keep
+        tp, fp, fn = (probs * truths).sum(pixels), (probs * (1 - truths)).sum(pixels), ((1 - probs) * truths).sum(pixels)
+        counted = ((truths.sum(pixels) > 0) | (hards & keep).flatten(2).any(-1)).to(logits.dtype)
+        if weight is not None:
+            counted = counted * torch.tensor(weight, dtype=logits.dtype, device=logits.device)
+        losses = 1 - formula(tp, fp, fn, smooth, **hparams)
+        values = (losses * counted).sum(1) / counted.sum(1).clamp_min(torch.finfo(logits.dtype).tiny)
+        return reduce_reference(values, reduction)
+
+    return reference
+
+
+batched_dice, batched_jaccard = batched_reference(dice), batched_reference(jaccard)
+batched_tversky = batched_reference(tversky)
