@@ -334,14 +334,15 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
     tasks = [o.split("=", 1)[1] for o in args.overrides if o.startswith("task=")]
     rest = [o for o in args.overrides if not o.startswith("task=")]
     chosen = TASKS if args.all else tasks or ["classification"]
-    results = [measure(t, rest, args.steps, args.warmup, args.repeats) for t in chosen]
-    for r in results:
-        print(json.dumps(r))
+    results = []
+    for task in chosen:
+        results.append(measure(task, rest, args.steps, args.warmup, args.repeats))
+        print(json.dumps(results[-1]), flush=True)
+        if args.json:  # as each recipe finishes, so that a long run keeps what it measured
+            with open(args.json, "a") as f:
+                f.write(json.dumps(results[-1]) + "\n")
     table = markdown(results)
     print(table)
-    if args.json:
-        with open(args.json, "a") as f:
-            f.writelines(json.dumps(r) + "\n" for r in results)
     if args.markdown:
         with open(args.markdown, "w") as f:
             f.write(table)
