@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import math
 
+import pytest
+
+from bench.overhead import TASKS
 from tests.helpers.data import write_fake_mnist
 
 
@@ -29,3 +32,19 @@ def test_speedrun_trains_each_seed_and_summarises(tmp_path):
     assert [r["seed"] for r in result["runs"]] == [0, 1]
     assert all(r["fit_seconds"] > 0 and 0 <= r["test_acc"] <= 1 for r in result["runs"])
     assert result["reached_target"] == all(r["test_acc"] >= 0.93 for r in result["runs"])
+
+
+@pytest.mark.parametrize("task", TASKS)
+def test_overhead_reports_plain_bare_and_framework_per_step_with_a_breakdown(task, data_dir, tmp_path):
+    from bench.overhead import main
+
+    table = tmp_path / "table.md"
+    (result,) = main([f"task={task}", f"paths.data_dir={data_dir}", "--steps", "3", "--warmup", "1", "--repeats", "1",
+                      "--markdown", str(table)])  # fmt: skip
+    assert result["task"] == task
+    assert all(result[k] > 0 for k in ("plain_ms", "bare_ms", "framework_ms"))
+    assert result["framework_minus_bare_ms"] == pytest.approx(result["framework_ms"] - result["bare_ms"], abs=1e-3)
+    assert "total (profiled)" in result["breakdown_ms"] and any(k.startswith("[Callback]") for k in result["breakdown_ms"])
+    rows = table.read_text().splitlines()
+    assert rows[0].startswith("| recipe | plain ms | bare Lightning ms | framework ms | framework - bare | bare - plain")
+    assert rows[2].startswith(f"| {task} |") and len(rows) == 3
