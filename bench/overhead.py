@@ -290,8 +290,9 @@ def measure(task: str, overrides: list[str], steps: int, warmup: int, repeats: i
         "plain_ms": round(median["plain"], 4),
         "bare_ms": round(median["bare"], 4),
         "framework_ms": round(median["framework"], 4),
-        "framework_minus_bare_ms": round(median["framework"] - median["bare"], 4),
-        "bare_minus_plain_ms": round(median["bare"] - median["plain"], 4),
+        # medians of the differences within a round: a busy machine slows whole rounds, not one way of a round
+        "framework_minus_bare_ms": round(statistics.median(r["framework"] - r["bare"] for r in rounds), 4),
+        "bare_minus_plain_ms": round(statistics.median(r["bare"] - r["plain"] for r in rounds), 4),
         # per round, so a ratio is read from runs made close together
         "rounds": [{k: round(v, 4) for k, v in r.items()} for r in rounds],
         "breakdown_ms": {k: round(v, 4) for k, v in breakdown(cfg, batches_for, total).items() if abs(v) >= 0.002},
