@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import sys
 from collections.abc import Callable
+from typing import Any
 
 import hydra
 import lightning as L
@@ -57,19 +58,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
     if torch.cuda.is_available():
         torch.set_float32_matmul_precision(cfg.get("float32_matmul_precision", "high"))  # TF32 matmuls
 
-    datamodule: L.LightningDataModule = instantiate(cfg.data, "data")  # reads nothing yet: data loads in fit
-    model = instantiate(cfg.model, "model")
-    if cfg.get("channels_last"):
-        model = model.to(memory_format=torch.channels_last)
-    if cfg.get("compile"):
-        model.compile()  # in place: state_dict keys stay free of `_orig_mod.`
-    task: L.LightningModule = instantiate(cfg.task, "task", model=model, losses=slot_losses, _recursive_=True)
-    check_optimization(task, cfg)
-    check_checkpoint_fits(task, checkpoint, ckpt_path)  # another task's or model's weights: a ConfigError, before data
-    if cfg.get("fit", True):
-        resume_wandb(cfg, checkpoint)  # testing a checkpoint (eval.py) is a W&B run of its own
-    loggers = instantiate_all(cfg.get("logger"), "logger")
-    trainer: L.Trainer = instantiate(cfg.trainer, "trainer", callbacks=callbacks(cfg), logger=loggers, plugins=plugins(cfg))
+    datamodule, task, loggers, trainer = build(cfg, slot_losses, checkpoint, ckpt_path)
     train_teacher_first(cfg, task, trainer, train)  # distillation without task.teacher_ckpt: a classification run first
     for logger in loggers:
         logger.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
@@ -100,6 +89,27 @@ def train(cfg: DictConfig) -> dict[str, float]:
         unlock_run_folder(cfg.paths.output_dir)
     extras.finish(cfg, metrics, best)
     return metrics
+
+
+def build(
+    cfg: DictConfig, slot_losses: dict[str, torch.nn.Module], checkpoint: dict | None = None, ckpt_path: str | None = None
+) -> tuple[L.LightningDataModule, L.LightningModule, list[Any], L.Trainer]:
+    """The run's datamodule, task, loggers and Trainer with every configured callback and guard, built as every
+    run builds them (``bench.overhead`` times this Trainer); nothing is loaded or fitted yet."""
+    datamodule: L.LightningDataModule = instantiate(cfg.data, "data")  # reads nothing yet: data loads in fit
+    model = instantiate(cfg.model, "model")
+    if cfg.get("channels_last"):
+        model = model.to(memory_format=torch.channels_last)
+    if cfg.get("compile"):
+        model.compile()  # in place: state_dict keys stay free of `_orig_mod.`
+    task: L.LightningModule = instantiate(cfg.task, "task", model=model, losses=slot_losses, _recursive_=True)
+    check_optimization(task, cfg)
+    check_checkpoint_fits(task, checkpoint, ckpt_path)  # another task's or model's weights: a ConfigError, before data
+    if cfg.get("fit", True):
+        resume_wandb(cfg, checkpoint)  # testing a checkpoint (eval.py) is a W&B run of its own
+    loggers = instantiate_all(cfg.get("logger"), "logger")
+    trainer: L.Trainer = instantiate(cfg.trainer, "trainer", callbacks=callbacks(cfg), logger=loggers, plugins=plugins(cfg))
+    return datamodule, task, loggers, trainer
 
 
 def run(cfg: DictConfig, entry: Callable[[DictConfig], dict[str, float]] = train) -> dict[str, float]:

@@ -3,10 +3,11 @@
     python -m bench.throughput task=classification trainer=gpu [--steps 200] [--warmup 30]
 
 Both ways use the same model (same initial weights), data (the datamodule's batches, normalised and
-augmented the same way), optimiser and precision. The framework way is ``Trainer.fit`` on the recipe
-with its logging and progress bar; the plain way is a hand-written loop calling the recipe's
-``training_step`` math (for classification: ``loss_fn(model(x), y)`` written out). Prints samples/s,
-their ratio and peak GPU memory.
+augmented the same way), optimiser and precision. The framework way is ``Trainer.fit`` on the Trainer
+``train.py`` builds (``train.build``: every default callback and guard, CSV and W&B offline, the progress bar;
+``callbacks=none`` or ``logger=csv`` on the command line to leave them out); the plain way is a hand-written
+loop calling the recipe's ``training_step`` math (for classification: ``loss_fn(model(x), y)`` written out).
+Prints samples/s, their ratio and peak GPU memory.
 """
 
 from __future__ import annotations
@@ -18,13 +19,14 @@ import json
 from contextlib import nullcontext
 from typing import Any
 
-import hydra
 import lightning as L
 import torch
-from omegaconf import DictConfig
+from omegaconf import DictConfig, open_dict
 
 from bench.common import Stopwatch, compose_config
-from recipes.run.checks import check_config
+
+# W&B offline (no network), one validation batch per epoch (the steps are what is timed); overridable
+DEFAULTS = ("logger.wandb.mode=offline", "trainer.limit_val_batches=1", "++trainer.num_sanity_val_steps=0")
 
 
 class StepTimer(L.Callback):
@@ -51,41 +53,28 @@ def batch_size(batch: Any) -> int:
     return int(first.shape[0])
 
 
-def build(cfg: DictConfig) -> tuple[L.LightningDataModule, L.LightningModule]:
-    """The datamodule and the task, built from the config as ``train.py`` builds them."""
-    slot_losses = check_config(cfg)
-    datamodule = hydra.utils.instantiate(cfg.data)
-    model = hydra.utils.instantiate(cfg.model)
-    if cfg.get("channels_last"):
-        model = model.to(memory_format=torch.channels_last)
-    task = hydra.utils.instantiate(cfg.task, model=model, losses=slot_losses)
-    return datamodule, task
+def framework_run(cfg: DictConfig, steps: int, warmup: int, device: torch.device) -> dict:
+    """Samples/s of ``Trainer.fit`` on the Trainer ``train.py`` builds (``train.build``: every configured callback
+    and guard, the configured loggers), stopped after ``warmup + steps`` steps."""
+    from recipes.run.checks import check_config
+    from recipes.run.loggers import finish_wandb
+    from train import build
 
-
-def framework_run(cfg: DictConfig, datamodule, task, steps: int, warmup: int, device: torch.device) -> dict:
-    """Samples/s of ``Trainer.fit`` (no validation, no checkpoints; logging and progress bar on)."""
+    with open_dict(cfg):
+        cfg.trainer.max_steps = warmup + steps
+    datamodule, task, loggers, trainer = build(cfg, check_config(cfg))
+    initial = copy.deepcopy(task.state_dict())
     timer = StepTimer(warmup, device)
-    bar = L.pytorch.callbacks.TQDMProgressBar(refresh_rate=cfg.trainer.log_every_n_steps)
-    trainer = L.Trainer(
-        accelerator=cfg.trainer.accelerator,
-        devices=1,
-        precision=cfg.trainer.precision,
-        max_steps=warmup + steps,
-        default_root_dir=cfg.paths.output_dir,  # recipes that write (images) write there
-        limit_val_batches=0,
-        num_sanity_val_steps=0,
-        enable_checkpointing=False,
-        logger=L.pytorch.loggers.CSVLogger(cfg.paths.output_dir, name="bench"),
-        log_every_n_steps=cfg.trainer.log_every_n_steps,
-        benchmark=cfg.trainer.get("benchmark", False),
-        callbacks=[timer, bar],
-        enable_model_summary=False,
-    )
+    trainer.callbacks.insert(0, timer)
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
-    trainer.fit(task, datamodule=datamodule)
+    try:
+        trainer.fit(task, datamodule=datamodule)
+    finally:
+        finish_wandb(loggers)
     peak = torch.cuda.max_memory_allocated(device) / 2**20 if device.type == "cuda" else 0.0
-    return {"samples_per_s": timer.samples / timer.watch.seconds, "peak_mib": peak, "trainer": trainer}
+    task.load_state_dict(initial)  # the plain loop starts from the same weights
+    return {"samples_per_s": timer.samples / timer.watch.seconds, "peak_mib": peak, "trainer": trainer, "task": task}
 
 
 def autocast_for(precision: str, device: torch.device):
@@ -97,9 +86,7 @@ def autocast_for(precision: str, device: torch.device):
     return nullcontext()
 
 
-def plain_run(
-    cfg: DictConfig, datamodule, task, trainer: L.Trainer, steps: int, warmup: int, device: torch.device
-) -> dict:
+def plain_run(cfg: DictConfig, datamodule, task, trainer: L.Trainer, steps: int, warmup: int, device: torch.device) -> dict:
     """Samples/s of a hand-written loop over the same batches, model, optimiser and precision.
 
     The task stays attached to the (finished) trainer only so that recipe code reading trainer facts
@@ -146,13 +133,9 @@ def measure(overrides: list[str], steps: int, warmup: int) -> dict:
     cfg = compose_config(overrides)
     L.seed_everything(cfg.seed if cfg.seed is not None else 0, verbose=False)
     device = torch.device("cuda" if cfg.trainer.accelerator in ("gpu", "cuda") else "cpu")
-    datamodule, task = build(cfg)
-    initial = copy.deepcopy(task.state_dict())
-    if cfg.get("compile"):
-        task.model.compile()
-    framework = framework_run(cfg, datamodule, task, steps, warmup, device)
-    task.load_state_dict(initial)
-    plain = plain_run(cfg, datamodule, task, framework["trainer"], steps, warmup, device)
+    framework = framework_run(cfg, steps, warmup, device)
+    trainer = framework["trainer"]
+    plain = plain_run(cfg, trainer.datamodule, framework["task"], trainer, steps, warmup, device)
     return {
         "overrides": overrides,
         "device": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
@@ -170,7 +153,7 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--steps", type=int, default=200, help="timed steps after warm-up")
     parser.add_argument("--warmup", type=int, default=30, help="untimed steps first (compile, cuDNN autotune)")
     args = parser.parse_intermixed_args(argv)
-    result = measure(["logger=csv", "callbacks=none", *args.overrides], args.steps, args.warmup)
+    result = measure([*DEFAULTS, *args.overrides], args.steps, args.warmup)
     print(json.dumps(result))
     return result
 

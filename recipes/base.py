@@ -150,10 +150,13 @@ class Task(L.LightningModule):
 
         Each value is summed on the device every step; nothing is read back to the host between logging steps.
         """
+        sums = self._train_sums
         for name, v in values.items():
-            weighted = v.detach().float() * batch_size
-            total, count = self._train_sums.get(name, (None, 0))
-            self._train_sums[name] = (weighted if total is None else total + weighted, count + batch_size)
+            if name in sums:  # in place: one kernel and no new tensor per value and step
+                total, count = sums[name]
+                sums[name] = (total.add_(v.detach().float(), alpha=batch_size), count + batch_size)
+            else:
+                sums[name] = (v.detach().float() * batch_size, batch_size)
         if self.step_logs_due():
             for name, v in values.items():
                 self.log(f"train/{name}", v, on_step=True, on_epoch=False, prog_bar=name == "loss", batch_size=batch_size)

@@ -358,7 +358,7 @@ SETTINGS = [
     (["trainer.max_epochs=1.5"], "trainer.max_epochs: must be an integer or null (got 1.5)"),
     (["task.optimizer.lr=abc"], "task.optimizer.lr: must be a number (got 'abc')"),
     (["task.optimizer.weight_decay=abc"], "task.optimizer.weight_decay: must be a number"),
-    (["nonfinite_check_every=abc"], "nonfinite_check_every: must be an integer (got 'abc')"),
+    (["nonfinite_check_every=abc"], "nonfinite_check_every: must be an integer or null (got 'abc')"),
     (["nonfinite_check_every=0"], "nonfinite_check_every: must be an integer >= 1 (got 0)"),
     (["task.temperature_scaling=maybe"], "task.temperature_scaling: must be true or false (got 'maybe')"),
     (["skip_nonfinite=maybe"], "skip_nonfinite: must be true or false (got 'maybe')"),

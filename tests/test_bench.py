@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import math
 
+import pytest
+
+from bench.overhead import TASKS
 from tests.helpers.data import write_fake_mnist
 
 
@@ -41,3 +44,19 @@ def test_streaming_loader_rate_and_report_on_a_tiny_folder(tmp_path, capsys):
     runs.write_text("storage,seed,test/acc\nmemory,0,0.8\nstream,0,0.81\nmemory,1,0.7\nstream,1,0.69\n")
     report([runs])
     assert "stream - memory" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("task", TASKS)
+def test_overhead_reports_plain_bare_and_framework_per_step_with_a_breakdown(task, data_dir, tmp_path):
+    from bench.overhead import main
+
+    table = tmp_path / "table.md"
+    (result,) = main([f"task={task}", f"paths.data_dir={data_dir}", "--steps", "3", "--warmup", "1", "--repeats", "1",
+                      "--markdown", str(table)])  # fmt: skip
+    assert result["task"] == task
+    assert all(result[k] > 0 for k in ("plain_ms", "bare_ms", "framework_ms"))
+    assert result["framework_minus_bare_ms"] == pytest.approx(result["framework_ms"] - result["bare_ms"], abs=1e-3)
+    assert "total (profiled)" in result["breakdown_ms"] and any(k.startswith("[Callback]") for k in result["breakdown_ms"])
+    rows = table.read_text().splitlines()
+    assert rows[0].startswith("| recipe | plain ms | bare Lightning ms | framework ms | framework - bare | bare - plain")
+    assert rows[2].startswith(f"| {task} |") and len(rows) == 3

@@ -127,3 +127,26 @@ def test_a_setting_that_makes_the_loss_non_finite_is_named_before_the_generic_ad
         train(smoke_config(*overrides))
     message = str(err.value)
     assert f"Likely cause: {cause}. Fix: correct it; if that is not enough, lower the learning rate" in message
+
+
+def test_by_default_the_guard_checks_on_the_logging_steps_and_names_the_window(smoke_config, nan_from_call):
+    nan_from_call(2)  # nonfinite_check_every=null follows trainer.log_every_n_steps: a check at global step 1
+    with pytest.raises(NonFiniteLossError, match=r"within the 2 steps before global step 1 \(nonfinite_check_every=2\)"):
+        train(smoke_config(*TINY, "trainer.log_every_n_steps=2"))
+
+
+def test_a_nan_after_the_last_checked_step_is_caught_when_training_ends(smoke_config, nan_from_call):
+    nan_from_call(4)  # 4 steps, checks every 3: the fourth is checked at the end of training
+    with pytest.raises(NonFiniteLossError, match=r"before global step 4 \(nonfinite_check_every=3\)"):
+        train(smoke_config(*TINY, "trainer.log_every_n_steps=3"))
+
+
+@pytest.mark.parametrize("skip,check_every,log_every,expected", [(False, None, 10, 10), (True, None, 10, 1), (False, 1, 10, 1)])
+def test_the_check_interval_follows_the_logging_interval_unless_set_or_skipping(skip, check_every, log_every, expected):
+    from types import SimpleNamespace
+
+    from recipes.run.guards import NonFiniteGuard
+
+    guard = NonFiniteGuard(skip=skip, check_every=check_every)
+    guard.setup(SimpleNamespace(log_every_n_steps=log_every), torch.nn.Module(), "fit")
+    assert guard.check_every == expected

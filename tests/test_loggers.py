@@ -238,3 +238,25 @@ def test_wandb_sync_reports_a_failed_upload_with_status_1(no_wandb_login, tmp_pa
     monkeypatch.setenv("WANDB_API_KEY", KEY)
     assert main([str(tmp_path / "logs")], sync=lambda folder: 1) == 1
     assert capsys.readouterr().err == f"error: `wandb sync {folder}` failed\n"
+
+
+def test_wandb_numbers_go_from_a_thread_in_order_and_an_image_waits_for_them(tmp_path):
+    import threading
+
+    from recipes.run.loggers import WandbLogger
+
+    class Run:  # stands in for the wandb run: records each log call and the thread it came from
+        calls: list = []
+
+        def log(self, data):
+            self.calls.append((dict(data), threading.current_thread().name))
+
+    logger = WandbLogger(mode="disabled", save_dir=str(tmp_path))
+    logger._experiment = Run()
+    for step in range(5):
+        logger.log_metrics({"train/loss": float(step)}, step=step)
+    logger.log_metrics({"image": object()}, step=5)  # not a number: sent at once, after the numbers before it
+    steps = [data["trainer/global_step"] for data, _ in Run.calls]
+    assert steps == [0, 1, 2, 3, 4, 5]
+    assert all(name.startswith("wandb-log") for _, name in Run.calls[:5])
+    assert Run.calls[5][1] == threading.current_thread().name

@@ -61,6 +61,7 @@ class LogProgress(ProgressBar):
         self.every_n_steps = max(1, int(every_n_steps))
         self.enabled = True
         self.started = 0.0
+        self.total: float = float("inf")
 
     def disable(self) -> None:
         self.enabled = False
@@ -78,9 +79,10 @@ class LogProgress(ProgressBar):
 
     def on_train_epoch_start(self, trainer: L.Trainer, module: L.LightningModule) -> None:
         self.started = time.perf_counter()
+        self.total = self.total_train_batches  # once per epoch, not per step
 
     def on_train_batch_end(self, trainer: L.Trainer, module: L.LightningModule, outputs: Any, batch: Any, i: int) -> None:
-        done, total = i + 1, self.total_train_batches
+        done, total = i + 1, self.total
         if not self.enabled or (done % self.every_n_steps and done != total):
             return
         rate = done / max(time.perf_counter() - self.started, 1e-9)

@@ -8,7 +8,10 @@ and their terms (after saving the last good state as ``checkpoints/last_good.ckp
 Before the generic advice the report names any loss hyperparameter or data setting out of the ordinary
 (not finite, huge, an all-zero weight), so a bad setting is not blamed on the learning rate.
 Under DDP every rank takes the same decision (the check is all-reduced), so no rank waits on another.
-The check is made before the optimiser step, after backward: a NaN reaches the gradients, never the weights.
+The check is made before the optimiser step, after backward, on the steps Lightning writes logs
+(``nonfinite_check_every``, by default ``trainer.log_every_n_steps``), so that training does not wait for the
+device in between; with ``nonfinite_check_every=1`` (and with ``skip_nonfinite=true``) every step is checked and
+a NaN reaches the gradients, never the weights.
 """
 
 from __future__ import annotations
@@ -131,17 +134,19 @@ class NonFiniteGuard(L.Callback):
     """Stop (default) or skip the update (``skip=True``) when a step's loss or gradients are not finite.
 
     The losses of the step's backward passes and the gradients' inf-norm are checked together before the
-    optimiser step, with one host sync per step (and one all-reduce under DDP); the weights are then still
-    those of the last good step.
+    optimiser step, with one host sync (and one all-reduce under DDP) per check; with ``check_every=1`` the
+    weights are then still those of the last good step. ``check_every`` defaults to the logging interval
+    (``trainer.log_every_n_steps``, 1 with ``skip=True``): between checks the losses are summed on the device.
     """
 
-    def __init__(self, skip: bool = False, checkpoint_name: str = "last_good.ckpt", check_every: int = 1) -> None:
-        if not isinstance(check_every, int) or check_every < 1:
+    def __init__(self, skip: bool = False, checkpoint_name: str = "last_good.ckpt", check_every: int | None = None) -> None:
+        if check_every is not None and (not isinstance(check_every, int) or check_every < 1):
             raise ConfigError(f"nonfinite_check_every: must be an integer >= 1 (got {check_every!r})")
-        if skip and check_every > 1:
+        if skip and check_every is not None and check_every > 1:
             raise ConfigError("nonfinite_check_every: skip_nonfinite=true needs a check every step (set it to 1)")
-        self.check_every = check_every  # > 1: flags accumulate on the device, read every N steps (GPU speed)
-        self._pending_ok: Tensor | None = None
+        # None: the logging interval (1 with skip); > 1: the losses are summed on the device, read every N steps
+        self.check_every = 1 if skip else check_every
+        self._loss_sum: Tensor | None = None
         self.skip = skip
         self.checkpoint_name = checkpoint_name
         self.skipped = 0
@@ -153,7 +158,9 @@ class NonFiniteGuard(L.Callback):
 
     # ----- what each loss slot computed -------------------------------------------------------
     def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
-        if self._hooks:
+        if self.check_every is None:  # the steps on which Lightning writes logs, which read values back anyway
+            self.check_every = max(1, trainer.log_every_n_steps)
+        if self._hooks or self.check_every > 1:  # every N steps the report names the window, not a loss's terms
             return
         for slot, loss in getattr(pl_module, "losses", {}).items():
             self._hooks.append(loss.register_forward_hook(self._recorder(slot)))
@@ -172,50 +179,81 @@ class NonFiniteGuard(L.Callback):
         return record
 
     def on_train_batch_start(self, trainer: L.Trainer, pl_module: L.LightningModule, batch: Any, batch_idx: int) -> None:
+        if self.check_every != 1:
+            return
         self._records = {}
         self._batch, self._batch_idx = batch, batch_idx
 
     # ----- the check --------------------------------------------------------------------------
     def on_before_backward(self, trainer: L.Trainer, pl_module: L.LightningModule, loss: Tensor) -> None:
+        if self.check_every > 1:  # one addition on the device: the sum of the losses is finite only if each was
+            self._loss_sum = loss.detach() if self._loss_sum is None else self._loss_sum + loss.detach()
+            return
         self._backwards.append(Backward(self._batch_idx, loss.detach(), self._records, self._batch))
 
     def on_before_optimizer_step(self, trainer: L.Trainer, pl_module: L.LightningModule, optimizer: Optimizer) -> None:
+        if self.check_every > 1:
+            if (trainer.global_step + 1) % self.check_every == 0:
+                self.check_window(trainer, pl_module, optimizer)
+            return  # no work and no host sync on the other steps
         backwards, self._backwards = self._backwards, []
         params = [p for group in optimizer.param_groups for p in group["params"] if p.grad is not None]
         losses_ok = torch.stack([torch.isfinite(b.loss).all() for b in backwards]).all() if backwards else None
-        grads_ok = None
-        if params and getattr(trainer.precision_plugin, "scaler", None) is None:  # a GradScaler skips inf grads itself
-            grads_ok = torch.isfinite(torch.nn.utils.get_total_norm([p.grad for p in params], norm_type=float("inf")))
+        grads_ok = self.gradients_finite(trainer, params)
         if losses_ok is None and grads_ok is None:
             return
         one = torch.ones((), dtype=torch.bool, device=params[0].device if params else backwards[0].loss.device)
         ok = torch.stack([one if f is None else f for f in (losses_ok, grads_ok)]).float()
-        if self.check_every > 1:
-            self._pending_ok = ok if self._pending_ok is None else torch.minimum(self._pending_ok, ok)
-            if (trainer.global_step + 1) % self.check_every:
-                return  # no host sync on this step
-            ok, self._pending_ok = self._pending_ok, None
         if trainer.world_size > 1:  # every rank must take the same decision
             ok = trainer.strategy.reduce(ok, reduce_op="min")
-        if bool(ok.all()):  # the one host sync of the step (of every check_every steps)
+        if bool(ok.all()):  # the one host sync of the step
             return
-        if self.check_every > 1:
-            raise NonFiniteLossError(
-                f"non-finite loss or gradients within the {self.check_every} steps before global step "
-                f"{trainer.global_step} (nonfinite_check_every={self.check_every}); the weights may already hold "
-                "them. "
-                + advice(
-                    trainer,
-                    pl_module,
-                    "rerun from the last checkpoint with nonfinite_check_every=1 to find the step, or lower the "
-                    "learning rate (task.optimizer.lr) / clip gradients (trainer.gradient_clip_val=1.0)",
-                )
-            )
         self._fail(trainer, pl_module, params, backwards, loss_elsewhere=bool(ok[0] < 1))
         for p in params:  # skip mode: drop this update (optimisers pass over parameters without a gradient)
             p.grad = None
         self.skipped += 1
         pl_module.log("train/skipped_nonfinite", float(self.skipped), on_step=False, on_epoch=True, reduce_fx="max")
+
+    def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if self.check_every > 1 and self._loss_sum is not None:  # the steps after the last check
+            self.check_window(trainer, pl_module, None)
+
+    @staticmethod
+    def gradients_finite(trainer: L.Trainer, params: list[Tensor]) -> Tensor | None:
+        """Whether every gradient is finite, as a tensor on the device (None: no gradients, or a GradScaler that
+        skips inf gradients itself)."""
+        if not params or getattr(trainer.precision_plugin, "scaler", None) is not None:
+            return None
+        return torch.isfinite(torch.nn.utils.get_total_norm([p.grad for p in params], norm_type=float("inf")))
+
+    def check_window(self, trainer: L.Trainer, pl_module: L.LightningModule, optimizer: Optimizer | None) -> None:
+        """Every ``check_every`` steps: the summed losses of the window and this step's gradients, one host sync.
+
+        A non-finite gradient of an earlier step has reached the weights, so the losses after it are not finite.
+        """
+        total, self._loss_sum = self._loss_sum, None
+        params = [p for g in optimizer.param_groups for p in g["params"] if p.grad is not None] if optimizer else []
+        flags = [
+            f for f in (None if total is None else torch.isfinite(total), self.gradients_finite(trainer, params)) if f is not None
+        ]
+        if not flags:
+            return
+        ok = torch.stack(flags).all().float()
+        if trainer.world_size > 1:
+            ok = trainer.strategy.reduce(ok, reduce_op="min")
+        if bool(ok):
+            return
+        raise NonFiniteLossError(
+            f"non-finite loss or gradients within the {self.check_every} steps before global step "
+            f"{trainer.global_step} (nonfinite_check_every={self.check_every}); the weights may already hold "
+            "them. "
+            + advice(
+                trainer,
+                pl_module,
+                "rerun from the last checkpoint with nonfinite_check_every=1 to find the step, or lower the "
+                "learning rate (task.optimizer.lr) / clip gradients (trainer.gradient_clip_val=1.0)",
+            )
+        )
 
     def _fail(
         self,

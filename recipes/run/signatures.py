@@ -34,7 +34,7 @@ SETTINGS: dict[str, Any] = {
     "compile": bool,
     "channels_last": bool,
     "skip_nonfinite": bool,
-    "nonfinite_check_every": int,
+    "nonfinite_check_every": int | None,
     "fit": bool,
     "test": bool,
     "ckpt_path": str | None,
