@@ -8,7 +8,6 @@ import pytest
 import torch
 
 from losses.errors import ConfigError
-
 from recipes.experiments.simulations import box_iou, box_regression, regress, simulation_boxes
 
 
