@@ -198,21 +198,35 @@ class ClassificationTask(Task):
         if self.trainer is None or not self.trainer.is_global_zero:
             return
         edges = torch.linspace(0, 1, len(count) + 1, dtype=torch.float64)
-        write_csv(self.image_path("test/reliability", ".csv"), ["low", "high", "count", "confidence", "accuracy"],
-                  zip(edges[:-1].tolist(), edges[1:].tolist(), count.long().tolist(), confidence.tolist(), accuracy.tolist()))
-        write_csv(self.image_path("test/confusion_matrix", ".csv"), ["true", *map(str, range(len(confusion)))],
-                  ([c, *row] for c, row in enumerate(confusion.tolist())))
+        write_csv(
+            self.image_path("test/reliability", ".csv"),
+            ["low", "high", "count", "confidence", "accuracy"],
+            zip(edges[:-1].tolist(), edges[1:].tolist(), count.long().tolist(), confidence.tolist(), accuracy.tolist()),
+        )
+        write_csv(
+            self.image_path("test/confusion_matrix", ".csv"),
+            ["true", *map(str, range(len(confusion)))],
+            ([c, *row] for c, row in enumerate(confusion.tolist())),
+        )
         ece = float((count / count.sum().clamp_min(1) * (accuracy - confidence).abs()).sum())
-        self.log_image("test/reliability", reliability_image(count, confidence, accuracy),
-                       caption=f"accuracy vs confidence in {len(count)} bins; ECE {ece:.4f}")
-        self.log_image("test/confusion_matrix", confusion_image(confusion),
-                       caption=f"{int(confusion.sum())} test images: rows true class, columns predicted")
+        self.log_image(
+            "test/reliability",
+            reliability_image(count, confidence, accuracy),
+            caption=f"accuracy vs confidence in {len(count)} bins; ECE {ece:.4f}",
+        )
+        self.log_image(
+            "test/confusion_matrix",
+            confusion_image(confusion),
+            caption=f"{int(confusion.sum())} test images: rows true class, columns predicted",
+        )
         score, images, predicted, labels = self.test_mistakes or (torch.empty(0),) * 4
         wrong = score >= 0
         if wrong.any() and images.ndim == 4:  # images, not table rows (data=csv_classes)
-            self.log_image("test/confident_mistakes",
-                           mistakes_image(images[wrong].cpu(), predicted[wrong].cpu(), labels[wrong].cpu(), score[wrong].cpu()),
-                           caption="the most confident mistakes: predicted (confidence), true class")
+            self.log_image(
+                "test/confident_mistakes",
+                mistakes_image(images[wrong].cpu(), predicted[wrong].cpu(), labels[wrong].cpu(), score[wrong].cpu()),
+                caption="the most confident mistakes: predicted (confidence), true class",
+            )
 
     @torch.no_grad()
     def validation_logits(self) -> tuple[Tensor, Tensor]:
@@ -247,8 +261,16 @@ def reliability_image(count: Tensor, confidence: Tensor, accuracy: Tensor) -> Te
     seen = count > 0
     fig, (top, bottom) = plt.subplots(2, 1, figsize=(4, 5), dpi=100, height_ratios=(3, 1), sharex=True)
     top.bar(centres[seen], accuracy[seen], width=1 / bins, edgecolor="black", label="accuracy")
-    top.bar(centres[seen], (confidence - accuracy)[seen], bottom=accuracy[seen], width=1 / bins, color="red",
-            alpha=0.3, edgecolor="red", label="gap to confidence")
+    top.bar(
+        centres[seen],
+        (confidence - accuracy)[seen],
+        bottom=accuracy[seen],
+        width=1 / bins,
+        color="red",
+        alpha=0.3,
+        edgecolor="red",
+        label="gap to confidence",
+    )
     top.plot([0, 1], [0, 1], "k--", linewidth=1)
     top.set(ylabel="accuracy", xlim=(0, 1), ylim=(0, 1), title="reliability (test)")
     top.legend(fontsize=7, loc="upper left")
