@@ -64,6 +64,13 @@ class ELBO(Loss):
         """The mean of p(x|z) that the decoder output stands for: sigmoid(logits), or the Gaussian mean itself."""
         return torch.sigmoid(recon_logits) if self.reconstruction == "bernoulli" else recon_logits
 
+    def reconstruction_nll(self, recon_logits: Tensor, x: Tensor) -> Tensor:
+        """``-log p(x|z)`` per sample in nats, the likelihood this loss assumes (the importance-weighted bound uses it)."""
+        recon_logits, x = as_float(recon_logits), as_float(x)
+        if self.reconstruction == "bernoulli":
+            return bernoulli_nll(recon_logits, x.to(recon_logits.dtype))
+        return gaussian_nll(recon_logits, x.to(recon_logits.dtype), self.sigma)
+
     def check_inputs(self, recon_logits: Tensor, x: Tensor, mu: Tensor, logvar: Tensor) -> None:
         """Shapes that fit together, floats, and data in [0, 1] for the Bernoulli likelihood."""
         for arg, t in (("recon_logits", recon_logits), ("x", x), ("mu", mu), ("logvar", logvar)):
@@ -96,11 +103,8 @@ class ELBO(Loss):
         if not (isinstance(kl_weight, (int, float)) and math.isfinite(kl_weight) and kl_weight >= 0):
             raise self.input_error("kl_weight", "a finite number >= 0", kl_weight)
         with autocast_off(recon_logits, x, mu, logvar):
-            recon_logits, x, mu, logvar = (as_float(t) for t in (recon_logits, x, mu, logvar))
-            if self.reconstruction == "bernoulli":
-                reconstruction = bernoulli_nll(recon_logits, x.to(recon_logits.dtype))
-            else:
-                reconstruction = gaussian_nll(recon_logits, x.to(recon_logits.dtype), self.sigma)
+            mu, logvar = as_float(mu), as_float(logvar)
+            reconstruction = self.reconstruction_nll(recon_logits, x)
             kl = gaussian_kl(mu, logvar)
             # the terms are always nats per sample, averaged over the batch, whatever the reduction
             self.terms = {"reconstruction": reconstruction.detach().mean(), "kl": kl.detach().mean()}
