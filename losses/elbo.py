@@ -49,9 +49,7 @@ class ELBO(Loss):
 
     citations = ("Kingma & Welling 2014", "Higgins et al. 2017")
 
-    def __init__(
-        self, beta: float = 1.0, reconstruction: str = "bernoulli", sigma: float = 1.0, reduction: str = "mean"
-    ) -> None:
+    def __init__(self, beta: float = 1.0, reconstruction: str = "bernoulli", sigma: float = 1.0, reduction: str = "mean") -> None:
         super().__init__(reduction)
         self.beta = self.check_number("beta", beta, 0.0)
         self.check(

@@ -10,9 +10,8 @@ says how much the model overfits.
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
-
 import math
+from typing import Any, ClassVar
 
 import torch
 import torchvision
