@@ -216,3 +216,26 @@ def test_a_new_loss_declaring_what_it_needs_of_targets_refuses_data_without_it(m
 def test_a_new_loss_with_a_declared_head_trains_end_to_end_on_data_it_accepts(smoke_config, one_thread, laplace_loss):
     metrics = train(smoke_config(*SYNTHETIC, "loss=mse", f"loss.name={laplace_loss}"))  # raw targets: all positive
     assert math.isfinite(metrics["test/mae"]) and 0 <= metrics["test/coverage"] <= 1  # the variance head's interval
+
+
+def test_a_point_loss_is_scored_as_a_gaussian_with_the_validation_residual_variance(smoke_config, one_thread):
+    # one validation epoch over the whole val split: the variance fitted at test is that epoch's val MSE
+    metrics = train(smoke_config(*SYNTHETIC, "loss=mse", "trainer.limit_val_batches=null", "trainer.limit_test_batches=null"))
+    variance, test_mse = metrics["val/rmse"] ** 2, metrics["test/rmse"] ** 2
+    by_hand = 0.5 * (math.log(variance) + test_mse / variance + math.log(2 * math.pi))
+    assert metrics["test/nll"] == pytest.approx(by_hand, rel=1e-4)
+    assert 0 <= metrics["test/coverage50"] <= metrics["test/coverage90"] <= 1  # nested intervals
+
+
+def test_homoscedastic_gaussian_nll_learns_one_variance_for_every_row(smoke_config, one_thread, tmp_path):
+    metrics = train(smoke_config(*SYNTHETIC, "loss=gaussian_nll", "task.homoscedastic=true"))
+    state = torch.load(tmp_path / "checkpoints" / "last.ckpt", weights_only=False)["state_dict"]
+    assert state["raw_variance"].shape == (1,) and state["model.head.weight"].shape[0] == 1  # the mean only
+    assert state["raw_variance"].item() != 0.0  # trained
+    for key in ("test/nll", "test/coverage50", "test/coverage90", "test/coverage"):
+        assert math.isfinite(metrics[key]), key
+
+
+def test_homoscedastic_needs_the_gaussian_nll_loss(make_config):
+    with pytest.raises(ConfigError, match=r"homoscedastic needs loss=gaussian_nll \(got True\)"):
+        train(make_config(*SYNTHETIC, "task=regression", "loss=mse", "task.homoscedastic=true"))
