@@ -12,10 +12,9 @@ prediction, the variance fitted on the validation residuals (the maximum-likelih
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Mapping
 from typing import Any, ClassVar
-
-import math
 
 import torch
 import torch.nn.functional as F
