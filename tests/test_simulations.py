@@ -31,6 +31,8 @@ def test_every_loss_improves_iou_and_diou_beats_iou_loss(tmp_path):
     curves = json.loads((tmp_path / "box_regression_simulation.json").read_text())["curves"]
     assert len(curves["giou"]["iou"]) == 41
     assert (tmp_path / "images" / "box_regression_simulation.png").exists()
+    assert json.loads((tmp_path / "metrics.json").read_text()) == pytest.approx(metrics)
+    assert metrics["sim/giou/iou_at_10"] == curves["giou"]["iou"][10]
 
 
 def test_the_paper_schedule_divides_the_rate_by_ten_at_iterations_161_and_181():
