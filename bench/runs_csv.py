@@ -21,12 +21,14 @@ REPORTED = ("test/", "sim/")
 
 
 def run_row(folder: Path, sweep: Path) -> dict[str, object] | None:
-    """The row of one run folder, or None when it has not finished."""
+    """The row of one run folder, or None when it has no test (or simulation) metrics yet."""
     overrides_file = folder / ".hydra" / "overrides.yaml"
     metrics_csv, metrics_json = folder / "csv" / "metrics.csv", folder / "metrics.json"
     if not overrides_file.exists() or not (metrics_csv.exists() or metrics_json.exists()):
         return None
     metrics = final_metrics(metrics_csv) if metrics_csv.exists() else json.loads(metrics_json.read_text())
+    if not any(k.startswith(REPORTED) for k in metrics):  # still training, or it stopped before testing
+        return None
     row: dict[str, object] = {"run": str(folder.relative_to(sweep))}
     for item in yaml.safe_load(overrides_file.read_text()) or []:
         key, _, value = str(item).partition("=")
