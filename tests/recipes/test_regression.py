@@ -127,8 +127,17 @@ def test_interval_coverage_is_near_nominal_on_clean_synthetic_data(make_config, 
 
 
 def test_poisson_nll_on_counts_learns_the_rate(make_config, one_thread):
-    metrics = train(make_config(*QUIET, "task=regression", "data=counts", "data.num_rows=1000", "loss=poisson_nll",
-                                "trainer.max_epochs=10", "task.optimizer.lr=0.01"))
+    metrics = train(
+        make_config(
+            *QUIET,
+            "task=regression",
+            "data=counts",
+            "data.num_rows=1000",
+            "loss=poisson_nll",
+            "trainer.max_epochs=10",
+            "task.optimizer.lr=0.01",
+        )
+    )
     dm = TabularDataModule(dataset="counts", num_features=4, num_rows=1000, target_scaling="none")
     dm.setup()
     baseline = (dm.splits["test"][1] - dm.splits["train"][1].mean()).abs().mean().item()
@@ -139,8 +148,17 @@ def test_msle_on_standardised_targets_stops_with_the_fix(make_config):
     cfg = make_config(*QUIET, "task=regression", "data=diabetes", "loss=msle")
     with pytest.raises(ConfigError, match=r"loss=msle: needs targets > -1.*use data.target_scaling=scale"):
         train(cfg)
-    metrics = train(make_config(*QUIET, "task=regression", "data=diabetes", "data.target_scaling=scale", "loss=msle",
-                                "trainer.max_epochs=1", "trainer.limit_train_batches=2"))
+    metrics = train(
+        make_config(
+            *QUIET,
+            "task=regression",
+            "data=diabetes",
+            "data.target_scaling=scale",
+            "loss=msle",
+            "trainer.max_epochs=1",
+            "trainer.limit_train_batches=2",
+        )
+    )
     assert math.isfinite(metrics["test/mae"])
 
 
