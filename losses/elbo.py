@@ -49,9 +49,7 @@ class ELBO(Loss):
 
     citations = ("Kingma & Welling 2014", "Higgins et al. 2017")
 
-    def __init__(
-        self, beta: float = 1.0, reconstruction: str = "bernoulli", sigma: float = 1.0, reduction: str = "mean"
-    ) -> None:
+    def __init__(self, beta: float = 1.0, reconstruction: str = "bernoulli", sigma: float = 1.0, reduction: str = "mean") -> None:
         super().__init__(reduction)
         self.beta = self.check_number("beta", beta, 0.0)
         self.check(
@@ -63,6 +61,13 @@ class ELBO(Loss):
     def decoder_mean(self, recon_logits: Tensor) -> Tensor:
         """The mean of p(x|z) that the decoder output stands for: sigmoid(logits), or the Gaussian mean itself."""
         return torch.sigmoid(recon_logits) if self.reconstruction == "bernoulli" else recon_logits
+
+    def reconstruction_nll(self, recon_logits: Tensor, x: Tensor) -> Tensor:
+        """``-log p(x|z)`` per sample in nats, the likelihood this loss assumes (the importance-weighted bound uses it)."""
+        recon_logits, x = as_float(recon_logits), as_float(x)
+        if self.reconstruction == "bernoulli":
+            return bernoulli_nll(recon_logits, x.to(recon_logits.dtype))
+        return gaussian_nll(recon_logits, x.to(recon_logits.dtype), self.sigma)
 
     def check_inputs(self, recon_logits: Tensor, x: Tensor, mu: Tensor, logvar: Tensor) -> None:
         """Shapes that fit together, floats, and data in [0, 1] for the Bernoulli likelihood."""
@@ -96,11 +101,8 @@ class ELBO(Loss):
         if not (isinstance(kl_weight, (int, float)) and math.isfinite(kl_weight) and kl_weight >= 0):
             raise self.input_error("kl_weight", "a finite number >= 0", kl_weight)
         with autocast_off(recon_logits, x, mu, logvar):
-            recon_logits, x, mu, logvar = (as_float(t) for t in (recon_logits, x, mu, logvar))
-            if self.reconstruction == "bernoulli":
-                reconstruction = bernoulli_nll(recon_logits, x.to(recon_logits.dtype))
-            else:
-                reconstruction = gaussian_nll(recon_logits, x.to(recon_logits.dtype), self.sigma)
+            mu, logvar = as_float(mu), as_float(logvar)
+            reconstruction = self.reconstruction_nll(recon_logits, x)
             kl = gaussian_kl(mu, logvar)
             # the terms are always nats per sample, averaged over the batch, whatever the reduction
             self.terms = {"reconstruction": reconstruction.detach().mean(), "kl": kl.detach().mean()}

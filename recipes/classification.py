@@ -11,8 +11,14 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 from torchmetrics import Metric, MetricCollection
-from torchmetrics.classification import MulticlassAccuracy, MulticlassCalibrationError, MulticlassConfusionMatrix
+from torchmetrics.classification import (
+    MulticlassAccuracy,
+    MulticlassCalibrationError,
+    MulticlassConfusionMatrix,
+    MulticlassRecall,
+)
 
+from losses.errors import check, check_integer
 from recipes.base import OptimizerFactory, SchedulerFactory, Task, figure_image, per_stage
 from recipes.metrics import MeanConfidence, NegativeLogLikelihood, ReliabilityBins
 
@@ -47,6 +53,8 @@ class ClassificationTask(Task):
 
     ``temperature_scaling``: at test start, fit one temperature on the validation logits and report the
     test ECE, NLL and confidence of ``softmax(logits / T)`` as ``test/*_ts`` and T as ``test/temperature``.
+    ``tail_classes``: the test recall of that many classes with the fewest training examples, as
+    ``test/recall_<class>``, and their mean as ``test/tail_recall`` (what long-tailed recognition is judged on).
     """
 
     slots: ClassVar[dict[str, tuple[str, ...]]] = {"loss": ("classification",)}
@@ -64,8 +72,11 @@ class ClassificationTask(Task):
         num_classes: int = 10,
         ece_bins: int = 15,
         temperature_scaling: bool = False,
+        tail_classes: int = 0,
     ) -> None:
         super().__init__(model, losses, optimizer, scheduler)
+        check_integer(self.owner(), "tail_classes", tail_classes, low=0)
+        check(self.owner(), tail_classes <= num_classes, f"tail_classes must be at most num_classes={num_classes}", tail_classes)
 
         def calibration() -> dict[str, Metric]:
             return {"ece": MulticlassCalibrationError(num_classes, n_bins=ece_bins, norm="l1"), "conf": MeanConfidence()}
@@ -79,6 +90,8 @@ class ClassificationTask(Task):
         if temperature_scaling:
             self.test_ts_metrics = MetricCollection(calibration(), prefix="test/", postfix="_ts")
             self.test_ts_nll = NegativeLogLikelihood()
+        if tail_classes:
+            self.test_recall = MulticlassRecall(num_classes, average=None)  # per class: recall of each
 
     def setup(self, stage: str) -> None:
         """Losses that weight classes by their frequency (class_balanced with null counts) get them here."""
@@ -123,6 +136,8 @@ class ClassificationTask(Task):
     def test_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> None:
         logits = self.evaluate(batch, "test")
         self.collect_for_images(*batch, logits)
+        if self.hparams.tail_classes:
+            self.test_recall.update(logits.float(), batch[1])
         if self.hparams.temperature_scaling:
             labels = batch[1]
             logits = logits.float() / self.temperature
@@ -140,7 +155,20 @@ class ClassificationTask(Task):
     def on_test_epoch_end(self) -> None:
         if self.hparams.temperature_scaling:
             self.log("test/temperature", self.temperature)
+        if self.hparams.tail_classes:
+            self.log_tail_recall()
         self.log_test_images()
+
+    def log_tail_recall(self) -> None:
+        """Test recall of the ``tail_classes`` rarest training classes (ties: the higher class index) and their mean."""
+        recall = self.test_recall.compute()
+        self.test_recall.reset()
+        counts = self.training_class_counts().to(torch.float64)
+        order = sorted(range(len(counts)), key=lambda c: (float(counts[c]), -c))  # rarest first
+        tail = order[: self.hparams.tail_classes]
+        for c in tail:
+            self.log(f"test/recall_{c}", recall[c])
+        self.log("test/tail_recall", recall[tail].mean())
 
     # ----- test images: reliability diagram, confusion matrix, confident mistakes ----------------
     def on_test_epoch_start(self) -> None:
@@ -170,21 +198,35 @@ class ClassificationTask(Task):
         if self.trainer is None or not self.trainer.is_global_zero:
             return
         edges = torch.linspace(0, 1, len(count) + 1, dtype=torch.float64)
-        write_csv(self.image_path("test/reliability", ".csv"), ["low", "high", "count", "confidence", "accuracy"],
-                  zip(edges[:-1].tolist(), edges[1:].tolist(), count.long().tolist(), confidence.tolist(), accuracy.tolist()))
-        write_csv(self.image_path("test/confusion_matrix", ".csv"), ["true", *map(str, range(len(confusion)))],
-                  ([c, *row] for c, row in enumerate(confusion.tolist())))
+        write_csv(
+            self.image_path("test/reliability", ".csv"),
+            ["low", "high", "count", "confidence", "accuracy"],
+            zip(edges[:-1].tolist(), edges[1:].tolist(), count.long().tolist(), confidence.tolist(), accuracy.tolist()),
+        )
+        write_csv(
+            self.image_path("test/confusion_matrix", ".csv"),
+            ["true", *map(str, range(len(confusion)))],
+            ([c, *row] for c, row in enumerate(confusion.tolist())),
+        )
         ece = float((count / count.sum().clamp_min(1) * (accuracy - confidence).abs()).sum())
-        self.log_image("test/reliability", reliability_image(count, confidence, accuracy),
-                       caption=f"accuracy vs confidence in {len(count)} bins; ECE {ece:.4f}")
-        self.log_image("test/confusion_matrix", confusion_image(confusion),
-                       caption=f"{int(confusion.sum())} test images: rows true class, columns predicted")
+        self.log_image(
+            "test/reliability",
+            reliability_image(count, confidence, accuracy),
+            caption=f"accuracy vs confidence in {len(count)} bins; ECE {ece:.4f}",
+        )
+        self.log_image(
+            "test/confusion_matrix",
+            confusion_image(confusion),
+            caption=f"{int(confusion.sum())} test images: rows true class, columns predicted",
+        )
         score, images, predicted, labels = self.test_mistakes or (torch.empty(0),) * 4
         wrong = score >= 0
         if wrong.any() and images.ndim == 4:  # images, not table rows (data=csv_classes)
-            self.log_image("test/confident_mistakes",
-                           mistakes_image(images[wrong].cpu(), predicted[wrong].cpu(), labels[wrong].cpu(), score[wrong].cpu()),
-                           caption="the most confident mistakes: predicted (confidence), true class")
+            self.log_image(
+                "test/confident_mistakes",
+                mistakes_image(images[wrong].cpu(), predicted[wrong].cpu(), labels[wrong].cpu(), score[wrong].cpu()),
+                caption="the most confident mistakes: predicted (confidence), true class",
+            )
 
     @torch.no_grad()
     def validation_logits(self) -> tuple[Tensor, Tensor]:
@@ -219,8 +261,16 @@ def reliability_image(count: Tensor, confidence: Tensor, accuracy: Tensor) -> Te
     seen = count > 0
     fig, (top, bottom) = plt.subplots(2, 1, figsize=(4, 5), dpi=100, height_ratios=(3, 1), sharex=True)
     top.bar(centres[seen], accuracy[seen], width=1 / bins, edgecolor="black", label="accuracy")
-    top.bar(centres[seen], (confidence - accuracy)[seen], bottom=accuracy[seen], width=1 / bins, color="red",
-            alpha=0.3, edgecolor="red", label="gap to confidence")
+    top.bar(
+        centres[seen],
+        (confidence - accuracy)[seen],
+        bottom=accuracy[seen],
+        width=1 / bins,
+        color="red",
+        alpha=0.3,
+        edgecolor="red",
+        label="gap to confidence",
+    )
     top.plot([0, 1], [0, 1], "k--", linewidth=1)
     top.set(ylabel="accuracy", xlim=(0, 1), ylim=(0, 1), title="reliability (test)")
     top.legend(fontsize=7, loc="upper left")

@@ -8,7 +8,9 @@ loaded from ``task.teacher_ckpt`` or, when that is null, trained first by ``trai
 classification recipe in ``<run>/teacher/`` (``recipes/run/teacher.py``), its weights saved as
 ``<run>/teacher/teacher.pt``; ``task.teacher_cache`` names a file that the runs of a sweep share, so the
 teacher is trained once and reused by every later point. With ``task.baseline`` a copy of the student (same
-initial weights, same batches) trains on the labels alone, so one run reports all three accuracies.
+initial weights, same batches) trains on the labels alone, so one run reports all three accuracies. The
+student alone is selected on its own validation accuracy: its weights at its best ``val/baseline_acc`` epoch
+are kept (``baseline_best``) and tested, whichever epoch the distilled student's checkpoint comes from.
 """
 
 from __future__ import annotations
@@ -82,6 +84,10 @@ class DistillationTask(Task):
         self.teacher_loaded = False  # from teacher_ckpt at setup, or from a resumed run's checkpoint
         self.temperature, self.alpha = float(temperature), float(alpha)
         self.baseline = copy.deepcopy(model) if baseline else None  # same initial weights as the student
+        # the student alone at its own best validation epoch: what test/baseline_* report (its own model selection)
+        self.baseline_best = copy.deepcopy(model).requires_grad_(False) if baseline else None
+        self.register_buffer("baseline_best_acc", torch.tensor(-1.0))
+        self.register_buffer("baseline_best_epoch", torch.tensor(-1))
         self.accuracy = nn.ModuleDict(
             {f"{stage}_{who}": MulticlassAccuracy(num_classes, average="micro") for stage in STAGES for who in MODELS}
         )
@@ -123,8 +129,8 @@ class DistillationTask(Task):
         """Accuracy of the student, the teacher and the student alone; how often each agrees with the teacher."""
         images, labels = batch
         logits = {"student": self.model(images), "teacher": self.teacher(images)}
-        if self.baseline is not None:
-            logits["baseline"] = self.baseline(images)
+        if self.baseline is not None:  # at test, the student alone as it was at its own best validation epoch
+            logits["baseline"] = (self.baseline_best if stage == "test" else self.baseline)(images)
         soft = self.soft_loss(logits["student"], logits["teacher"])
         hard = F.cross_entropy(logits["student"].float(), labels)
         self.log_loss(stage, "loss", self.alpha * hard + (1 - self.alpha) * soft, batch_size=len(labels))
@@ -146,6 +152,20 @@ class DistillationTask(Task):
     def test_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> None:
         self.evaluate(batch, "test")
 
+    def on_validation_epoch_end(self) -> None:
+        """Keep the student alone's weights when its own validation accuracy improves (strictly, as ModelCheckpoint)."""
+        if self.baseline is None or self.trainer.sanity_checking:
+            return
+        accuracy = self.accuracy["val_baseline"].compute()
+        if accuracy > self.baseline_best_acc:
+            self.baseline_best.load_state_dict(self.baseline.state_dict())
+            self.baseline_best_acc.fill_(accuracy)
+            self.baseline_best_epoch.fill_(self.current_epoch)
+
+    def on_test_epoch_end(self) -> None:
+        if self.baseline is not None:  # which epoch the student alone was selected at (-1: never validated)
+            self.log("test/baseline_epoch", self.baseline_best_epoch.float())
+
     def train(self, mode: bool = True) -> DistillationTask:
         """Whoever switches this module to training mode, the frozen teacher stays in eval mode (BN, dropout)."""
         super().train(mode)
@@ -165,7 +185,15 @@ class DistillationTask(Task):
             log.info("teacher: loaded %s", self.teacher_ckpt)
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
-        self.teacher_loaded = True  # a resumed run: the checkpoint holds the teacher
+        """A resumed run: the checkpoint holds the teacher. Testing the distilled student's best checkpoint after
+        fitting keeps the student alone's best weights of the whole fit, which may come from a later epoch."""
+        self.teacher_loaded = True
+        state = checkpoint["state_dict"]
+        if self.baseline is None or "baseline_best_acc" not in state:
+            return
+        if self.baseline_best_acc > state["baseline_best_acc"].to(self.baseline_best_acc.device):
+            state.update({f"baseline_best.{k}": v for k, v in self.baseline_best.state_dict().items()})
+            state.update(baseline_best_acc=self.baseline_best_acc.clone(), baseline_best_epoch=self.baseline_best_epoch.clone())
 
     def on_fit_start(self) -> None:
         if not self.teacher_loaded:  # train.py trains one first (recipes/run/teacher.py); a bare Trainer.fit does not

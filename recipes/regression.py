@@ -4,10 +4,15 @@ The network's output count follows the head the loss declares (``loss.head``): o
 a mean and a variance for ``gaussian_nll``, a log-rate (or a rate) for ``poisson_nll``, one number per ``tau``
 for ``quantile``. A ``Head`` turns the raw outputs into what the loss takes, the point prediction that MAE and
 RMSE score, and (for ``quantile`` and ``gaussian_nll``) the interval whose empirical coverage is reported.
+At test every loss is also scored as a predictive distribution: the Gaussian NLL (nats per row, in the
+targets' units as the model sees them) and the coverage of the central 50% and 90% intervals. A Gaussian
+head gives its own variance; every other head is read as a homoscedastic Gaussian around its point
+prediction, the variance fitted on the validation residuals (the maximum-likelihood value: their mean square).
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Mapping
 from typing import Any, ClassVar
 
@@ -17,10 +22,11 @@ from torch import Tensor, nn
 from torchmetrics import MeanAbsoluteError, MeanMetric, MeanSquaredError, MetricCollection
 
 from losses.base import Loss
-from losses.errors import ConfigError, check_number
+from losses.errors import ConfigError, check, check_number
 from recipes.base import OptimizerFactory, SchedulerFactory, Task, per_stage
 from recipes.metrics import IntervalCoverage
 
+CALIBRATION_LEVELS = (0.5, 0.9)  # nominal coverages of the central intervals reported at test
 MIN_LOG1P = -15.0  # msle: expm1 of a smaller output rounds to -1 in float32, which msle refuses
 
 
@@ -87,6 +93,21 @@ class GaussianHead(Head):
     def interval(self, raw: Tensor) -> tuple[Tensor, Tensor]:
         half = self.z * self.variance(raw).sqrt()
         return self.point(raw) - half, self.point(raw) + half
+
+
+class HomoscedasticGaussianHead(GaussianHead):
+    """gaussian_nll with one variance for every row (``task.homoscedastic``): the network gives the mean only,
+    the variance is the softplus of one learned number, the baseline that a heteroscedastic head must beat."""
+
+    outputs = 1
+    what = "a mean (the variance is one learned number)"
+
+    def __init__(self, level: float, raw_variance: nn.Parameter) -> None:
+        super().__init__(level)
+        self.raw_variance = raw_variance
+
+    def variance(self, raw: Tensor) -> Tensor:
+        return F.softplus(self.raw_variance).expand(len(raw)).to(raw.dtype)
 
 
 class QuantileHead(Head):
@@ -158,7 +179,8 @@ def fit_head(model: nn.Module, loss: nn.Module, head: Head) -> nn.Module:
 class RegressionTask(Task):
     """Fit a tabular regressor with any regression loss; MAE and RMSE of the point prediction, and coverage.
 
-    ``interval`` is the central interval of ``gaussian_nll`` whose coverage is reported (0.9: mean ± 1.645 sd).
+    ``interval`` is the central interval of ``gaussian_nll`` whose coverage is reported (0.9: mean ± 1.645 sd);
+    ``homoscedastic``: gaussian_nll with one learned variance for all rows instead of a variance per row.
     """
 
     slots: ClassVar[dict[str, tuple[str, ...]]] = {"loss": ("regression",)}
@@ -182,11 +204,22 @@ class RegressionTask(Task):
         optimizer: OptimizerFactory,
         scheduler: SchedulerFactory | None = None,
         interval: float = 0.9,
+        homoscedastic: bool = False,
     ) -> None:
-        check_number(self.owner(), "interval", interval, low=0, high=1, low_open=True, high_open=True)
+        owner = self.owner()
+        check_number(owner, "interval", interval, low=0, high=1, low_open=True, high_open=True)
         head = head_for(losses["loss"], interval)
+        check(owner, not homoscedastic or isinstance(head, GaussianHead), "homoscedastic needs loss=gaussian_nll", homoscedastic)
+        if homoscedastic:
+            raw_variance = nn.Parameter(torch.zeros(1))
+            head = HomoscedasticGaussianHead(interval, raw_variance)
         super().__init__(fit_head(model, losses["loss"], head), losses, optimizer, scheduler)
+        if homoscedastic:
+            self.raw_variance = raw_variance  # a parameter of the task: optimised and saved with the model
         self.head = head
+        self.residual_variance = 1.0  # point heads at test: the validation residuals' mean square
+        self.test_nll = MeanMetric()
+        self.test_calibration = nn.ModuleDict({f"coverage{round(100 * p)}": IntervalCoverage() for p in CALIBRATION_LEVELS})
 
         def metrics(stage: str) -> MetricCollection:
             return MetricCollection({"mae": MeanAbsoluteError(), "rmse": MeanSquaredError(squared=False)}, prefix=f"{stage}/")
@@ -241,3 +274,35 @@ class RegressionTask(Task):
 
     def test_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> None:
         self.evaluate(batch, "test")
+        features, target = batch
+        mean, variance = self.predictive(self(features).float())
+        target = target.float()
+        nll = 0.5 * (variance.log() + (target - mean).square() / variance + math.log(2 * math.pi))
+        self.test_nll.update(nll)
+        self.log("test/nll", self.test_nll, on_epoch=True)
+        normal = torch.distributions.Normal(0.0, 1.0)
+        for level, (name, coverage) in zip(CALIBRATION_LEVELS, self.test_calibration.items()):
+            half = float(normal.icdf(torch.tensor((1 + level) / 2))) * variance.sqrt()
+            coverage.update(mean - half, mean + half, target)
+            self.log(f"test/{name}", coverage, on_epoch=True)
+
+    # ----- the predictive distribution at test: NLL and calibration ---------------------------
+    def predictive(self, raw: Tensor) -> tuple[Tensor, Tensor]:
+        """Mean and variance per row: a Gaussian head's own, else the point prediction and the validation variance."""
+        mean = self.head.point(raw)
+        if isinstance(self.head, GaussianHead):
+            return mean, self.head.variance(raw).clamp_min(getattr(self.losses["loss"], "eps", 1e-6))
+        return mean, torch.full_like(mean, self.residual_variance)
+
+    def on_test_start(self) -> None:
+        """Fit the homoscedastic variance of a point head on the validation residuals (no test data is looked at)."""
+        dm = self.trainer.datamodule
+        if isinstance(self.head, GaussianHead) or dm is None:
+            return
+        squares, count = 0.0, 0
+        with torch.no_grad():
+            for batch in dm.val_dataloader():
+                features, target = dm.on_after_batch_transfer(tuple(t.to(self.device) for t in batch), 0)
+                squares += float((target.float() - self.head.point(self(features).float())).square().sum())
+                count += len(target)
+        self.residual_variance = max(squares / max(count, 1), 1e-12)

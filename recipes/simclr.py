@@ -5,7 +5,10 @@ has no training labels and is not trained); evaluation uses the encoder's featur
 (cosine, weighted vote) and a linear probe fitted on the training split (all labels, and
 ``probe_labels_per_class`` labels per class), accuracy on val and test. An online linear probe on
 detached features may train alongside (labels never reach the encoder). With ``baselines`` the test
-also scores raw pixels and a freshly initialised encoder the same way (Chen et al. 2020's reference rows).
+also scores raw pixels and a freshly initialised encoder (drawn with ``random_seed``, the run's seed in the
+configs) the same way (Chen et al. 2020's reference rows). With ``supervised`` a copy of the encoder (same
+initial weights, same first views) trains with cross-entropy on the labels alongside, and its frozen features
+are scored the same way (test/supervised_*): the supervised upper bound of the probes.
 """
 
 from __future__ import annotations
@@ -108,6 +111,8 @@ class SimCLRTask(Task):
         eval_train_samples: int | None = None,
         probe_labels_per_class: int = 10,
         baselines: bool = True,
+        random_seed: int | None = 0,
+        supervised: bool = False,
     ) -> None:
         super().__init__(model, losses, optimizer, scheduler)
         owner = self.owner()
@@ -129,25 +134,42 @@ class SimCLRTask(Task):
         self.online_acc = nn.ModuleDict({s: MulticlassAccuracy(num_classes, average="micro") for s in stages})
         self.eval_features = nn.ModuleDict({s: CatMetric() for s in ("val", "test")})
         self.eval_labels = nn.ModuleDict({s: CatMetric() for s in ("val", "test")})
+        # the supervised upper bound: the same encoder from the same initial weights, trained on labels
+        self.supervised = nn.Sequential(copy.deepcopy(model), nn.Linear(feature_dim, num_classes)) if supervised else None
 
     def forward(self, images: Tensor) -> Tensor:
         """The encoder's features: what is evaluated and transferred."""
         return self.model(images)
 
-    def views_loss(self, images: Tensor) -> tuple[Tensor, Tensor]:
-        """Two random views, encoded together, projected, and the views loss on the projections."""
+    def views_loss(self, images: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        """Two random views, encoded together, projected, and the views loss on the projections; also the first
+        view's features and the first view itself."""
         v1, v2 = self.augment(images), self.augment(images)
         features = self(torch.cat([v1, v2]))
         z1, z2 = self.projector(features).chunk(2)
-        return self.losses["loss"](z1, z2, gather=self.hparams.gather), features[: len(images)]
+        return self.losses["loss"](z1, z2, gather=self.hparams.gather), features[: len(images)], v1
 
     def training_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> Tensor:
         images, labels = batch
-        loss, features = self.views_loss(images)
+        loss, features, view = self.views_loss(images)
         self.log_loss("train", "loss", loss, batch_size=len(images))
-        if self.probe is None or self.unlabelled_training():
+        unlabelled = self.unlabelled_training()
+        if self.supervised is not None and not unlabelled:  # disjoint parameters: each model gets its own gradient
+            supervised_loss = F.cross_entropy(self.supervised(view).float(), labels)
+            self.log_train({"supervised_loss": supervised_loss}, batch_size=len(labels))
+            loss = loss + supervised_loss
+        if self.probe is None or unlabelled:
             return loss
         return loss + self.online_probe_loss("train", features.detach(), labels)
+
+    def on_fit_start(self) -> None:
+        """The supervised upper bound trains on labels, which an unlabelled training folder does not have."""
+        check(
+            self.owner(),
+            self.supervised is None or not self.unlabelled_training(),
+            "task.supervised needs labelled training images (set task.supervised=false, or drop data.unlabelled)",
+            "supervised=true with data.unlabelled",
+        )
 
     def unlabelled_training(self) -> bool:
         """Training batches from an unlabelled folder (``data.unlabelled``, labels -1): the online probe has no target."""
@@ -175,7 +197,7 @@ class SimCLRTask(Task):
     # ----- frozen-feature evaluation ----------------------------------------------------------
     def evaluate(self, batch: tuple[Tensor, Tensor], stage: str) -> None:
         images, labels = batch
-        loss, _ = self.views_loss(images)
+        loss, _, _ = self.views_loss(images)
         self.log_loss(stage, "loss", loss, batch_size=len(images))
         features = self(images)
         self.eval_features[stage].update(features.float())
@@ -193,12 +215,16 @@ class SimCLRTask(Task):
         features, labels = self.gathered("test")
         bank, bank_labels = self.split_features("train", self)
         results = self.frozen_accuracy(features, labels, bank, bank_labels, linear_probe=True)
+        references = []
         if self.hparams.baselines:
-            for name, encode in (("pixel", lambda images: images.flatten(1)), ("random", self.random_encoder())):
-                bank, bank_labels = self.split_features("train", encode)
-                test, test_labels = self.split_features("test", encode)
-                scores = self.frozen_accuracy(test, test_labels, bank, bank_labels, linear_probe=True)
-                results.update({f"{name}_{k}": v for k, v in scores.items()})
+            references += [("pixel", lambda images: images.flatten(1)), ("random", self.random_encoder())]
+        if self.supervised is not None:
+            references.append(("supervised", self.supervised[0]))
+        for name, encode in references:
+            bank, bank_labels = self.split_features("train", encode)
+            test, test_labels = self.split_features("test", encode)
+            scores = self.frozen_accuracy(test, test_labels, bank, bank_labels, linear_probe=True)
+            results.update({f"{name}_{k}": v for k, v in scores.items()})
         self.log_dict({f"test/{k}": v for k, v in results.items()}, sync_dist=True)
 
     def gathered(self, stage: str) -> tuple[Tensor, Tensor]:
@@ -233,10 +259,12 @@ class SimCLRTask(Task):
         self.log("val/knn_acc", knn, prog_bar=True, sync_dist=True)
 
     def random_encoder(self) -> nn.Module:
-        """A copy of the encoder with fresh initial weights (seeded, so every run scores the same kind of draw)."""
+        """A copy of the encoder with fresh initial weights, drawn with ``random_seed`` (the run's seed in the configs,
+        so the seeds of a sweep score as many draws; null: 0) without touching the run's random state."""
         encoder = copy.deepcopy(self.model).eval()
+        seed = self.hparams.random_seed
         with torch.random.fork_rng(devices=[self.device] if self.device.type == "cuda" else []):
-            torch.manual_seed(0)
+            torch.manual_seed(0 if seed is None else seed)
             for module in encoder.modules():
                 if hasattr(module, "reset_parameters"):
                     module.reset_parameters()

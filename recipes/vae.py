@@ -2,12 +2,16 @@
 
 The model is any module with ``encode(x) -> (mu, logvar)``, ``decode(z) -> recon_logits`` and
 ``latent_dim`` (``recipes.models.vae.VAE``). It sees pixels in [0, 1] (binarised by default), not the
-normalised images the classifiers see, because the Bernoulli likelihood is defined on them.
+normalised images the classifiers see, because the Bernoulli likelihood is defined on them. At test it also
+reports the importance-weighted bound of Burda et al. 2016 (``iwae_samples`` k; k = 1 is the ELBO, and it
+tightens towards log p(x) as k grows) and the negative ELBO of the training split, whose gap to the test's
+says how much the model overfits.
 """
 
 from __future__ import annotations
 
-from typing import ClassVar
+import math
+from typing import Any, ClassVar
 
 import torch
 import torchvision
@@ -20,6 +24,28 @@ from recipes.models.vae import reparameterize
 
 STAGES = ("val", "test")
 REPORTED = ("nelbo", "recon", "kl")
+
+
+def log_importance_weights(model: nn.Module, nll: Any, x: Tensor, samples: int) -> Tensor:
+    """``log p(x|z) + log p(z) - log q(z|x)`` for ``samples`` draws z ~ q(z|x) per image: ``[samples, N]``."""
+    mu, logvar = model.encode(x)
+    mu, std = mu.float(), (0.5 * logvar.float()).exp()
+    z = mu + std * torch.randn(samples, *mu.shape, device=mu.device, dtype=mu.dtype)
+    normal = torch.distributions.Normal
+    log_q = normal(mu, std).log_prob(z).sum(-1)
+    log_prior = normal(torch.zeros_like(mu), torch.ones_like(std)).log_prob(z).sum(-1)
+    recon = model.decode(z.flatten(0, 1))
+    log_px = -nll(recon, x.repeat(samples, *([1] * (x.ndim - 1)))).view(samples, -1)
+    return log_px + log_prior - log_q
+
+
+def importance_weighted_bound(model: nn.Module, nll: Any, x: Tensor, samples: int, chunk: int) -> Tensor:
+    """``log (1/k) sum_k w_k`` per image (Burda et al. 2016), the k samples drawn ``chunk`` at a time to bound memory."""
+    total = torch.full((len(x),), -math.inf, device=x.device)
+    for start in range(0, samples, chunk):
+        weights = log_importance_weights(model, nll, x, min(chunk, samples - start))
+        total = torch.logaddexp(total, weights.logsumexp(0))
+    return total - math.log(samples)
 
 
 class VAETask(Task):
@@ -40,18 +66,23 @@ class VAETask(Task):
         binarize: bool = True,
         grid_size: int = 8,
         traversal_steps: int = 15,
+        iwae_samples: int = 0,
+        iwae_chunk: int = 100,
     ) -> None:
         super().__init__(model, losses, optimizer, scheduler)
         owner = self.owner()
         check_number(owner, "kl_warmup_epochs", kl_warmup_epochs, low=0)
         check_integer(owner, "grid_size", grid_size, low=2)
         check_integer(owner, "traversal_steps", traversal_steps, low=2)
+        self.iwae_samples = check_integer(owner, "iwae_samples", iwae_samples, low=0)
+        self.iwae_chunk = check_integer(owner, "iwae_chunk", iwae_chunk, low=1)
         codes = all(callable(getattr(model, method, None)) for method in ("encode", "decode"))
         check(owner, codes, "model must have encode() and decode(), e.g. model=vae", type(model).__name__)
         self.kl_warmup_epochs, self.binarize = float(kl_warmup_epochs), bool(binarize)
         self.grid_size, self.traversal_steps = int(grid_size), int(traversal_steps)
         # nats per image, averaged over every image of the epoch (weighted by batch size)
         self.metrics = nn.ModuleDict({f"{stage}_{name}": MeanMetric() for stage in STAGES for name in REPORTED})
+        self.test_niwae, self.train_nelbo = MeanMetric(), MeanMetric()
 
     # ----- the recipe -------------------------------------------------------------------------
     def forward(self, x: Tensor) -> tuple[Tensor, Tensor, Tensor]:
@@ -85,12 +116,38 @@ class VAETask(Task):
 
     def test_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> None:
         self.evaluate(batch, "test")
+        if self.iwae_samples:
+            x = self.pixels(batch[0])
+            nll = self.losses["loss"].reconstruction_nll
+            bound = importance_weighted_bound(self.model, nll, x, self.iwae_samples, self.iwae_chunk)
+            self.test_niwae.update(-bound, len(x))
+            self.log("test/niwae", self.test_niwae, on_epoch=True)
+
+    def on_test_epoch_start(self) -> None:
+        """The negative ELBO of the training split (no augmentation, weights under test): the train side of the gap."""
+        dm = self.trainer.datamodule
+        if dm is None:
+            return
+        elbo = self.losses["loss"]
+        with torch.no_grad():
+            for batch in dm.train_dataloader():
+                images = dm.on_after_batch_transfer(tuple(t.to(self.device) for t in batch), 0)[0]
+                x = self.pixels(images)
+                recon_logits, mu, logvar = self(x)
+                elbo(recon_logits, x, mu, logvar)
+                self.train_nelbo.update(elbo.terms["reconstruction"] + elbo.terms["kl"], len(x))
 
     def on_validation_epoch_end(self) -> None:
         if not self.trainer.sanity_checking:
             self.log_images("val")
 
     def on_test_epoch_end(self) -> None:
+        """Also the training split's negative ELBO and the gap test - train (nats per image; > 0: overfitting)."""
+        if self.train_nelbo.update_count:
+            train_nelbo = self.train_nelbo.compute()
+            self.log("test/train_nelbo", train_nelbo)
+            self.log("test/nelbo_gap", self.metrics["test_nelbo"].compute() - train_nelbo)
+            self.train_nelbo.reset()
         self.log_images("test")
 
     # ----- helpers ----------------------------------------------------------------------------

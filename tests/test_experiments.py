@@ -9,25 +9,27 @@ from recipes.run.checks import check_config
 from tests.helpers.sizes import DETECTION_TINY, SEGMENTATION_TINY
 from tests.test_experiments_classification import run_experiment, sweep_params
 
+FIVE_SEEDS = "0,1,2,3,4"  # where the differences claimed are within two standard deviations at fewer seeds
+
 # experiment -> (swept axis -> its points, seeds, smoke-size overrides, two points to run, metrics every run reports)
 EXPERIMENTS = {
     "focal_gamma": (
         {"experiment/focal_point": "g0,g05,g1,g2,g5"},
-        "0,1",
+        FIVE_SEEDS,
         DETECTION_TINY,
         ["experiment/focal_point=g0,g2"],
         {"test/map", "test/map_50", "test/map_75"},
     ),
     "box_losses": (
         {"box_loss": "l1,iou,giou,diou,ciou"},
-        "0,1",
+        FIVE_SEEDS,
         DETECTION_TINY,
         ["box_loss=l1,ciou"],
         {"test/map", "test/map_50", "test/map_75"},
     ),
     "segmentation_losses": (
         {"loss": "dice,jaccard,tversky,ce"},
-        "0,1",
+        FIVE_SEEDS,
         SEGMENTATION_TINY,
         ["loss=dice,ce"],
         {"test/dice", "test/iou", "test/dice_3"},
@@ -41,31 +43,38 @@ EXPERIMENTS = {
     ),
     "simclr_temperature": (
         {"loss.temperature": "0.05,0.1,0.5,1.0"},
-        "0,1,2",
+        FIVE_SEEDS,
         ("model.widths=[8,16]", "task.eval_train_samples=300", "task.probe_steps=10"),
         ["loss.temperature=0.1,1.0"],
-        {"test/knn_acc", "test/probe_acc", "test/probe10_acc", "test/pixel_probe_acc", "test/random_probe_acc"},
+        {
+            "test/knn_acc",
+            "test/probe_acc",
+            "test/probe10_acc",
+            "test/pixel_probe_acc",
+            "test/random_probe_acc",
+            "test/supervised_probe_acc",
+        },
     ),
     "distillation_temperature": (
         {"task.temperature": "1,2,4,8"},
-        "0,1,2",
+        FIVE_SEEDS,
         ("task.teacher_model.widths=[8,16]", "model.hidden=[32]"),
         ["task.temperature=1,8"],
-        {"test/acc", "test/baseline_acc", "test/teacher_acc", "test/agreement"},
+        {"test/acc", "test/baseline_acc", "test/baseline_epoch", "test/teacher_acc", "test/agreement"},
     ),
     "vae_latent": (
         {"model.latent_dim": "2,5,10,20", "loss.beta": "0.5,1,4"},
-        "0,1",
-        ("model.hidden=[32]",),
+        "0,1,2",
+        ("model.hidden=[32]", "task.iwae_samples=10"),
         ["model.latent_dim=2", "loss.beta=1,4"],
-        {"test/nelbo", "test/recon", "test/kl"},
+        {"test/nelbo", "test/recon", "test/kl", "test/niwae", "test/nelbo_gap"},
     ),
     "robust_regression": (
-        {"loss": "mse,mae,huber,log_cosh,quantile"},
-        "0,1,2",
+        {"experiment/regression_method": "mse,mae,huber,log_cosh,quantile,gaussian_nll,gaussian_nll_homoscedastic"},
+        FIVE_SEEDS,
         ("model.hidden=[16]",),
-        ["loss=mse,quantile"],
-        {"test/mae", "test/rmse"},
+        ["experiment/regression_method=mse,gaussian_nll_homoscedastic"],
+        {"test/mae", "test/rmse", "test/nll", "test/coverage50", "test/coverage90"},
     ),
 }
 
@@ -92,6 +101,9 @@ def test_every_point_composes_and_passes_the_check(make_config, experiment, over
     axis, _, value = override.partition("=")
     if axis == "loss":
         assert cfg.loss.name == value
+    elif axis == "experiment/regression_method":
+        assert cfg.loss.name == value.removesuffix("_homoscedastic")
+        assert cfg.task.homoscedastic == value.endswith("_homoscedastic")
     elif axis == "experiment/focal_point":
         assert (cfg.loss.gamma, cfg.loss.alpha) == {"g0": (0, 0.75), "g05": (0.5, 0.5)}.get(value, (cfg.loss.gamma, 0.25))
 

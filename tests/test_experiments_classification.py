@@ -29,11 +29,11 @@ def methods(group: str) -> list[str]:
 
 
 @pytest.mark.parametrize("experiment", EXPERIMENTS)
-def test_the_sweep_covers_every_method_with_three_seeds(experiment):
+def test_the_sweep_covers_every_method_with_five_seeds(experiment):
     params = sweep_params(experiment)
     group = EXPERIMENTS[experiment]
     assert sorted(params[f"experiment/{group}"].split(",")) == methods(group)
-    assert params["seed"] == "0,1,2"
+    assert params["seed"] == "0,1,2,3,4"
 
 
 @pytest.mark.parametrize(("experiment", "method"), [(e, m) for e, g in EXPERIMENTS.items() for m in methods(g)])
@@ -84,7 +84,7 @@ def run_experiment(tmp_path, *overrides: str, smoke: tuple[str, ...] = tuple(SMO
         (
             "class_imbalance",
             ["experiment/imbalance_method=ce,class_balanced", "data.imbalance=100"],
-            {"test/acc", "test/ece", "test/nll", "test/conf"},
+            {"test/acc", "test/ece", "test/nll", "test/conf", "test/tail_recall", "test/recall_9"},
         ),
     ],
 )

@@ -3,7 +3,8 @@
 Training batches are ``(x1, x2, y)`` balanced same/different pairs (y = +1 / -1) or
 ``(anchor, positive, negative)`` triplets, redrawn every epoch; evaluation batches are a fixed,
 balanced set of pairs ``(x1, x2, y, class1, class2)``, the same for every loss so results compare.
-With ``open_set`` whole classes are kept out of training: verification is on identities never seen.
+With ``open_set`` whole classes are kept out of training: the test is on identities never seen, while
+validation (checkpoint and threshold selection) sees only the training classes, as a deployed verifier would.
 """
 
 from __future__ import annotations
@@ -81,8 +82,9 @@ class TupleDataModule(ImageDataModule):
     """Pairs or triplets of the images of ``dataset`` (default mnist5k), chosen by ``tuples``.
 
     ``tuples`` is ``pair``, ``triplet`` or the name of a loss, whose kind decides (the task config
-    passes ``${loss.name}``). ``open_set``: the images of ``unseen_classes`` form val and test (split
-    half and half), every other class trains; otherwise the usual stratified split of all classes.
+    passes ``${loss.name}``). ``open_set``: half the images of ``unseen_classes`` form the test (the other
+    half is not used), and the other classes split into train and val (``val_fraction`` of them), so nothing
+    is selected on the unseen classes; otherwise the usual stratified split of all classes.
     """
 
     batches = ("pairs/triplets",)
@@ -129,17 +131,19 @@ class TupleDataModule(ImageDataModule):
         return torch.device("cpu")
 
     def open_set_splits(self, splits: dict[str, Arrays]) -> dict[str, Arrays]:
-        """Every image of the seen classes trains; the unseen classes' images split into val and test."""
+        """The seen classes split into train and val; half of the unseen classes' images form the test."""
         images = torch.cat([s[0] for s in splits.values()])
         labels = torch.cat([s[1] for s in splits.values()])
         unseen = torch.isin(labels, torch.tensor(self.unseen_classes))
         missing = set(self.unseen_classes) - set(labels.unique().tolist())
         check(self.owner, not missing, f"unseen_classes must be classes of dataset '{self.dataset}'", sorted(missing))
         held_images, held_labels = images[unseen], labels[unseen]
-        test, val = stratified_split(held_labels, (0.5,), self.split_seed)
+        test, _ = stratified_split(held_labels, (0.5,), self.split_seed)  # the same test images as ever
+        seen_images, seen_labels = images[~unseen], labels[~unseen]
+        val, train = stratified_split(seen_labels, (self.val_fraction,), self.split_seed)
         return {
-            "train": (images[~unseen], labels[~unseen]),
-            "val": (held_images[val], held_labels[val]),
+            "train": (seen_images[train], seen_labels[train]),
+            "val": (seen_images[val], seen_labels[val]),
             "test": (held_images[test], held_labels[test]),
         }
 

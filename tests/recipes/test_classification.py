@@ -106,3 +106,16 @@ def test_class_balanced_with_counts_from_data_trains_end_to_end(smoke_config):
 def test_class_balanced_bad_beta_is_refused_at_check_time(make_config):
     with pytest.raises(ConfigError, match=r"loss 'class_balanced': beta must be < 1 \(got 1.0\)"):
         check_config(make_config("loss=class_balanced", "loss.beta=1.0"))
+
+
+def test_tail_recall_reports_the_rarest_training_classes_and_their_mean(smoke_config):
+    metrics = train(smoke_config(*TINY_MODEL, "data.imbalance=10", "task.tail_classes=3", "trainer.limit_test_batches=null"))
+    recalls = {key: value for key, value in metrics.items() if key.startswith("test/recall_")}
+    assert set(recalls) == {"test/recall_7", "test/recall_8", "test/recall_9"}  # n_c falls with c: 7, 8, 9 are rarest
+    assert all(0 <= value <= 1 for value in recalls.values())
+    assert metrics["test/tail_recall"] == pytest.approx(sum(recalls.values()) / 3)
+
+
+def test_more_tail_classes_than_classes_is_refused(make_config):
+    with pytest.raises(ConfigError, match=r"tail_classes must be at most num_classes=10 \(got 11\)"):
+        train(make_config("task.tail_classes=11"))

@@ -291,3 +291,19 @@ def test_with_several_processes_the_teacher_must_come_from_a_checkpoint(smoke_co
 
     with pytest.raises(ConfigError, match="task.teacher_ckpt: with several processes the teacher must come from a checkpoint"):
         train_teacher_first(cfg, distillation_task(cfg), SimpleNamespace(world_size=2), refuse)
+
+
+def test_the_student_alone_is_tested_at_its_own_best_validation_epoch(smoke_config, tmp_path):
+    import pandas as pd
+
+    overrides = ("trainer.max_epochs=4", "trainer.limit_train_batches=3", "model.hidden=[16]", "task.teacher_epochs=1")
+    metrics = train(smoke_config("task=distillation", *TINY_TEACHER, *overrides))
+    log = pd.read_csv(tmp_path / "csv" / "metrics.csv")
+    val = log.dropna(subset=["val/baseline_acc"]).reset_index(drop=True)
+    own_best = int(val["val/baseline_acc"].idxmax())  # the first epoch of the maximum, as ModelCheckpoint keeps it
+    assert metrics["test/baseline_epoch"] == own_best
+    state = torch.load(tmp_path / "checkpoints" / "last.ckpt", weights_only=False)["state_dict"]
+    assert state["baseline_best_acc"].item() == pytest.approx(val["val/baseline_acc"].max())
+    # the weights tested are the ones kept at that epoch, not the student alone's at the distilled student's epoch
+    student_best = torch.load(tmp_path / "checkpoints" / "best.ckpt", weights_only=False)["state_dict"]
+    assert int(student_best["baseline_best_epoch"]) <= own_best

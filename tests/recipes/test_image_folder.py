@@ -137,8 +137,9 @@ def test_pairs_hold_out_whole_class_folders_in_the_open_set(tmp_path, digits):
     dm.setup()
     unseen = {sorted(NAMES).index(n) for n in ("zero", "two")}
     assert set(dm.splits["train"][1].unique().tolist()) == set(range(4)) - unseen
-    assert set(dm.splits["val"][1].unique().tolist()) | set(dm.splits["test"][1].unique().tolist()) == unseen
-    assert len(dm.splits["train"][1]) == 40  # every image of the seen classes, from train/ and val/
+    assert set(dm.splits["val"][1].unique().tolist()) == set(range(4)) - unseen  # selection on the seen classes
+    assert set(dm.splits["test"][1].unique().tolist()) == unseen
+    assert len(dm.splits["train"][1]) + len(dm.splits["val"][1]) == 40  # the seen classes of train/ and val/, split again
     default = ImageFolderTuplesDataModule(root=str(root), image_size=28, open_set=True, eval_pairs=20)
     assert default.unseen_classes == (2, 3)  # the last 40% of the classes, at least 2
     with pytest.raises(ConfigError, match=r"unseen_classes must be class folders of train/ \(one, three, two, zero\)"):

@@ -127,8 +127,17 @@ def test_interval_coverage_is_near_nominal_on_clean_synthetic_data(make_config, 
 
 
 def test_poisson_nll_on_counts_learns_the_rate(make_config, one_thread):
-    metrics = train(make_config(*QUIET, "task=regression", "data=counts", "data.num_rows=1000", "loss=poisson_nll",
-                                "trainer.max_epochs=10", "task.optimizer.lr=0.01"))
+    metrics = train(
+        make_config(
+            *QUIET,
+            "task=regression",
+            "data=counts",
+            "data.num_rows=1000",
+            "loss=poisson_nll",
+            "trainer.max_epochs=10",
+            "task.optimizer.lr=0.01",
+        )
+    )
     dm = TabularDataModule(dataset="counts", num_features=4, num_rows=1000, target_scaling="none")
     dm.setup()
     baseline = (dm.splits["test"][1] - dm.splits["train"][1].mean()).abs().mean().item()
@@ -139,8 +148,17 @@ def test_msle_on_standardised_targets_stops_with_the_fix(make_config):
     cfg = make_config(*QUIET, "task=regression", "data=diabetes", "loss=msle")
     with pytest.raises(ConfigError, match=r"loss=msle: needs targets > -1.*use data.target_scaling=scale"):
         train(cfg)
-    metrics = train(make_config(*QUIET, "task=regression", "data=diabetes", "data.target_scaling=scale", "loss=msle",
-                                "trainer.max_epochs=1", "trainer.limit_train_batches=2"))
+    metrics = train(
+        make_config(
+            *QUIET,
+            "task=regression",
+            "data=diabetes",
+            "data.target_scaling=scale",
+            "loss=msle",
+            "trainer.max_epochs=1",
+            "trainer.limit_train_batches=2",
+        )
+    )
     assert math.isfinite(metrics["test/mae"])
 
 
@@ -216,3 +234,26 @@ def test_a_new_loss_declaring_what_it_needs_of_targets_refuses_data_without_it(m
 def test_a_new_loss_with_a_declared_head_trains_end_to_end_on_data_it_accepts(smoke_config, one_thread, laplace_loss):
     metrics = train(smoke_config(*SYNTHETIC, "loss=mse", f"loss.name={laplace_loss}"))  # raw targets: all positive
     assert math.isfinite(metrics["test/mae"]) and 0 <= metrics["test/coverage"] <= 1  # the variance head's interval
+
+
+def test_a_point_loss_is_scored_as_a_gaussian_with_the_validation_residual_variance(smoke_config, one_thread):
+    # one validation epoch over the whole val split: the variance fitted at test is that epoch's val MSE
+    metrics = train(smoke_config(*SYNTHETIC, "loss=mse", "trainer.limit_val_batches=null", "trainer.limit_test_batches=null"))
+    variance, test_mse = metrics["val/rmse"] ** 2, metrics["test/rmse"] ** 2
+    by_hand = 0.5 * (math.log(variance) + test_mse / variance + math.log(2 * math.pi))
+    assert metrics["test/nll"] == pytest.approx(by_hand, rel=1e-4)
+    assert 0 <= metrics["test/coverage50"] <= metrics["test/coverage90"] <= 1  # nested intervals
+
+
+def test_homoscedastic_gaussian_nll_learns_one_variance_for_every_row(smoke_config, one_thread, tmp_path):
+    metrics = train(smoke_config(*SYNTHETIC, "loss=gaussian_nll", "task.homoscedastic=true"))
+    state = torch.load(tmp_path / "checkpoints" / "last.ckpt", weights_only=False)["state_dict"]
+    assert state["raw_variance"].shape == (1,) and state["model.head.weight"].shape[0] == 1  # the mean only
+    assert state["raw_variance"].item() != 0.0  # trained
+    for key in ("test/nll", "test/coverage50", "test/coverage90", "test/coverage"):
+        assert math.isfinite(metrics[key]), key
+
+
+def test_homoscedastic_needs_the_gaussian_nll_loss(make_config):
+    with pytest.raises(ConfigError, match=r"homoscedastic needs loss=gaussian_nll \(got True\)"):
+        train(make_config(*SYNTHETIC, "task=regression", "loss=mse", "task.homoscedastic=true"))

@@ -24,12 +24,12 @@ def open_set_data(tmp_path_factory):
     return dm
 
 
-def test_open_set_keeps_whole_classes_out_of_training(open_set_data):
+def test_open_set_keeps_whole_classes_out_of_training_and_out_of_validation(open_set_data):
     classes = {split: set(labels.unique().tolist()) for split, (_, labels) in open_set_data.splits.items()}
-    assert classes["train"] == {0, 1, 2, 3, 4, 5}
-    assert classes["val"] == classes["test"] == {6, 7, 8, 9}
+    assert classes["train"] == classes["val"] == {0, 1, 2, 3, 4, 5}  # checkpoint and threshold: seen classes only
+    assert classes["test"] == {6, 7, 8, 9}
     sizes = {split: len(labels) for split, (_, labels) in open_set_data.splits.items()}
-    assert sizes == {"train": 3000, "val": 1000, "test": 1000}  # every mnist5k image used once
+    assert sizes == {"train": 2700, "val": 300, "test": 1000}  # val_fraction 0.1 of the seen; half of the unseen
 
 
 def test_closed_set_split_has_every_class_everywhere(tmp_path):

@@ -132,7 +132,7 @@ def make_task(**kwargs) -> SimCLRTask:
 @pytest.mark.parametrize("gather", [True, False])
 def test_the_task_passes_its_gather_flag_to_the_loss(gather):
     task = make_task(gather=gather, projection_dim=8)
-    loss, features = task.views_loss(digits(4))
+    loss, features, _ = task.views_loss(digits(4))
     assert task.losses["loss"].gather_seen is gather
     assert features.shape == (4, 8) and loss.requires_grad
 
@@ -175,3 +175,32 @@ def test_a_short_run_gives_features_that_classify_above_chance(make_config, tmp_
             assert 0.1 < metrics[f"test/{baseline}{score}"] <= 1.0, baseline + score
     assert metrics["test/pixel_probe_acc"] > metrics["test/pixel_probe10_acc"]  # 1,000 labels beat 100
     assert (tmp_path / "images" / "train_views.png").exists()
+
+
+def test_the_random_encoder_follows_random_seed_so_seeds_score_different_draws():
+    first, second = make_task(random_seed=0).random_encoder(), make_task(random_seed=1).random_encoder()
+    again = make_task(random_seed=1).random_encoder()
+    weights = [k for k, v in first.state_dict().items() if v.dtype.is_floating_point and v.dim() > 1]
+    assert any(not torch.equal(first.state_dict()[k], second.state_dict()[k]) for k in weights)
+    assert all(torch.equal(second.state_dict()[k], again.state_dict()[k]) for k in weights)
+
+
+def test_the_supervised_copy_starts_from_the_encoder_and_learns_only_from_its_own_loss():
+    task = make_task(supervised=True, projection_dim=8)
+    start = [p.clone() for p in task.supervised[0].parameters()]
+    assert all(torch.equal(a, b) for a, b in zip(start, task.model.parameters()))  # the same initial weights
+    images, labels = digits(8), torch.arange(8) % 10
+    loss = task.training_step((images, labels), 0)
+    loss.backward()
+    head_grad = task.supervised[1].weight.grad
+    assert head_grad is not None and head_grad.abs().sum() > 0  # cross-entropy reaches the supervised copy
+    assert task.projector[0].weight.grad is not None
+
+
+def test_a_supervised_run_reports_the_upper_bound_scored_like_the_encoder(smoke_config):
+    from tests.helpers.sizes import TASK_TINY
+
+    metrics = train(smoke_config("task=simclr", *TASK_TINY["simclr"], "task.supervised=true", "task.baselines=false"))
+    for score in ("knn_acc", "probe_acc", "probe10_acc"):
+        assert 0 <= metrics[f"test/supervised_{score}"] <= 1, score
+    assert "test/random_knn_acc" not in metrics

@@ -87,3 +87,53 @@ def test_vae_model_shapes():
     recon, mu, logvar = model(torch.rand(3, 1, 28, 28))
     assert recon.shape == (3, 1, 28, 28) and mu.shape == logvar.shape == (3, 5)
     assert model.decode(torch.zeros(4, 5)).shape == (4, 1, 28, 28)
+
+
+def tiny_vae_and_digits() -> tuple[VAE, torch.Tensor]:
+    torch.manual_seed(0)
+    model = VAE(image_size=4, latent_dim=2, hidden=[8]).eval()
+    x = (torch.rand(5, 1, 4, 4) > 0.5).float()
+    return model, x
+
+
+def test_importance_weighted_bound_with_one_sample_is_the_elbo_estimate_of_that_sample():
+    import losses
+    from recipes.vae import importance_weighted_bound
+
+    model, x = tiny_vae_and_digits()
+    nll = losses.build("elbo").reconstruction_nll
+    torch.manual_seed(1)
+    with torch.no_grad():
+        bound = importance_weighted_bound(model, nll, x, samples=1, chunk=1)
+    # by hand: the same z (same seed), log p(x|z) + log N(z; 0, I) - log N(z; mu, sigma^2), over pixels and latents
+    torch.manual_seed(1)
+    with torch.no_grad():
+        mu, logvar = model.encode(x)
+        sigma = (0.5 * logvar).exp()
+        z = mu + sigma * torch.randn(1, *mu.shape)[0]
+        p = torch.sigmoid(model.decode(z))
+        log_px = (x * p.log() + (1 - x) * (1 - p).log()).flatten(1).sum(1)
+        log_prior = (-0.5 * z.square() - 0.5 * math.log(2 * math.pi)).sum(1)
+        log_q = (-0.5 * ((z - mu) / sigma).square() - sigma.log() - 0.5 * math.log(2 * math.pi)).sum(1)
+    torch.testing.assert_close(bound, log_px + log_prior - log_q, rtol=1e-5, atol=1e-4)
+
+
+def test_importance_weighted_bound_is_above_the_elbo_on_average_and_chunks_do_not_change_it():
+    import losses
+    from recipes.vae import importance_weighted_bound, log_importance_weights
+
+    model, x = tiny_vae_and_digits()
+    nll = losses.build("elbo").reconstruction_nll
+    with torch.no_grad():
+        elbo = log_importance_weights(model, nll, x, samples=4000).mean(0)  # the ELBO, estimated closely
+        bound = importance_weighted_bound(model, nll, x, samples=1000, chunk=64)
+        again = importance_weighted_bound(model, nll, x, samples=1000, chunk=1000)
+    assert (bound > elbo).all()  # Burda et al. 2016, Theorem 1: the bound tightens with k
+    torch.testing.assert_close(bound, again, rtol=0, atol=0.05)  # other draws, the same bound within noise
+
+
+def test_test_reports_the_importance_weighted_bound_and_the_train_test_gap(smoke_config):
+    metrics = train(smoke_config("task=vae", *TINY, "task.iwae_samples=20", "task.iwae_chunk=7"))
+    assert math.isfinite(metrics["test/niwae"])
+    assert metrics["test/niwae"] < metrics["test/nelbo"] + 1.0  # a tighter bound, up to the ELBO's sampling noise
+    assert metrics["test/nelbo_gap"] == pytest.approx(metrics["test/nelbo"] - metrics["test/train_nelbo"], rel=1e-5)
