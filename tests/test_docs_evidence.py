@@ -47,6 +47,23 @@ CAUGHT = {  # evidence file, its text, rows, columns, the marked table, the one 
         "| loss | seeds | mean ± std | interval |\n|---|---|---|---|\n| huber | 3 | 0.478 ± 0.0042 | [0.4675, 0.4894] |\n",
         "row 'huber': ci_high 0.4884 shown as 0.4894",
     ),
+    "medians_of_paired_differences_and_ratios_in_one_cell": (  # rounds share a seed and pair in file order
+        "runs.csv",
+        "task,way,seed,ms\na,framework,0,2\na,bare,0,1\na,framework,0,3\na,bare,0,1\na,framework,0,10\na,bare,0,4\n",
+        "{task: [a]}",
+        "[null, [{where: {way: framework}, minus: {way: bare}, median: true, values: [ms]}, "
+        "{where: {way: framework}, over: {way: bare}, median: true, values: [ms]}], {where: {way: compiled}, values: [ms]}]",
+        "| task | framework - bare -> framework / bare | compiled |\n|---|---|---|\n| a | +2.0 -> 2.6 | - |\n",
+        "row 'a': ms median 2.5 shown as 2.6",
+    ),
+    "a_run_without_an_override_and_a_nested_metric_name": (
+        "runs.csv",
+        "loss,task.homoscedastic,seed,sim/l1/final_iou\nnll,True,0,0.5\nnll,,0,0.7\n",
+        "[{task.homoscedastic: null}, {task.homoscedastic: true}]",
+        "[null, sim/l1/final_iou]",
+        "| variance | IoU |\n|---|---|\n| per row | 0.70 |\n| one | 0.51 |\n",
+        "row 'one': sim/l1/final_iou mean 0.5 shown as 0.51",
+    ),
 }
 
 

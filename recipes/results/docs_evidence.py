@@ -13,8 +13,10 @@ A cell ``a ± b`` is the mean and sample std (ddof 1) over the row's runs; furth
 the means of the next ``values``; a ``per_seed`` cell lists one value per seed in seed order; a ``numbers`` cell
 (``{numbers: [mean, std]}``) shows one expression per number, ``±`` included (a report row's own mean and std).
 ``minus: {...}`` in a cell subtracts, seed by seed, the same expression over the runs it selects (a paired
-difference). Expressions name metrics (``test/acc``) or columns of the file (``ci_low``). A number agrees when it
-equals the evidence at the rounding shown. Prints each disagreement; exit status 1 when there is one.
+difference); ``over: {...}`` divides the same way (a paired ratio); ``median: true`` shows medians instead of means.
+A list of such cells checks the cell's numbers in turn (``before -> after``); a cell ``-`` says the evidence has no
+value. Expressions name metrics (``test/acc``, ``sim/giou/final_iou``) or columns of the file (``ci_low``). A number
+agrees when it equals the evidence at the rounding shown. Prints each disagreement; exit status 1 when there is one.
 """
 
 from __future__ import annotations
@@ -32,8 +34,8 @@ import yaml
 ROOT = Path(__file__).resolve().parents[2]
 MARK = re.compile(r"^<!-- evidence: (?P<spec>.*?)-->\s*\n(?P<table>(?:\|[^\n]*\|[ \t]*\n?)+)", re.S | re.M)
 TOKEN = re.compile(r"±|[+-]?\d+(?:\.\d+)?")
-METRIC = re.compile(r"\b(?:test|val)/\w+")
-NAME = re.compile(r"\b(?:test|val)/\w+|\b[A-Za-z_]\w*")
+METRIC = re.compile(r"\b(?:test|val)/\w+|\bsim/\w+/\w+")
+NAME = re.compile(r"\b(?:test|val)/\w+|\bsim/\w+/\w+|\b[A-Za-z_]\w*")
 
 
 @dataclass
@@ -75,7 +77,7 @@ def evaluate(expression: str, frame: pd.DataFrame) -> list[float]:
 
     code = NAME.sub(alias, expression)
     if "seed" in frame:
-        frame = frame.sort_values("seed")
+        frame = frame.sort_values("seed", kind="stable")  # rows of one seed (rounds) keep their order
     return [float(eval(code, {"__builtins__": {}}, {a: row[n] for n, a in names.items()})) for _, row in frame.iterrows()]
 
 
@@ -88,9 +90,9 @@ def same(cell: object, value: object) -> bool:
 
 
 def select(frame: pd.DataFrame, where: dict) -> pd.DataFrame:
-    """The runs whose overrides match every ``key: value`` of ``where``."""
+    """The runs whose overrides match every ``key: value`` of ``where`` (``null``: the run has no such override)."""
     for key, value in where.items():
-        frame = frame[[same(cell, value) for cell in frame[key]]]
+        frame = frame[[pd.isna(cell) if value is None else same(cell, value) for cell in frame[key]]]
     return frame
 
 
@@ -101,48 +103,76 @@ def agrees(shown: str, value: float) -> bool:
 
 
 def check_cell(cell: str, spec, frame: pd.DataFrame) -> list[str]:
-    """The disagreements of one cell with its runs, as messages."""
+    """The disagreements of one cell with its runs, as messages (a list of specs checks its numbers in turn)."""
+    tokens = TOKEN.findall(cell.replace("**", "").replace("\N{MINUS SIGN}", "-"))
+    specs = spec if isinstance(spec, list) else [spec]
+    problems = []
+    for i, part in enumerate(specs):
+        found, tokens = check_numbers(cell, tokens, part, frame, last=i == len(specs) - 1)
+        problems += found
+    return problems
+
+
+def check_numbers(cell: str, tokens: list[str], spec, frame: pd.DataFrame, last: bool) -> tuple[list[str], list[str]]:
+    """The disagreements of the next numbers of ``cell`` with one spec, and the tokens left after them."""
     if isinstance(spec, str):
         spec = {"values": [spec]}
     runs = select(frame, spec.get("where", {}))
+    if cell.strip() in {"-", "\N{EN DASH}"}:  # a dash shows that the evidence has no value
+        empty = runs.empty or all(math.isnan(v) for e in spec.get("values", []) for v in evaluate(e, runs))
+        return ([] if empty else [f"{cell!r} but {len(runs)} runs match {spec.get('where')}"]), []
     if runs.empty:
-        return [f"no runs match {spec.get('where')}"]
-    base = select(frame, spec["minus"]) if "minus" in spec else None
-    if base is not None and sorted(base["seed"]) != sorted(runs["seed"]):
-        return [f"the runs of {spec.get('where')} and of minus {spec['minus']} have different seeds"]
+        return [f"no runs match {spec.get('where')}"], tokens
+    paired = {op: select(frame, spec[op]) for op in ("minus", "over") if op in spec}
+    for op, base in paired.items():
+        if sorted(base["seed"]) != sorted(runs["seed"]):
+            return [f"the runs of {spec.get('where')} and of {op} {spec[op]} have different seeds"], tokens
+    average = statistics.median if spec.get("median") else statistics.mean
 
     def evidence(expression: str) -> list[float]:
         values = evaluate(expression, runs)
-        return values if base is None else [v - b for v, b in zip(values, evaluate(expression, base))]
+        if "minus" in paired:
+            values = [v - b for v, b in zip(values, evaluate(expression, paired["minus"]))]
+        if "over" in paired:
+            values = [v / b for v, b in zip(values, evaluate(expression, paired["over"]))]
+        return values
 
-    tokens = TOKEN.findall(cell.replace("**", "").replace("\N{MINUS SIGN}", "-"))
     numbers = [t for t in tokens if t != "±"]
     if "numbers" in spec:
-        if len(numbers) != len(spec["numbers"]):
-            return [f"{cell!r} shows {len(numbers)} numbers, the spec names {len(spec['numbers'])}"]
-        means = [statistics.mean(evidence(e)) for e in spec["numbers"]]
-        return [f"{e} {m:.6g} shown as {n}" for n, e, m in zip(numbers, spec["numbers"], means) if not agrees(n, m)]
+        count = len(spec["numbers"])
+        if len(numbers) < count or (last and len(numbers) != count):
+            return [f"{cell!r} shows {len(numbers)} numbers, the spec names {count}"], []
+        means = [average(evidence(e)) for e in spec["numbers"]]
+        found = [f"{e} {m:.6g} shown as {n}" for n, e, m in zip(numbers, spec["numbers"], means) if not agrees(n, m)]
+        return found, rest(tokens, count)
     if "per_seed" in spec:
         expected = evidence(spec["per_seed"])
-        if len(numbers) != len(expected):
-            return [f"{cell!r} shows {len(numbers)} values, the evidence has {len(expected)} seeds"]
-        return [f"{n} != {e:.6g} (seed {i})" for i, (n, e) in enumerate(zip(numbers, expected)) if not agrees(n, e)]
+        if len(numbers) < len(expected) or (last and len(numbers) != len(expected)):
+            return [f"{cell!r} shows {len(numbers)} values, the evidence has {len(expected)} seeds"], []
+        found = [f"{n} != {e:.6g} (seed {i})" for i, (n, e) in enumerate(zip(numbers, expected)) if not agrees(n, e)]
+        return found, rest(tokens, len(expected))
     problems = []
     for expression in spec["values"]:
         if not tokens:
-            return problems + [f"{cell!r} shows no number for {expression}"]
+            return problems + [f"{cell!r} shows no number for {expression}"], tokens
         values = evidence(expression)
-        mean = statistics.mean(values)
+        mean = average(values)
         shown = tokens.pop(0)
         if not agrees(shown, mean):
-            problems.append(f"{expression} mean {mean:.6g} shown as {shown}")
+            problems.append(f"{expression} {average.__name__} {mean:.6g} shown as {shown}")
         if tokens[:1] == ["±"]:
             std = statistics.stdev(values) if len(values) > 1 else 0.0
             shown = tokens[1] if len(tokens) > 1 else "?"
             tokens = tokens[2:]
             if not agrees(shown, std):
                 problems.append(f"{expression} std {std:.6g} shown as {shown}")
-    return problems
+    return problems, tokens
+
+
+def rest(tokens: list[str], count: int) -> list[str]:
+    """``tokens`` after their first ``count`` numbers."""
+    positions = [i for i, t in enumerate(tokens) if t != "±"]
+    return tokens[positions[count - 1] + 1 :] if count else tokens
 
 
 def check_table(table: Table) -> list[str]:
