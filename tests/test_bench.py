@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import importlib.util
 import math
+import re
+import subprocess
+from pathlib import Path
 
 import pytest
 
@@ -32,6 +36,24 @@ def test_speedrun_trains_each_seed_and_summarises(tmp_path):
     assert [r["seed"] for r in result["runs"]] == [0, 1]
     assert all(r["fit_seconds"] > 0 and 0 <= r["test_acc"] <= 1 for r in result["runs"])
     assert result["reached_target"] == all(r["test_acc"] >= 0.93 for r in result["runs"])
+
+
+def test_one_epoch_reports_fit_time_samples_per_s_and_test_metrics(data_dir):
+    from bench.one_epoch import main
+
+    result = main(
+        [f"paths.data_dir={data_dir}", "trainer=cpu", "model=mlp", "model.hidden=[16]", "trainer.enable_progress_bar=false"]
+    )
+    assert result["steps"] > 0 and result["fit_seconds"] > 0 and result["train_samples_per_s"] > 0
+    assert "test/acc" in result["test"] and result["peak_mib"] == 0.0
+
+
+def test_gpu_round3_script_parses_and_names_existing_benchmarks():
+    script = Path(__file__).resolve().parents[1] / "bench" / "gpu_round3.sh"
+    subprocess.run(["bash", "-n", str(script)], check=True)
+    modules = set(re.findall(r"-m (bench\.\w+)", script.read_text()))
+    assert {"bench.throughput", "bench.overhead", "bench.speedrun", "bench.losses", "bench.one_epoch"} <= modules
+    assert all(importlib.util.find_spec(m) is not None for m in modules)
 
 
 def test_streaming_loader_rate_and_report_on_a_tiny_folder(tmp_path, capsys):
