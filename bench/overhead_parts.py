@@ -4,6 +4,7 @@
 
 Ways, on the same pre-made batches (``bench.overhead``), each repeat running every way once:
 - ``bare``: ``bench.overhead``'s bare fit (no callbacks, loggers or logging);
+- ``bare+10 no-op callbacks``: the same with ten empty ``Callback()``: Lightning's dispatch alone;
 - ``bare+callbacks``: the same with the framework's callbacks (less ``LearningRateMonitor``, which needs a logger);
 - ``framework, no step logs``: the framework's Trainer with ``log_every_n_steps`` past the run (no logging steps);
 - ``framework, CSV only``: without the W&B logger;
@@ -21,6 +22,7 @@ import statistics
 import warnings
 from typing import Any
 
+import lightning as L
 import torch
 from lightning.pytorch.callbacks import LearningRateMonitor
 
@@ -28,6 +30,7 @@ from bench.overhead import StepClock, bare_trainer, clock, config, feed, finish,
 
 WAYS = (
     "bare",
+    "bare+10 no-op callbacks",
     "bare+callbacks",
     "framework, no step logs",
     "framework, CSV only",
@@ -55,6 +58,8 @@ def one_way(way: str, cfg: Any, batches: list[Any], steps: int, warmup: int) -> 
     bare = bare_trainer(cfg, steps)
     if way == "bare+callbacks":
         bare.callbacks.extend(callbacks)
+    elif way == "bare+10 no-op callbacks":
+        bare.callbacks.extend(L.Callback() for _ in range(10))
     bare.fit(silenced(task), datamodule=datamodule)
     return clock(bare).ms_per_step(warmup)
 
