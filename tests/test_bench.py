@@ -82,3 +82,12 @@ def test_overhead_reports_plain_bare_and_framework_per_step_with_a_breakdown(tas
     rows = table.read_text().splitlines()
     assert rows[0].startswith("| recipe | plain ms | bare Lightning ms | framework ms | framework - bare | bare - plain")
     assert rows[2].startswith(f"| {task} |") and len(rows) == 3
+
+
+def test_overhead_parts_times_every_way_against_bare(data_dir):
+    from bench.overhead_parts import WAYS, main
+
+    (result,) = main(["task=classification", f"paths.data_dir={data_dir}", "--steps", "3", "--warmup", "1", "--repeats", "1"])
+    assert set(result["ms"]) == set(WAYS) and all(v > 0 for v in result["ms"].values())
+    assert result["minus_bare_ms"]["bare"] == 0
+    assert result["minus_bare_ms"]["framework"] == pytest.approx(result["ms"]["framework"] - result["ms"]["bare"], abs=1e-3)

@@ -135,8 +135,9 @@ class InMemoryDataModule(L.LightningDataModule):
 
     def normalize(self, images: Tensor) -> Tensor:
         """uint8 images to normalised float32 on their own device."""
-        x = images.float().div_(255)
-        return (x - self.mean.to(x.device)) / self.std.to(x.device)
+        if self.mean.device != images.device:  # once: the statistics follow the batches to their device
+            self.mean, self.std = self.mean.to(images.device), self.std.to(images.device)
+        return images.float().div_(255).sub_(self.mean).div_(self.std)  # in place: no new batch-sized tensors
 
     def augment(self, images: Tensor) -> Tensor:
         """Training-time augmentation of normalised images; none unless a format adds it."""

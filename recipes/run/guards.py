@@ -187,7 +187,10 @@ class NonFiniteGuard(L.Callback):
     # ----- the check --------------------------------------------------------------------------
     def on_before_backward(self, trainer: L.Trainer, pl_module: L.LightningModule, loss: Tensor) -> None:
         if self.check_every > 1:  # one addition on the device: the sum of the losses is finite only if each was
-            self._loss_sum = loss.detach() if self._loss_sum is None else self._loss_sum + loss.detach()
+            if self._loss_sum is None:  # a copy, so that adding in place leaves the loss alone
+                self._loss_sum = loss.detach().clone()
+            else:
+                self._loss_sum.add_(loss.detach())
             return
         self._backwards.append(Backward(self._batch_idx, loss.detach(), self._records, self._batch))
 
