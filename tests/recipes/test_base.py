@@ -17,7 +17,7 @@ from recipes.run.tasks import TASKS, task_class
 
 def test_a_subclass_s_own_arguments_are_its_hyperparameters_and_the_shared_four_are_not():
     task = ClassificationTask(MLP(4, 3, hidden=[]), {"loss": losses.build("ce")}, torch.optim.SGD, num_classes=3, ece_bins=5)
-    assert dict(task.hparams) == {"num_classes": 3, "ece_bins": 5, "temperature_scaling": False}
+    assert dict(task.hparams) == {"num_classes": 3, "ece_bins": 5, "temperature_scaling": False, "tail_classes": 0}
 
 
 def test_module_arguments_stay_out_of_the_hyperparameters():
