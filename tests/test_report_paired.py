@@ -102,3 +102,10 @@ def test_the_baseline_can_come_from_the_runs_config(tmp_path):
         config.write_text(yaml.safe_dump(yaml.safe_load(config.read_text()) | {"report": {"baseline": "box_loss=giou"}}))
     out = report_main([str(tmp_path)])
     assert {c.point for c in out["comparisons"]} == {"box_loss=ciou", "box_loss=iou"}
+
+
+def test_one_metric_can_be_paired_with_two_others(tmp_path):
+    rows_text = "".join(f"{s},x,{s},1.0,abc,{0.5 + s / 10},{0.4 + s / 10},{0.6 + s / 10}\n" for s in range(3))
+    (tmp_path / "runs.csv").write_text("run,loss,seed,fit_seconds,commit,test/a,test/b,test/c\n" + rows_text)
+    out = report_main([str(tmp_path), "--pair", "test/a=test/b", "--pair", "test/a=test/c"])
+    assert {(c.metric, c.baseline) for c in out["comparisons"]} == {("test/a", "test/b"), ("test/a", "test/c")}

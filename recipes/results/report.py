@@ -291,7 +291,9 @@ def point_text(point: dict[str, str]) -> str:
     return ", ".join(f"{k}={v}" for k, v in point.items()) or "(all runs)"
 
 
-def compare_points(runs: list[Run], params: list[str], baseline: dict[str, str], pairs: dict[str, str]) -> list[Comparison]:
+def compare_points(
+    runs: list[Run], params: list[str], baseline: dict[str, str], pairs: list[tuple[str, str]]
+) -> list[Comparison]:
     """Every point against its baseline point (``baseline`` swapped in, other axes fixed), and each ``pairs``
     metric against its partner in the same runs; test metrics only, in the rows' order."""
     unknown = sorted(set(baseline) - set(params))
@@ -305,7 +307,7 @@ def compare_points(runs: list[Run], params: list[str], baseline: dict[str, str],
     out = []
     for key in order:
         point = dict(zip(params, key))
-        for metric, other in pairs.items():
+        for metric, other in pairs:
             result = paired(by_seed(points[key], metric), by_seed(points[key], other))
             out.append(Comparison(point_text(point), metric, other, result))
         if not baseline:
@@ -364,7 +366,9 @@ def write_paired(comparisons: list[Comparison], out: Path) -> None:
     (out / "paired.md").write_text("\n".join(lines) + "\n")
 
 
-def report(sweep: Path, metric: str | None = None, baseline: dict | None = None, pairs: dict | None = None) -> dict:
+def report(
+    sweep: Path, metric: str | None = None, baseline: dict | None = None, pairs: list[tuple[str, str]] | None = None
+) -> dict:
     """Write the tables, plots, ``runs.csv`` and paired comparisons for a sweep folder; returns the rows and the best
     point. A folder with only a ``runs.csv`` gets only its paired comparisons."""
     runs = read_sweep(sweep)
@@ -378,7 +382,7 @@ def report(sweep: Path, metric: str | None = None, baseline: dict | None = None,
     params = [a for a in axes if a != SEED_KEY]
     rows = group(runs, axes)
     metric = metric or runs[0].optimized_metric or "val/acc"
-    comparisons = compare_points(runs, params, baseline, pairs or {})
+    comparisons = compare_points(runs, params, baseline, pairs or [])
     if comparisons:
         write_paired(comparisons, sweep)
     result = {"rows": rows, "params": params, "metric": metric, "runs": len(runs), "comparisons": comparisons}
@@ -419,7 +423,8 @@ def main(argv: list[str] | None = None) -> dict:
     )
     args = parser.parse_args(argv)
     baseline = None if args.baseline is None else key_values(args.baseline, "--baseline")
-    result = report(args.sweep, args.metric, baseline, key_values(args.pair, "--pair"))
+    pairs = [pair for item in args.pair for pair in key_values([item], "--pair").items()]  # one metric may pair twice
+    result = report(args.sweep, args.metric, baseline, pairs)
     for name in ("report.md", "paired.md"):
         if (args.sweep / name).exists():
             print((args.sweep / name).read_text())
