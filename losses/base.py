@@ -34,8 +34,12 @@ def value_check_calls() -> float:
         return math.inf
     if setting.isdigit():
         return int(setting)
-    if setting:
-        raise ValueError(f"{VALUE_CHECKS_ENV} must be a number of calls or 'always' (got {setting!r})")
+    check(
+        f"${VALUE_CHECKS_ENV}",
+        not setting,
+        f"must be a number of calls or 'always' (unset it for the default, {VALUE_CHECK_CALLS})",
+        setting,
+    )
     return VALUE_CHECK_CALLS
 
 
