@@ -91,3 +91,19 @@ def test_overhead_parts_times_every_way_against_bare(data_dir):
     assert set(result["ms"]) == set(WAYS) and all(v > 0 for v in result["ms"].values())
     assert result["minus_bare_ms"]["bare"] == 0
     assert result["minus_bare_ms"]["framework"] == pytest.approx(result["ms"]["framework"] - result["ms"]["bare"], abs=1e-3)
+
+
+def test_runs_csv_writes_the_reports_runs_csv_where_asked(tmp_path, capsys):
+    from bench.runs_csv import main
+    from recipes.results.report import main as report_main
+    from tests.test_report_paired import simulation_sweep
+
+    sweep = tmp_path / "sweep"
+    simulation_sweep(sweep, seeds=(0, 1))
+    (sweep / "1" / "commit.txt").unlink()  # a run that did not record its commit gets --commit
+    main([str(sweep), str(tmp_path / "evidence" / "runs.csv"), "--commit", "def456"])
+    assert "4 runs -> " in capsys.readouterr().out
+    report_main([str(sweep), "--commit", "def456"])
+    assert (tmp_path / "evidence" / "runs.csv").read_text() == (sweep / "runs.csv").read_text()
+    commits = [line.rsplit(",", 1)[1] for line in (sweep / "runs.csv").read_text().splitlines()[1:]]
+    assert commits == ["abc123", "def456", "abc123", "abc123"]

@@ -8,6 +8,7 @@ import math
 
 import pytest
 
+from recipes.experiments.simulations import box_regression
 from recipes.results.paired import MIN_SEEDS, TIE, paired
 from recipes.results.report import main as report_main
 from tests.test_sweeps import fake_run
@@ -72,7 +73,7 @@ def test_the_report_writes_runs_csv_and_reads_it_back_as_evidence(tmp_path):
     fake_sweep(sweep)
     report_main([str(sweep)])
     table = rows(sweep / "runs.csv")
-    assert list(table[0]) == ["run", "box_loss", "seed", "fit_seconds", "commit", "test/map"]
+    assert list(table[0]) == ["run", "box_loss", "seed", "fit_seconds", "test/map", "commit"]
     assert len(table) == 9 and table[0]["fit_seconds"] == "12.5" and table[0]["commit"] == "abc123"
     evidence = tmp_path / "evidence"
     evidence.mkdir()
@@ -109,3 +110,53 @@ def test_one_metric_can_be_paired_with_two_others(tmp_path):
     (tmp_path / "runs.csv").write_text("run,loss,seed,fit_seconds,commit,test/a,test/b,test/c\n" + rows_text)
     out = report_main([str(tmp_path), "--pair", "test/a=test/b", "--pair", "test/a=test/c"])
     assert {(c.metric, c.baseline) for c in out["comparisons"]} == {("test/a", "test/b"), ("test/a", "test/c")}
+
+
+def simulation_sweep(folder, parameterisations=("xywh", "xyxy"), seeds=(0, 1, 2)):
+    """Runs as ``train.py -m experiment=box_regression_simulation`` leaves them (``metrics.json``, no metrics.csv)."""
+    import yaml
+
+    job = 0
+    for parameterisation in parameterisations:
+        for seed in seeds:
+            run = folder / str(job)
+            (run / ".hydra").mkdir(parents=True)
+            overrides = [f"run.parameterisation={parameterisation}", f"seed={seed}"]
+            (run / ".hydra" / "overrides.yaml").write_text(yaml.safe_dump(overrides))
+            config = {"optimized_metric": "sim/giou/final_iou", "report": {"baseline": "run.parameterisation=xywh"}}
+            (run / ".hydra" / "config.yaml").write_text(yaml.safe_dump(config))
+            (run / "commit.txt").write_text("abc123\n")
+            box_regression(str(run), ["l1", "giou"], points=1, iterations=3, seed=seed, parameterisation=parameterisation)
+            job += 1
+
+
+def test_a_simulation_sweep_gets_its_tables_runs_csv_and_paired_comparisons(tmp_path):
+    simulation_sweep(tmp_path)
+    out = report_main([str(tmp_path)])  # the baseline from the runs' report.baseline
+    assert out["runs"] == 6 and out["metric"] == "sim/giou/final_iou" and out["params"] == ["run.parameterisation"]
+    assert "sim/giou/final_iou" in (tmp_path / "report.md").read_text().splitlines()[0]
+    table = rows(tmp_path / "runs.csv")
+    sim = sorted(json.loads((tmp_path / "0" / "metrics.json").read_text()))
+    assert list(table[0]) == ["run", "run.parameterisation", "seed", "fit_seconds", *sim, "commit"]
+    assert table[0]["fit_seconds"] == "" and table[0]["commit"] == "abc123"
+    found = {c.metric: c.result for c in out["comparisons"]}
+    assert set(found) == set(sim) and {c.point for c in out["comparisons"]} == {"run.parameterisation=xyxy"}
+    metric = "sim/l1/final_l1"
+    by_folder = {int(r["run"]): json.loads((tmp_path / r["run"] / "metrics.json").read_text())[metric] for r in table}
+    expected = {seed: by_folder[3 + seed] - by_folder[seed] for seed in range(3)}  # xyxy jobs 3-5, xywh jobs 0-2
+    assert found[metric].differences == pytest.approx(expected)
+
+
+def test_a_simulation_runs_csv_reads_back_with_its_sim_metrics_as_metrics(tmp_path):
+    sweep, evidence = tmp_path / "sweep", tmp_path / "evidence"
+    simulation_sweep(sweep)
+    report_main([str(sweep)])
+    evidence.mkdir()
+    (evidence / "runs.csv").write_text((sweep / "runs.csv").read_text())
+    out = report_main([str(evidence), "--baseline", "run.parameterisation=xywh"])
+    assert out["params"] == ["run.parameterisation"]  # sim/ columns are metrics, not swept overrides
+    again = {(c.point, c.metric): c.result.differences for c in out["comparisons"]}
+    first = {(c.point, c.metric): c.result.differences for c in report_main([str(sweep)])["comparisons"]}
+    assert again.keys() == first.keys()
+    for key, differences in first.items():
+        assert again[key] == pytest.approx(differences, abs=1e-6), key

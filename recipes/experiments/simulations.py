@@ -163,5 +163,5 @@ def box_regression(
         metrics[f"sim/{name}/final_l1"] = curves["l1"][-1]
         for at in CHECKPOINTS:  # the convergence the paper's Fig. 3 shows, as numbers
             metrics[f"sim/{name}/iou_at_{at}"] = curves["iou"][min(at, iterations)]
-    (out / "metrics.json").write_text(json.dumps(metrics, indent=1))  # what bench.runs_csv reads
+    (out / "metrics.json").write_text(json.dumps(metrics, indent=1))  # what recipes.results.report reads
     return metrics

@@ -1,17 +1,19 @@
 """Turn a sweep folder into a table and plots: ``python -m recipes.results.report logs/<task>/multiruns/<date>``.
 
-Reads what every run wrote to disk (``.hydra/overrides.yaml``, ``.hydra/config.yaml``,
-``csv/metrics.csv``, ``tags.log`` for a ``tags`` column), so it works with W&B offline or off. Runs that differ
-only in ``seed`` are grouped and reported as mean ± std, rows in the order of the swept values. Writes ``report.md``,
-``report.csv`` and one ``report_<param>.png`` per swept hyperparameter (one line per combination of the
+Reads what every run wrote to disk (``.hydra/overrides.yaml``, ``.hydra/config.yaml``, ``csv/metrics.csv`` or a
+simulation run's ``metrics.json``, ``tags.log`` for a ``tags`` column), so it works with W&B offline or off. Runs that
+differ only in ``seed`` are grouped and reported as mean ± std, rows in the order of the swept values. Writes
+``report.md``, ``report.csv`` and one ``report_<param>.png`` per swept hyperparameter (one line per combination of the
 other axes) into the sweep folder, and prints the best point. Several sweep folders under one parent
 (e.g. one per seed, run in parallel) are read together when the parent is given.
 
-Per-run evidence: ``runs.csv``, one row per run (its folder, overrides, seed, fit seconds from ``timing.json``, the
-commit from ``commit.txt``, every test metric). A folder that holds only a ``runs.csv`` (``docs/evidence/<name>/``)
-is read from it, and then only the paired tables are written. ``--baseline KEY=VALUE`` compares every other point
-with the point where KEY=VALUE (the other axes held fixed), ``--pair METRIC=METRIC`` two metrics of the same run
-(e.g. ``test/acc=test/baseline_acc``); both paired by seed, in ``paired.md`` / ``paired.csv``
+Per-run evidence: ``runs.csv``, one row per run with test or simulation metrics (its folder, overrides, seed, fit
+seconds from ``timing.json``, every ``test/`` and ``sim/`` metric, the commit from ``commit.txt``, else ``--commit``,
+else ``git rev-parse --short HEAD``; ``python -m bench.runs_csv <sweep> <out.csv>`` writes it elsewhere). A folder
+that holds only a ``runs.csv`` (``docs/evidence/<name>/``) is read from it, and then only the paired tables are
+written. ``--baseline KEY=VALUE`` compares every other point with the point where KEY=VALUE (the other axes held
+fixed), ``--pair METRIC=METRIC`` two metrics of the same run (e.g. ``test/acc=test/baseline_acc``); both paired by
+seed, in ``paired.md`` / ``paired.csv``
 (``recipes.results.paired``: mean ± std of the differences, 95% t interval, "not distinguishable at this size").
 """
 
@@ -22,6 +24,7 @@ import csv
 import json
 import math
 import statistics
+import subprocess
 from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,6 +36,7 @@ from recipes.results.paired import Paired, paired
 SEED_KEY = "seed"
 RUNS = "runs.csv"
 META = ("run", "fit_seconds", "commit")
+REPORTED = ("test/", "sim/")  # the metrics of runs.csv and of the paired comparisons
 
 
 @dataclass
@@ -65,10 +69,11 @@ def final_metrics(metrics_csv: Path) -> dict[str, float]:
 
 
 def read_run(folder: Path) -> Run | None:
-    """A run from its folder, or None when it has no metrics (a crashed or unfinished job)."""
-    metrics_csv = folder / "csv" / "metrics.csv"
+    """A run from its folder, or None when it has no metrics (a crashed or unfinished job); a simulation run's
+    metrics are its ``metrics.json``."""
+    metrics_csv, metrics_json = folder / "csv" / "metrics.csv", folder / "metrics.json"
     overrides_file = folder / ".hydra" / "overrides.yaml"
-    if not metrics_csv.exists() or not overrides_file.exists():
+    if not (metrics_csv.exists() or metrics_json.exists()) or not overrides_file.exists():
         return None
     overrides = {}
     for item in yaml.safe_load(overrides_file.read_text()) or []:
@@ -79,7 +84,7 @@ def read_run(folder: Path) -> Run | None:
     timing = folder / "timing.json"
     seconds = json.loads(timing.read_text()).get("fit_seconds") if timing.exists() else None
     commit = (folder / "commit.txt").read_text().strip() if (folder / "commit.txt").exists() else ""
-    metrics = final_metrics(metrics_csv)
+    metrics = final_metrics(metrics_csv) if metrics_csv.exists() else json.loads(metrics_json.read_text())
     return Run(folder, overrides, metrics, config.get("optimized_metric"), mode, read_tags(folder), seconds, commit)
 
 
@@ -96,7 +101,7 @@ def read_sweep(sweep: Path) -> list[Run]:
 
 
 def is_metric(column: str) -> bool:
-    return column.startswith(("test/", "val/"))
+    return column.startswith(("val/", *REPORTED))
 
 
 def read_runs_csv(path: Path) -> list[Run]:
@@ -111,19 +116,32 @@ def read_runs_csv(path: Path) -> list[Run]:
     return runs
 
 
-def write_runs(runs: list[Run], sweep: Path) -> Path:
-    """``runs.csv``: one row per run, its overrides, fit seconds, commit and every test metric."""
+def head_commit() -> str:
+    """``git rev-parse --short HEAD`` where the command runs, or "" outside a git checkout."""
+    done = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True)
+    return done.stdout.strip() if done.returncode == 0 else ""
+
+
+def write_runs(runs: list[Run], sweep: Path, path: Path | None = None, commit: str | None = None) -> list[Run]:
+    """``runs.csv`` (``path``, default in the sweep): one row per run with test or simulation metrics, its folder,
+    overrides, fit seconds, every ``test/`` and ``sim/`` metric and its commit (``commit.txt``, else ``commit``,
+    else HEAD); returns the runs written."""
+    runs = [r for r in runs if any(m.startswith(REPORTED) for m in r.metrics)]  # not one still training
+    if commit is None and not all(r.commit for r in runs):
+        commit = head_commit()
     keys = sorted({k for r in runs for k in r.overrides})
-    tested = sorted({m for r in runs for m in r.metrics if m.startswith("test/")})
-    path = sweep / RUNS
+    reported = sorted({m for r in runs for m in r.metrics if m.startswith(REPORTED)})
+    path = path or sweep / RUNS
+    path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "w", newline="") as f:
         writer = csv.writer(f)
-        writer.writerow(["run", *keys, "fit_seconds", "commit", *tested])
+        writer.writerow(["run", *keys, "fit_seconds", *reported, "commit"])
         for r in runs:
             seconds = "" if r.fit_seconds is None else f"{r.fit_seconds:.1f}"
-            cells = [r.folder.relative_to(sweep).as_posix(), *(r.overrides.get(k, "") for k in keys), seconds, r.commit]
-            writer.writerow([*cells, *(f"{r.metrics[m]:.5g}" if m in r.metrics else "" for m in tested)])
-    return path
+            cells = [r.folder.relative_to(sweep).as_posix(), *(r.overrides.get(k, "") for k in keys), seconds]
+            values = (f"{r.metrics[m]:.7g}" if m in r.metrics else "" for m in reported)
+            writer.writerow([*cells, *values, r.commit or commit])
+    return runs
 
 
 def swept_keys(runs: list[Run]) -> list[str]:
@@ -295,7 +313,7 @@ def compare_points(
     runs: list[Run], params: list[str], baseline: dict[str, str], pairs: list[tuple[str, str]]
 ) -> list[Comparison]:
     """Every point against its baseline point (``baseline`` swapped in, other axes fixed), and each ``pairs``
-    metric against its partner in the same runs; test metrics only, in the rows' order."""
+    metric against its partner in the same runs; test and simulation metrics only, in the rows' order."""
     unknown = sorted(set(baseline) - set(params))
     if unknown:
         raise SystemExit(f"report: --baseline {unknown[0]} is not a swept key; the swept keys are {', '.join(params)}")
@@ -303,7 +321,7 @@ def compare_points(
     for run in runs:
         points[tuple(run.overrides.get(p, "") for p in params)].append(run)
     order = sorted(points, key=lambda key: [sort_key(v) for v in key])
-    tested = sorted({m for r in runs for m in r.metrics if m.startswith("test/")})
+    tested = sorted({m for r in runs for m in r.metrics if m.startswith(REPORTED)})
     out = []
     for key in order:
         point = dict(zip(params, key))
@@ -367,7 +385,11 @@ def write_paired(comparisons: list[Comparison], out: Path) -> None:
 
 
 def report(
-    sweep: Path, metric: str | None = None, baseline: dict | None = None, pairs: list[tuple[str, str]] | None = None
+    sweep: Path,
+    metric: str | None = None,
+    baseline: dict | None = None,
+    pairs: list[tuple[str, str]] | None = None,
+    commit: str | None = None,
 ) -> dict:
     """Write the tables, plots, ``runs.csv`` and paired comparisons for a sweep folder; returns the rows and the best
     point. A folder with only a ``runs.csv`` gets only its paired comparisons."""
@@ -376,7 +398,7 @@ def report(
     if from_evidence:
         runs = read_runs_csv(sweep / RUNS)
     if not runs:
-        raise SystemExit(f"report: no finished runs (csv/metrics.csv + .hydra/, or {RUNS}) under {sweep}")
+        raise SystemExit(f"report: no finished runs (csv/metrics.csv or metrics.json + .hydra/, or {RUNS}) under {sweep}")
     baseline = baseline if baseline is not None else key_values(configured_baseline(runs), "report.baseline")
     axes = swept_keys(runs)
     params = [a for a in axes if a != SEED_KEY]
@@ -388,9 +410,9 @@ def report(
     result = {"rows": rows, "params": params, "metric": metric, "runs": len(runs), "comparisons": comparisons}
     if from_evidence:
         return result | {"best": best_row(rows, metric, "max"), "plots": []}
-    metrics = sorted({m for r in runs for m in r.metrics if m.startswith(("val/", "test/"))})
+    metrics = sorted({m for r in runs for m in r.metrics if is_metric(m)})
     write_tables(rows, params, metrics, sweep)
-    write_runs(runs, sweep)
+    write_runs(runs, sweep, commit=commit)
     plots = plot(rows, params, metric, sweep)
     return result | {"best": best_row(rows, metric, runs[0].mode), "plots": plots}
 
@@ -421,10 +443,11 @@ def main(argv: list[str] | None = None) -> dict:
         metavar="METRIC=METRIC",
         help="compare two metrics of the same runs, paired by seed (e.g. test/acc=test/baseline_acc)",
     )
+    parser.add_argument("--commit", help="runs.csv's commit for runs without a commit.txt (default: HEAD)")
     args = parser.parse_args(argv)
     baseline = None if args.baseline is None else key_values(args.baseline, "--baseline")
     pairs = [pair for item in args.pair for pair in key_values([item], "--pair").items()]  # one metric may pair twice
-    result = report(args.sweep, args.metric, baseline, pairs)
+    result = report(args.sweep, args.metric, baseline, pairs, args.commit)
     for name in ("report.md", "paired.md"):
         if (args.sweep / name).exists():
             print((args.sweep / name).read_text())
