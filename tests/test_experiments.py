@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import pytest
+from hydra import compose, initialize_config_dir
+from hydra.core.global_hydra import GlobalHydra
 
+from recipes.results.report import key_values
 from recipes.results.report import main as report_main
 from recipes.run.checks import check_config
+from tests.helpers.configs import CONFIGS
 from tests.helpers.sizes import DETECTION_TINY, SEGMENTATION_TINY
 from tests.test_experiments_classification import run_experiment, sweep_params
 
@@ -24,7 +28,7 @@ EXPERIMENTS = {
         {"box_loss": "l1,iou,giou,diou,ciou"},
         FIVE_SEEDS,
         DETECTION_TINY,
-        ["box_loss=l1,ciou"],
+        ["box_loss=l1,giou"],  # giou: the report's baseline
         {"test/map", "test/map_50", "test/map_75"},
     ),
     "segmentation_losses": (
@@ -122,5 +126,28 @@ def test_experiment_runs_as_a_multirun_at_smoke_size_and_reports(tmp_path, exper
     assert len(list(sweep.glob("*/csv/metrics.csv"))) == 2
     out = report_main([str(sweep)])
     assert len(out["rows"]) == 2 and out["metric"].startswith("test/")
+    assert {c.baseline for c in out["comparisons"]} == {baseline(experiment)}  # report.baseline reached the runs
     for row in out["rows"]:
         assert row["seeds"] == 1 and columns <= set(row), columns - set(row)
+
+
+def composed(experiment: str):
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(config_dir=str(CONFIGS), version_base="1.3"):
+        return compose(config_name="train", overrides=[f"experiment={experiment}"], return_hydra_config=True)
+
+
+def baseline(experiment: str) -> str:
+    return composed(experiment).report.baseline
+
+
+@pytest.mark.parametrize("experiment", [p.stem for p in sorted((CONFIGS / "experiment").glob("*.yaml"))])
+def test_every_sweep_names_a_report_baseline_it_sweeps(experiment):
+    cfg = composed(experiment)
+    params = {str(k): str(v) for k, v in (cfg.hydra.sweeper.get("params") or {}).items()}
+    if not params:  # a single run, or which_loss's own search (it ranks against the default loss itself)
+        assert "report" not in cfg
+        return
+    for key, value in key_values([cfg.report.baseline], "report.baseline").items():
+        assert key in params and key != "seed", (key, sorted(params))
+        assert value in params[key].split(","), (value, params[key])

@@ -97,6 +97,7 @@ def test_experiment_runs_as_a_multirun_at_smoke_size_and_reports(tmp_path, exper
     out = report_main([str(sweep)])
     group = f"experiment/{EXPERIMENTS[experiment]}"
     assert out["params"] == [group] and len(out["rows"]) == 2
+    assert {c.baseline for c in out["comparisons"]} == {f"{group}=ce"}  # the config's report.baseline
     for row in out["rows"]:
         assert row["seeds"] == 1 and columns <= set(row)
         assert 0.0 <= row["test/acc"][0] <= 1.0

@@ -160,3 +160,21 @@ def test_a_simulation_runs_csv_reads_back_with_its_sim_metrics_as_metrics(tmp_pa
     assert again.keys() == first.keys()
     for key, differences in first.items():
         assert again[key] == pytest.approx(differences, abs=1e-6), key
+
+
+def test_a_configured_baseline_the_runs_lack_is_left_out_and_said_so(tmp_path, capsys):
+    """``report.baseline`` on a partial sweep (no giou runs, or one not sweeping box_loss) pairs nothing; --baseline
+    the same is refused."""
+    import yaml
+
+    fake_sweep(tmp_path / "partial", {k: v for k, v in OUTCOMES.items() if k != "giou"})
+    fake_sweep(tmp_path / "one", {"ciou": OUTCOMES["ciou"]})
+    for sweep in ("partial", "one"):
+        for config in (tmp_path / sweep).glob("*/.hydra/config.yaml"):
+            config.write_text(yaml.safe_dump(yaml.safe_load(config.read_text()) | {"report": {"baseline": "box_loss=giou"}}))
+        assert report_main([str(tmp_path / sweep)])["comparisons"] == []
+    said = capsys.readouterr().out
+    assert "no runs at the baseline box_loss=giou; box_loss=ciou unpaired" in said
+    assert "report.baseline box_loss not swept in these runs" in said
+    with pytest.raises(SystemExit, match="no runs at the baseline box_loss=giou"):
+        report_main([str(tmp_path / "partial"), "--baseline", "box_loss=giou"])

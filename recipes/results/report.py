@@ -12,9 +12,10 @@ seconds from ``timing.json``, every ``test/`` and ``sim/`` metric, the commit fr
 else ``git rev-parse --short HEAD``; ``python -m bench.runs_csv <sweep> <out.csv>`` writes it elsewhere). A folder
 that holds only a ``runs.csv`` (``docs/evidence/<name>/``) is read from it, and then only the paired tables are
 written. ``--baseline KEY=VALUE`` compares every other point with the point where KEY=VALUE (the other axes held
-fixed), ``--pair METRIC=METRIC`` two metrics of the same run (e.g. ``test/acc=test/baseline_acc``); both paired by
-seed, in ``paired.md`` / ``paired.csv``
-(``recipes.results.paired``: mean ± std of the differences, 95% t interval, "not distinguishable at this size").
+fixed; default: the experiment config's ``report.baseline``, used where the runs hold it), ``--pair METRIC=METRIC``
+two metrics of the same run (e.g. ``test/acc=test/baseline_acc``); both paired by seed, in ``paired.md`` /
+``paired.csv`` (``recipes.results.paired``: mean ± std of the differences, 95% t interval, "not distinguishable at
+this size").
 """
 
 from __future__ import annotations
@@ -310,13 +311,19 @@ def point_text(point: dict[str, str]) -> str:
 
 
 def compare_points(
-    runs: list[Run], params: list[str], baseline: dict[str, str], pairs: list[tuple[str, str]]
+    runs: list[Run], params: list[str], baseline: dict[str, str], pairs: list[tuple[str, str]], strict: bool = True
 ) -> list[Comparison]:
     """Every point against its baseline point (``baseline`` swapped in, other axes fixed), and each ``pairs``
-    metric against its partner in the same runs; test and simulation metrics only, in the rows' order."""
+    metric against its partner in the same runs; test and simulation metrics only, in the rows' order.
+
+    A baseline key that is not swept, or a point whose baseline point has no runs, is refused; with ``strict`` off
+    (the configured ``report.baseline`` on a partial sweep) it is left out, and said so."""
     unknown = sorted(set(baseline) - set(params))
-    if unknown:
+    if unknown and strict:
         raise SystemExit(f"report: --baseline {unknown[0]} is not a swept key; the swept keys are {', '.join(params)}")
+    if unknown:
+        print(f"report: report.baseline {', '.join(unknown)} not swept in these runs; no paired comparison with it")
+        baseline = {k: v for k, v in baseline.items() if k not in unknown}
     points: dict[tuple, list[Run]] = defaultdict(list)
     for run in runs:
         points[tuple(run.overrides.get(p, "") for p in params)].append(run)
@@ -332,6 +339,9 @@ def compare_points(
             continue
         base_key = tuple(baseline.get(p, v) for p, v in zip(params, key))
         if base_key == key:
+            continue
+        if base_key not in points and not strict:
+            print(f"report: no runs at the baseline {point_text(dict(zip(params, base_key)))}; {point_text(point)} unpaired")
             continue
         if base_key not in points:
             raise SystemExit(f"report: no runs at the baseline {point_text(dict(zip(params, base_key)))}")
@@ -399,12 +409,13 @@ def report(
         runs = read_runs_csv(sweep / RUNS)
     if not runs:
         raise SystemExit(f"report: no finished runs (csv/metrics.csv or metrics.json + .hydra/, or {RUNS}) under {sweep}")
-    baseline = baseline if baseline is not None else key_values(configured_baseline(runs), "report.baseline")
+    strict = baseline is not None  # a --baseline must match the runs; report.baseline only where it does
+    baseline = baseline if strict else key_values(configured_baseline(runs), "report.baseline")
     axes = swept_keys(runs)
     params = [a for a in axes if a != SEED_KEY]
     rows = group(runs, axes)
     metric = metric or runs[0].optimized_metric or "val/acc"
-    comparisons = compare_points(runs, params, baseline, pairs or [])
+    comparisons = compare_points(runs, params, baseline, pairs or [], strict)
     if comparisons:
         write_paired(comparisons, sweep)
     result = {"rows": rows, "params": params, "metric": metric, "runs": len(runs), "comparisons": comparisons}
