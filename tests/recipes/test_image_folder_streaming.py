@@ -75,7 +75,7 @@ def test_the_order_starts_after_the_samples_trained_and_changes_with_the_epoch()
 
 
 def test_auto_streams_when_the_decoded_images_exceed_memory_limit_gb_and_says_why(folder, caplog):
-    with caplog.at_level(logging.INFO, logger="recipes.data.image_folder"):
+    with caplog.at_level(logging.INFO, logger="recipes.data.streaming"):
         big = ImageFolderDataModule(root=str(folder), image_size=16, storage="auto", memory_limit_gb=1e-5)
         small = ImageFolderDataModule(root=str(folder), image_size=16, storage="auto", memory_limit_gb=1)
     assert (big.storage, small.storage) == ("stream", "memory")
