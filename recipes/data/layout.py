@@ -14,7 +14,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from losses.errors import ConfigError, check, check_integer
-from recipes.data.base import InMemoryDataModule, Splits, check_fractions
+from recipes.data.base import InMemoryDataModule, check_fractions
 
 # a crowd (COCO iscrowd) or difficult (VOC) object of class c is held as label IGNORED - c: no training
 # target (labels < 0 are padding to the detector), and a box that mAP ignores (torchmetrics' iscrowd)
@@ -80,11 +80,12 @@ class FolderDataModule(InMemoryDataModule):
         self.root, self.channels = Path(root), channels
         self.fractions, self.split_seed = {"val": val_fraction, "test": test_fraction}, split_seed
 
-    def with_missing_splits(self, splits: Splits) -> Splits:
-        """``splits`` with a seeded share of ``train`` as each of ``val`` and ``test`` that is missing."""
+    def with_missing_splits(self, splits: dict[str, list]) -> dict[str, list]:
+        """``splits`` (each a list of samples, not yet decoded) with a seeded share of ``train`` as each of ``val``
+        and ``test`` that is missing."""
         missing = [split for split in ("val", "test") if split not in splits]
         if missing:
             train = splits["train"]
-            for split, index in split_off(len(train[0]), missing, self.fractions, self.split_seed).items():
-                splits[split] = tuple(t[index] for t in train)
+            for split, index in split_off(len(train), missing, self.fractions, self.split_seed).items():
+                splits[split] = [train[i] for i in index.tolist()]
         return splits
