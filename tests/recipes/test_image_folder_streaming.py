@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from torchvision.io import write_png
 
 from losses import ConfigError
 from recipes.data.image_folder import ImageFolderDataModule, ImageFolderTuplesDataModule
@@ -140,13 +141,19 @@ def test_simclr_pretrains_on_an_unlabelled_folder_and_probes_on_the_labelled_one
     assert math.isfinite(metrics["train/loss"]) and 0 <= metrics["test/probe_acc"] <= 1 and 0 <= metrics["test/knn_acc"] <= 1
 
 
-def test_predict_reads_a_streamed_runs_images_at_its_side_and_channels(smoke_config, folder, tmp_path, data_dir):
+def test_predict_reads_a_streamed_runs_images_at_its_side_and_channels_with_its_statistics(smoke_config, tmp_path, data_dir):
     from tests.test_predict import predict, trained_run
 
+    folder = write_image_folder(tmp_path / "digits", first_digits(), splits=("train", "val"))  # its own: changed below
     ckpt = trained_run(smoke_config, tmp_path, "data=image_folder", f"data.root={folder}", "data.storage=stream", *TINY)
     predict(ckpt, folder / "val" / "one", tmp_path / "out", data_dir)
     rows = (tmp_path / "out" / "predictions.csv").read_text().splitlines()
     assert rows[0] == "file,class,prob_0,prob_1,prob_2,prob_3" and len(rows) == 1 + 12
+    white = torch.full((1, 28, 28), 255, dtype=torch.uint8)
+    for image in (folder / "train").rglob("*.png"):  # statistics recomputed from these would change every row
+        write_png(white, str(image))
+    predict(ckpt, folder / "val" / "one", tmp_path / "again", data_dir)
+    assert (tmp_path / "again" / "predictions.csv").read_text().splitlines() == rows  # the checkpoint's statistics
 
 
 # ----- exact resume ------------------------------------------------------------------------------------------------
