@@ -1,0 +1,126 @@
+"""Mask and VOC folders streamed from disk (data.storage=stream): the samples of the in-memory splits, training that
+ends with the in-memory run's weights (0 and 2 workers), the auto choice and its message, and refused settings."""
+
+from __future__ import annotations
+
+import logging
+import signal
+from pathlib import Path
+
+import pytest
+import torch
+
+from losses import ConfigError
+from recipes.data.mask_folder import MaskFolderDataModule, found_classes
+from recipes.data.streaming import decode_all
+from recipes.data.voc import VOCFolderDataModule, class_names
+from tests.helpers.configs import compose_config
+from tests.helpers.folders import write_mask_folder, write_voc_folder
+from tests.helpers.runs import run_train, weights
+from tests.helpers.sizes import DETECTOR_TINY, RESUME_RUN
+from train import train
+
+FORMATS = {"mask_folder": MaskFolderDataModule, "voc_folder": VOCFolderDataModule}
+TASKS = {
+    "mask_folder": ("task=segmentation", "data=mask_folder", "model.widths=[8,16]"),
+    "voc_folder": ("task=detection", "data=voc_folder", *DETECTOR_TINY),
+}
+TINY = ("data.image_size=32", "data.batch_size=4", "data.eval_batch_size=8", "trainer.max_epochs=2")
+
+
+@pytest.fixture(scope="module")
+def roots(tmp_path_factory, data_dir) -> dict[str, Path]:
+    """A mask folder (24 train, 8 val pairs, test split off train) and a VOC folder (16 train, 6 val, a quarter of the
+    objects difficult)."""
+    found_classes.cache_clear()
+    class_names.cache_clear()
+    base = tmp_path_factory.mktemp("folders")
+    write_mask_folder(base / "masks", data_dir, {"train": 24, "val": 8})
+    write_voc_folder(base / "voc", data_dir, {"train": 16, "val": 6}, difficult_every=4)
+    return {"mask_folder": base / "masks", "voc_folder": base / "voc"}
+
+
+@pytest.mark.parametrize("name", FORMATS)
+def test_streamed_splits_hold_the_samples_and_statistics_of_the_in_memory_ones(roots, name):
+    memory = FORMATS[name](root=str(roots[name]), image_size=24, storage="memory")
+    stream = FORMATS[name](root=str(roots[name]), image_size=24, storage="stream")
+    memory.setup()
+    stream.setup()
+    assert set(stream.streamed) == set(memory.splits) == {"train", "val", "test"}
+    for split, tensors in memory.splits.items():
+        streamed = decode_all(stream.streamed[split])
+        assert len(streamed) == len(tensors) and all(torch.equal(s, m) for s, m in zip(streamed, tensors)), split
+    assert torch.allclose(stream.mean, memory.mean) and torch.allclose(stream.std, memory.std)
+    assert len(memory.splits["test"][0]) > 0 and stream.streams("val", train=False) is stream.streamed["val"]
+
+
+@pytest.mark.parametrize("workers", [0, 2], ids=["in-process", "workers"])
+@pytest.mark.parametrize("name", FORMATS)
+def test_training_on_the_stream_ends_with_the_weights_of_training_in_memory(roots, name, workers, tmp_path, data_dir):
+    """No augmentation: the streamed order is the in-memory one (both seeded by the run's seed), so the runs agree up to
+    the float64 statistics of the stream against the float32 ones in memory."""
+    run = ["debug=smoke", *TASKS[name], f"data.root={roots[name]}", *TINY]
+    streamed = train(compose_config([*run, "data.storage=stream", f"data.num_workers={workers}"], tmp_path / "s", data_dir))
+    held = train(compose_config([*run, "data.storage=memory"], tmp_path / "m", data_dir))
+    ours, theirs = weights(tmp_path / "s" / "checkpoints" / "last.ckpt"), weights(tmp_path / "m" / "checkpoints" / "last.ckpt")
+    assert set(ours) == set(theirs) and max((ours[k] - theirs[k]).abs().max().item() for k in theirs) < 1e-4
+    assert streamed["train/loss_epoch"] == pytest.approx(held["train/loss_epoch"], rel=1e-4)
+
+
+@pytest.mark.parametrize(
+    ("name", "holds"), [("mask_folder", "32 images and their int64 masks"), ("voc_folder", "22 images and their boxes")]
+)
+def test_auto_streams_when_the_decoded_splits_exceed_memory_limit_gb_and_says_why(roots, name, holds, caplog):
+    with caplog.at_level(logging.INFO, logger="recipes.data.streaming"):
+        big = FORMATS[name](root=str(roots[name]), image_size=24, storage="auto", memory_limit_gb=1e-6)
+        small = FORMATS[name](root=str(roots[name]), image_size=24, storage="auto", memory_limit_gb=1)
+    assert (big.storage, small.storage) == ("stream", "memory")
+    first, second = (r.getMessage() for r in caplog.records)
+    assert first.startswith(f"data '{name}': storage=auto chose stream: the decoded images take ") and first.endswith(
+        f"more than 0.00 MB (data.memory_limit_gb) ({holds})"
+    )
+    assert second.startswith(f"data '{name}': storage=auto chose memory: the decoded images take ") and "within" in second
+
+
+@pytest.mark.parametrize("name", FORMATS)
+@pytest.mark.parametrize(
+    ("settings", "message"),
+    [
+        ({"storage": "disk"}, "storage must be one of auto, memory, stream (got 'disk')"),
+        ({"memory_limit_gb": -1}, "memory_limit_gb must be > 0 (got -1)"),
+        ({"pin_memory": "yes"}, "pin_memory must be true or false (got 'yes')"),
+        ({"persistent_workers": 1}, "persistent_workers must be true or false (got 1)"),
+        (
+            {"persistent_workers": True},
+            "persistent_workers keeps DataLoader workers between epochs, so it needs num_workers > 0; "
+            "set data.num_workers=2 or data.persistent_workers=false (got True)",
+        ),
+    ],
+    ids=["storage", "memory_limit_gb", "pin_memory", "persistent_workers_type", "persistent_workers"],
+)
+def test_each_refused_setting_names_itself_and_the_fix(roots, name, settings, message):
+    with pytest.raises(ConfigError) as refused:
+        FORMATS[name](root=str(roots[name]), **settings)
+    assert str(refused.value) == f"data '{name}': {message}"
+
+
+def test_a_streamed_segmentation_run_killed_mid_epoch_resumes_to_the_weights_of_the_uninterrupted_run(
+    roots, tmp_path, data_dir
+):
+    """22 training pairs in batches of 3, 6 an epoch over 2 epochs, decoded in 2 workers; killed at step 10."""
+    run = (
+        *(a for a in RESUME_RUN if not a.startswith("model")), *TASKS["mask_folder"], f"data.root={roots['mask_folder']}",
+        "data.image_size=16", "data.batch_size=3", "data.storage=stream", "data.num_workers=2",
+    )  # fmt: skip
+    killed = tmp_path / "killed"
+    kill = ("+callbacks.crash._target_=tests.crash.KillAtStep", "+callbacks.crash.step=10")
+    result = run_train(*run, f"hydra.run.dir={killed}", *kill, env_extra={"DATA_DIR": str(data_dir)})
+    assert result.returncode == -signal.SIGKILL, result.stderr[-3000:]
+    saved = torch.load(killed / "checkpoints" / "last.ckpt", weights_only=True)
+    assert saved["global_step"] == 8 and saved["loops"]["fit_loop"]["epoch_loop.batch_progress"]["current"]["processed"] == 2
+
+    resumed = train(compose_config([*run, "ckpt_path=last"], killed, data_dir))
+    expected = train(compose_config(list(run), tmp_path / "uninterrupted", data_dir))
+    assert resumed["test/dice"] == expected["test/dice"] and resumed["val/loss"] == expected["val/loss"]
+    ours, theirs = weights(killed / "checkpoints" / "last.ckpt"), weights(tmp_path / "uninterrupted" / "checkpoints" / "last.ckpt")
+    assert all(torch.equal(ours[k], theirs[k]) for k in theirs)
