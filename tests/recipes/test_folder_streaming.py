@@ -104,9 +104,7 @@ def test_each_refused_setting_names_itself_and_the_fix(roots, name, settings, me
     assert str(refused.value) == f"data '{name}': {message}"
 
 
-def test_a_streamed_segmentation_run_killed_mid_epoch_resumes_to_the_weights_of_the_uninterrupted_run(
-    roots, tmp_path, data_dir
-):
+def test_a_streamed_segmentation_run_killed_mid_epoch_resumes_to_the_weights_of_the_uninterrupted_run(roots, tmp_path, data_dir):
     """22 training pairs in batches of 3, 6 an epoch over 2 epochs, decoded in 2 workers; killed at step 10."""
     run = (
         *(a for a in RESUME_RUN if not a.startswith("model")), *TASKS["mask_folder"], f"data.root={roots['mask_folder']}",
@@ -120,7 +118,8 @@ def test_a_streamed_segmentation_run_killed_mid_epoch_resumes_to_the_weights_of_
     assert saved["global_step"] == 8 and saved["loops"]["fit_loop"]["epoch_loop.batch_progress"]["current"]["processed"] == 2
 
     resumed = train(compose_config([*run, "ckpt_path=last"], killed, data_dir))
-    expected = train(compose_config(list(run), tmp_path / "uninterrupted", data_dir))
+    uninterrupted = tmp_path / "uninterrupted"
+    expected = train(compose_config(list(run), uninterrupted, data_dir))
     assert resumed["test/dice"] == expected["test/dice"] and resumed["val/loss"] == expected["val/loss"]
-    ours, theirs = weights(killed / "checkpoints" / "last.ckpt"), weights(tmp_path / "uninterrupted" / "checkpoints" / "last.ckpt")
+    ours, theirs = weights(killed / "checkpoints" / "last.ckpt"), weights(uninterrupted / "checkpoints" / "last.ckpt")
     assert all(torch.equal(ours[k], theirs[k]) for k in theirs)
