@@ -21,7 +21,7 @@ from torch.utils.data import Dataset
 from losses.errors import check, check_integer
 from recipes.data.base import SPLITS, Splits
 from recipes.data.layout import FolderDataModule, read_image, refuse, resize_image
-from recipes.data.streaming import Streamed, Streaming, decode_all
+from recipes.data.streaming import Streamed, decode_all
 
 LAYOUT = """\
     DIR/train/images/<stem>.png|.jpg   DIR/train/masks/<stem>.png   (one class id per pixel; 255 = void)
@@ -101,7 +101,7 @@ class MaskPairs(Dataset):
         return resize_image(image, self.size), mask.long()
 
 
-class MaskFolderDataModule(Streaming, FolderDataModule):
+class MaskFolderDataModule(FolderDataModule):
     """``(images, masks)`` batches: uint8 images ``[N, C, S, S]``, int64 class maps ``[N, S, S]`` (void = ``ignore_index``)."""
 
     fields = ("images", "masks")
@@ -128,9 +128,10 @@ class MaskFolderDataModule(Streaming, FolderDataModule):
         memory_limit_gb: float | None = None,
         pin_memory: bool = False,
         persistent_workers: bool = False,
+        hflip: bool = False,
     ) -> None:
         super().__init__(name, batch_size, eval_batch_size, num_workers, on_device)
-        self.folder_settings(root, image_size, channels, val_fraction, test_fraction, split_seed)
+        self.folder_settings(root, image_size, channels, val_fraction, test_fraction, split_seed, hflip)
         self.ignore_index = check_integer(self.owner, "ignore_index", ignore_index, low=0)
         self.mask_classes = found_classes(root, ignore_index) if mask_classes is None else mask_classes
         check_integer(self.owner, "mask_classes", self.mask_classes, low=2)

@@ -23,7 +23,7 @@ from torch.utils.data import Dataset
 from losses.errors import check
 from recipes.data.base import SPLITS, Splits
 from recipes.data.layout import FolderDataModule, ignored_label, read_image, refuse, resize_image
-from recipes.data.streaming import Streamed, Streaming, decode_all
+from recipes.data.streaming import Streamed, decode_all
 
 LAYOUT = """\
     DIR/Annotations/<id>.xml        <annotation>: <filename>, <size> (width, height), one <object> per box:
@@ -156,7 +156,7 @@ class VOCImages(Dataset):
         return resize_image(pixels, size), boxes, labels
 
 
-class VOCFolderDataModule(Streaming, FolderDataModule):
+class VOCFolderDataModule(FolderDataModule):
     """``(images, boxes, labels)`` batches from a VOC folder, as ``coco_folder`` gives them: xyxy boxes in pixels of
     the resized image, labels padded with -1; a difficult object of class c has label ``ignored_label(c)``."""
 
@@ -183,9 +183,10 @@ class VOCFolderDataModule(Streaming, FolderDataModule):
         memory_limit_gb: float | None = None,
         pin_memory: bool = False,
         persistent_workers: bool = False,
+        hflip: bool = False,
     ) -> None:
         super().__init__(name, batch_size, eval_batch_size, num_workers, on_device)
-        self.folder_settings(root, image_size, channels, val_fraction, test_fraction, split_seed)
+        self.folder_settings(root, image_size, channels, val_fraction, test_fraction, split_seed, hflip)
         self.classes = list(classes) if classes else list(class_names(root))
         self.num_classes = len(self.classes) if num_classes is None else num_classes
         need = f"num_classes must be {len(self.classes)}, one per class"

@@ -1,16 +1,19 @@
 """Mask and VOC folders streamed from disk (data.storage=stream): the samples of the in-memory splits, training that
-ends with the in-memory run's weights (0 and 2 workers), the auto choice and its message, and refused settings."""
+ends with the in-memory run's weights (0 and 2 workers), hflip that takes masks and boxes along (in the workers as in
+memory), the auto choice and its message, refused settings, and exact resume."""
 
 from __future__ import annotations
 
 import logging
 import signal
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 import torch
 
 from losses import ConfigError
+from recipes.data.layout import mirror_boxes, mirrored
 from recipes.data.mask_folder import MaskFolderDataModule, found_classes
 from recipes.data.streaming import decode_all
 from recipes.data.voc import VOCFolderDataModule, class_names
@@ -67,6 +70,51 @@ def test_training_on_the_stream_ends_with_the_weights_of_training_in_memory(root
     assert streamed["train/loss_epoch"] == pytest.approx(held["train/loss_epoch"], rel=1e-4)
 
 
+@pytest.mark.parametrize("name", FORMATS)
+def test_hflip_mirrors_a_sample_with_its_mask_or_boxes_in_the_workers_as_in_memory(roots, name):
+    dm = FORMATS[name](root=str(roots[name]), image_size=32, storage="stream", hflip=True)
+    dm.setup()
+    train = dm.streamed["train"]
+    for i in range(4):
+        plain = train[i]
+        drawn = [train[(i, seed)] for seed in range(12)]  # as SeededOrder asks a worker for it
+        flips = [not torch.equal(sample[0], plain[0]) for sample in drawn]
+        assert any(flips) and not all(flips)
+        for sample, flip in zip(drawn, flips):  # what the in-memory path does to a batch on its device
+            expected = mirrored(dm.fields, tuple(t[None] for t in plain), torch.tensor([flip]))
+            assert all(torch.equal(got, want[0]) for got, want in zip(sample, expected)), (i, flip)
+        image, *targets = drawn[flips.index(True)]
+        assert torch.equal(image, plain[0].flip(-1))
+        if name == "mask_folder":
+            assert torch.equal(targets[0], plain[1].flip(-1))
+            continue
+        boxes, labels = targets
+        for box, original, label in zip(boxes, plain[1], labels):  # each object's pixels, mirrored, under its box
+            if label == -1:
+                assert box.abs().sum() == 0  # padding stays padding
+                continue
+            x1, y1, x2, y2 = box.round().int().tolist()
+            ox1, oy1, ox2, oy2 = original.round().int().tolist()
+            assert torch.equal(image[:, y1:y2, x1:x2], plain[0][:, oy1:oy2, ox1:ox2].flip(-1))
+    assert torch.equal(mirror_boxes(torch.tensor([[2.0, 3.0, 10.0, 7.0]]), 32), torch.tensor([[22.0, 3.0, 30.0, 7.0]]))
+
+
+@pytest.mark.parametrize("name", FORMATS)
+def test_hflip_from_memory_mirrors_a_random_half_of_a_training_batch_with_its_targets(roots, name):
+    dm = FORMATS[name](root=str(roots[name]), image_size=32, storage="memory", hflip=True)
+    dm.setup()
+    dm.trainer = SimpleNamespace(training=True)  # what on_after_batch_transfer reads of the trainer
+    batch, n = dm.splits["train"], len(dm.splits["train"][0])
+    torch.manual_seed(0)
+    out = dm.on_after_batch_transfer(batch, 0)
+    torch.manual_seed(0)
+    flip = torch.rand(n) < 0.5  # the draw on_after_batch_transfer makes
+    assert 0 < int(flip.sum()) < n
+    expected = mirrored(dm.fields, (dm.normalize(batch[0].clone()), *batch[1:]), flip)
+    assert all(torch.equal(got, want) for got, want in zip(out, expected))
+    assert not torch.equal(out[1], batch[1]) and torch.equal(out[1][~flip], batch[1][~flip])  # targets moved with them
+
+
 @pytest.mark.parametrize(
     ("name", "holds"), [("mask_folder", "32 images and their int64 masks"), ("voc_folder", "22 images and their boxes")]
 )
@@ -89,6 +137,7 @@ def test_auto_streams_when_the_decoded_splits_exceed_memory_limit_gb_and_says_wh
         ({"storage": "disk"}, "storage must be one of auto, memory, stream (got 'disk')"),
         ({"memory_limit_gb": -1}, "memory_limit_gb must be > 0 (got -1)"),
         ({"pin_memory": "yes"}, "pin_memory must be true or false (got 'yes')"),
+        ({"hflip": "yes"}, "hflip must be true or false (got 'yes')"),
         ({"persistent_workers": 1}, "persistent_workers must be true or false (got 1)"),
         (
             {"persistent_workers": True},
@@ -96,7 +145,7 @@ def test_auto_streams_when_the_decoded_splits_exceed_memory_limit_gb_and_says_wh
             "set data.num_workers=2 or data.persistent_workers=false (got True)",
         ),
     ],
-    ids=["storage", "memory_limit_gb", "pin_memory", "persistent_workers_type", "persistent_workers"],
+    ids=["storage", "memory_limit_gb", "pin_memory", "hflip", "persistent_workers_type", "persistent_workers"],
 )
 def test_each_refused_setting_names_itself_and_the_fix(roots, name, settings, message):
     with pytest.raises(ConfigError) as refused:
@@ -105,10 +154,10 @@ def test_each_refused_setting_names_itself_and_the_fix(roots, name, settings, me
 
 
 def test_a_streamed_segmentation_run_killed_mid_epoch_resumes_to_the_weights_of_the_uninterrupted_run(roots, tmp_path, data_dir):
-    """22 training pairs in batches of 3, 6 an epoch over 2 epochs, decoded in 2 workers; killed at step 10."""
+    """22 training pairs in batches of 3, 6 an epoch over 2 epochs, decoded and mirrored in 2 workers; killed at step 10."""
     run = (
         *(a for a in RESUME_RUN if not a.startswith("model")), *TASKS["mask_folder"], f"data.root={roots['mask_folder']}",
-        "data.image_size=16", "data.batch_size=3", "data.storage=stream", "data.num_workers=2",
+        "data.image_size=16", "data.batch_size=3", "data.storage=stream", "data.num_workers=2", "data.hflip=true",
     )  # fmt: skip
     killed = tmp_path / "killed"
     kill = ("+callbacks.crash._target_=tests.crash.KillAtStep", "+callbacks.crash.step=10")
@@ -123,3 +172,10 @@ def test_a_streamed_segmentation_run_killed_mid_epoch_resumes_to_the_weights_of_
     assert resumed["test/dice"] == expected["test/dice"] and resumed["val/loss"] == expected["val/loss"]
     ours, theirs = weights(killed / "checkpoints" / "last.ckpt"), weights(uninterrupted / "checkpoints" / "last.ckpt")
     assert all(torch.equal(ours[k], theirs[k]) for k in theirs)
+
+
+@pytest.mark.parametrize("storage", ["memory", "stream"])
+def test_detection_trains_with_hflip_from_memory_and_from_the_stream(roots, storage, tmp_path, data_dir):
+    run = ["debug=smoke", *TASKS["voc_folder"], f"data.root={roots['voc_folder']}", *TINY, "data.hflip=true"]
+    metrics = train(compose_config([*run, f"data.storage={storage}"], tmp_path, data_dir))
+    assert all(torch.isfinite(torch.tensor(metrics[k])) for k in ("train/loss_epoch", "val/map", "test/map"))
