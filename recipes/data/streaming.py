@@ -10,6 +10,8 @@ the run was killed and resumed mid-epoch. ``StreamingLoader`` is a ``DataLoader`
 seed: Lightning saves it in the checkpoint (and does not warn about a mid-epoch resume) and gives it back when it
 builds the loader after restoring the checkpoint; when it builds the loader earlier (a scheduler asking for the
 number of steps), the seed is the run's own (``torch.initial_seed()`` after seeding), which a resume keeps.
+Under DDP Lightning keeps a ``DistributedSampler`` it is given (``use_distributed_sampler`` replaces only others), so
+each rank streams its own shard of the one order (tests/test_distributed.py).
 """
 
 from __future__ import annotations
