@@ -5,7 +5,6 @@ memory), the auto choice and its message, refused settings, and exact resume."""
 from __future__ import annotations
 
 import logging
-import signal
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -19,7 +18,7 @@ from recipes.data.streaming import decode_all
 from recipes.data.voc import VOCFolderDataModule, class_names
 from tests.helpers.configs import compose_config
 from tests.helpers.folders import write_mask_folder, write_voc_folder
-from tests.helpers.runs import run_train, weights
+from tests.helpers.runs import killed_and_resumed, weights
 from tests.helpers.sizes import DETECTOR_TINY, RESUME_RUN
 from train import train
 
@@ -159,19 +158,9 @@ def test_a_streamed_segmentation_run_killed_mid_epoch_resumes_to_the_weights_of_
         *(a for a in RESUME_RUN if not a.startswith("model")), *TASKS["mask_folder"], f"data.root={roots['mask_folder']}",
         "data.image_size=16", "data.batch_size=3", "data.storage=stream", "data.num_workers=2", "data.hflip=true",
     )  # fmt: skip
-    killed = tmp_path / "killed"
-    kill = ("+callbacks.crash._target_=tests.crash.KillAtStep", "+callbacks.crash.step=10")
-    result = run_train(*run, f"hydra.run.dir={killed}", *kill, env_extra={"DATA_DIR": str(data_dir)})
-    assert result.returncode == -signal.SIGKILL, result.stderr[-3000:]
-    saved = torch.load(killed / "checkpoints" / "last.ckpt", weights_only=True)
+    saved, resumed, expected = killed_and_resumed(run, tmp_path, data_dir)
     assert saved["global_step"] == 8 and saved["loops"]["fit_loop"]["epoch_loop.batch_progress"]["current"]["processed"] == 2
-
-    resumed = train(compose_config([*run, "ckpt_path=last"], killed, data_dir))
-    uninterrupted = tmp_path / "uninterrupted"
-    expected = train(compose_config(list(run), uninterrupted, data_dir))
     assert resumed["test/dice"] == expected["test/dice"] and resumed["val/loss"] == expected["val/loss"]
-    ours, theirs = weights(killed / "checkpoints" / "last.ckpt"), weights(uninterrupted / "checkpoints" / "last.ckpt")
-    assert all(torch.equal(ours[k], theirs[k]) for k in theirs)
 
 
 @pytest.mark.parametrize("storage", ["memory", "stream"])

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import logging
 import math
-import signal
 from pathlib import Path
 
 import pytest
@@ -15,9 +14,8 @@ from torchvision.io import write_png
 from losses import ConfigError
 from recipes.data.image_folder import ImageFolderDataModule, ImageFolderTuplesDataModule
 from recipes.data.streaming import SeededOrder, StreamingLoader
-from tests.helpers.configs import compose_config
 from tests.helpers.folders import first_digits, write_image_folder
-from tests.helpers.runs import run_train, weights
+from tests.helpers.runs import killed_and_resumed
 from tests.helpers.sizes import STREAM_RESUME_RUN
 from train import train
 
@@ -159,17 +157,7 @@ def test_predict_reads_a_streamed_runs_images_at_its_side_and_channels_with_its_
 # ----- exact resume ------------------------------------------------------------------------------------------------
 def test_a_streamed_run_killed_mid_epoch_resumes_to_the_weights_of_the_uninterrupted_run(folder, tmp_path, data_dir):
     run = (*STREAM_RESUME_RUN, f"data.root={folder}")
-    killed = tmp_path / "killed"
-    kill = ("+callbacks.crash._target_=tests.crash.KillAtStep", "+callbacks.crash.step=10")
-    result = run_train(*run, f"hydra.run.dir={killed}", *kill, env_extra={"DATA_DIR": str(data_dir)})
-    assert result.returncode == -signal.SIGKILL, result.stderr[-3000:]
-    saved = torch.load(killed / "checkpoints" / "last.ckpt", weights_only=True)
+    saved, resumed, expected = killed_and_resumed(run, tmp_path, data_dir)
     assert saved["global_step"] == 8 and saved["loops"]["fit_loop"]["epoch_loop.batch_progress"]["current"]["processed"] == 2
     assert saved["loops"]["fit_loop"]["state_dict"]["combined_loader"][0]["seed"] == 0  # the loader's own state
-
-    uninterrupted = tmp_path / "uninterrupted"
-    resumed = train(compose_config([*run, "ckpt_path=last"], killed, data_dir))
-    expected = train(compose_config(list(run), uninterrupted, data_dir))
     assert resumed["test/acc"] == expected["test/acc"] and resumed["val/loss"] == expected["val/loss"]
-    ours, theirs = weights(killed / "checkpoints" / "last.ckpt"), weights(uninterrupted / "checkpoints" / "last.ckpt")
-    assert all(torch.equal(ours[k], theirs[k]) for k in theirs)
