@@ -179,3 +179,23 @@ def test_gpu_only_options_on_cpu_processes_are_refused_before_anything_starts(ma
 
     with pytest.raises(ConfigError, match=message):
         check_config(make_config(*overrides))
+
+
+def test_ddp_on_a_streamed_folder_splits_one_order_over_the_ranks_as_one_process_on_the_global_batch(tmp_path, data_dir):
+    """Each rank streams its own shard of the seeded order, each sample cropped and flipped by its own seed: two
+    processes on 3 images each end with the weights of one process on the same 6 (a shared shard would not)."""
+    from tests.helpers.folders import first_digits, write_image_folder
+
+    folder = write_image_folder(tmp_path / "digits", first_digits(), splits=("train", "val"))
+    run = (
+        "debug=smoke", "model=mlp", "model.hidden=[32]", "model.dropout=0.0", "data=image_folder", f"data.root={folder}",
+        "data.image_size=16", "data.storage=stream", "data.augment=crop_flip", "trainer.limit_train_batches=3",
+        "trainer.max_epochs=2", "data.eval_batch_size=8",
+    )  # fmt: skip
+    result = run_train(*run, "trainer=ddp_cpu", "data.batch_size=3", f"hydra.run.dir={tmp_path / 'ddp'}",
+                       env_extra={"DATA_DIR": str(data_dir)})  # fmt: skip
+    assert result.returncode == 0, result.stderr[-4000:]
+    train(compose_config([*run, "data.batch_size=6"], tmp_path / "single", data_dir))
+    ddp, one = weights(tmp_path / "ddp" / "checkpoints" / "last.ckpt"), weights(tmp_path / "single" / "checkpoints" / "last.ckpt")
+    assert max((ddp[k] - one[k]).abs().max().item() for k in one) < 1e-5
+    assert torch.load(tmp_path / "ddp" / "checkpoints" / "last.ckpt", weights_only=True)["global_step"] == 6

@@ -5,7 +5,8 @@ returns ``{"train": (...), "val": (...), "test": (...)}``, one tensor per field,
 The base checks the splits, keeps the training images' per-channel mean and std, moves the splits to the
 training GPU when ``on_device`` allows (one process), and batches them there (``DeviceBatches``) or
 through a CPU ``DataLoader``. Every uint8 ``[N, C, H, W]`` tensor of a batch is an image: it is scaled,
-normalised and, in training, augmented (``augment``) once the batch reaches its device.
+normalised and, in training, augmented (``augment``) once the batch reaches its device. The statistics go into
+every checkpoint (``state_dict``), so predict.py normalises with the trained run's, without reading its data.
 """
 
 from __future__ import annotations
@@ -108,6 +109,17 @@ class InMemoryDataModule(L.LightningDataModule):
         """Keep the per-channel statistics used to normalise every batch."""
         self.mean = mean.view(1, -1, 1, 1)
         self.std = std.clamp_min(1e-6).view(1, -1, 1, 1)
+
+    def state_dict(self) -> dict[str, Tensor]:
+        """What Lightning saves in a checkpoint: the normalisation statistics (none without images)."""
+        if not hasattr(self, "mean"):
+            return {}
+        return {"mean": self.mean.flatten().cpu(), "std": self.std.flatten().cpu()}
+
+    def load_state_dict(self, state: dict[str, Tensor]) -> None:
+        """The statistics a checkpoint holds, in place of those of the data as it is now."""
+        if "mean" in state:
+            self.register_stats(state["mean"], state["std"])
 
     def loader(self, split: str, train: bool) -> DataLoader | DeviceBatches:
         """Batches of one split, shuffled (by the seeded global RNG) when training."""

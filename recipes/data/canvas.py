@@ -212,7 +212,7 @@ class CanvasDataModule(InMemoryDataModule):
         for arg, value in (("train_size", train_size), ("val_size", val_size), ("test_size", test_size)):
             check_integer(self.owner, arg, value, low=1)
         check_fractions(self.owner, val_fraction, test_fraction)
-        self.num_classes, self.channels = num_classes, channels
+        self.num_classes, self.channels, self.image_size = num_classes, channels, size  # predict resizes to image_size
         self.data_dir, self.cache, self.split_seed = data_dir, cache, split_seed
         self.sizes = {"train": train_size, "val": val_size, "test": test_size}
         self.fractions = (test_fraction, val_fraction)

@@ -23,7 +23,6 @@ the path and showing the layout.
 from __future__ import annotations
 
 import functools
-import logging
 import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -31,14 +30,13 @@ from pathlib import Path
 
 import torch
 from torch import Tensor
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import Dataset
 
-from losses.errors import ConfigError, check, check_integer, check_number
+from losses.errors import ConfigError, check, check_integer
 from recipes.data.augment import random_hflip
-from recipes.data.device import DeviceBatches
 from recipes.data.images import ImageDataModule
 from recipes.data.sources import Arrays, stratified_split
-from recipes.data.streaming import Streamed, StreamingLoader, choose_storage, running_stats, seeded_order
+from recipes.data.streaming import Streamed, Streaming, decode_all
 from recipes.data.tuples import TupleDataModule
 from recipes.data.views import resized_crop_and_rotate
 
@@ -46,14 +44,12 @@ SPLITS = ("train", "val", "test")
 EXTENSIONS = (".png", ".jpg", ".jpeg", ".webp", ".gif")  # what torchvision.io.decode_image reads
 AUGMENTS = ("crop_flip", "shift", "none")
 RESIZES = ("crop", "stretch")
-STORAGES = ("auto", "memory", "stream")
 GREY_MODES = ("1", "L", "LA", "La", "I", "F", "I;16", "I;16L", "I;16B", "I;16N")  # PIL modes without colour
 LAYOUT = (
     "expected DIR/train/<class>/<image> (optional DIR/val/<class>/<image> and DIR/test/<class>/<image>), "
     f"images in {', '.join(EXTENSIONS)}"
 )
 OWNER = "data 'image_folder'"
-log = logging.getLogger(__name__)
 
 
 def visible(entries: list[str]) -> list[str]:
@@ -209,7 +205,7 @@ class ImageFiles(Dataset):
         return read_image(self.files[i], self.channels, self.size, self.resize, self.owner), self.labels[i]
 
 
-class ImageFolderDataModule(ImageDataModule):
+class ImageFolderDataModule(Streaming, ImageDataModule):
     """``(image, label)`` batches from ``root`` in the ImageFolder layout; every image task reads it.
 
     ``augment`` (training only, on the batch's device): ``crop_flip`` is torchvision's reference recipe, a
@@ -227,7 +223,6 @@ class ImageFolderDataModule(ImageDataModule):
     """
 
     datasets = ("image_folder",)
-    streamable = True  # False: a format built on the decoded splits (pairs), held in memory
 
     def __init__(
         self,
@@ -288,31 +283,13 @@ class ImageFolderDataModule(ImageDataModule):
         self.given_stats = None if mean is None or std is None else (torch.tensor(mean), torch.tensor(std))
         if (mean is None) != (std is None):
             raise ConfigError(f"{self.owner}: give both mean and std, or neither (got mean={mean}, std={std})")
-        self.storage = self.check_storage(storage, memory_limit_gb, pin_memory, persistent_workers)
-        self.pin_memory, self.persistent_workers = pin_memory, persistent_workers
+        self.storage_settings(storage, memory_limit_gb, pin_memory, persistent_workers)
         self.unlabelled_files = scan_unlabelled(unlabelled, self.owner) if unlabelled not in (None, "", "None") else []
-        self.streamed: dict[str, Streamed] = {}
         self.unlabelled: Streamed | None = None
 
-    def check_storage(self, storage: str, limit_gb: float | None, pin_memory: bool, persistent_workers: bool) -> str:
-        """The storage settings checked, and ``auto`` resolved (with one log line saying which and why)."""
-        check(self.owner, storage in STORAGES, f"storage must be one of {', '.join(STORAGES)}", storage)
-        if limit_gb is not None:
-            check_number(self.owner, "memory_limit_gb", limit_gb, low=0, low_open=True)
-        check(self.owner, isinstance(pin_memory, bool), "pin_memory must be true or false", pin_memory)
-        check(self.owner, isinstance(persistent_workers, bool), "persistent_workers must be true or false", persistent_workers)
-        need = "persistent_workers keeps DataLoader workers between epochs, so it needs num_workers > 0; set data.num_workers=2"
-        check(self.owner, not persistent_workers or self.num_workers > 0, f"{need} or data.persistent_workers=false", True)
-        if not self.streamable:
-            need = f"storage must be auto or memory: {self.name} draws its tuples from images held in memory"
-            check(self.owner, storage != "stream", need, storage)
-            return "memory"
-        if storage != "auto":
-            return storage
+    def decoded_size(self) -> tuple[int, str]:
         count = sum(len(files) for files in self.layout.files.values())
-        chosen, why = choose_storage(count * self.channels * self.image_size**2, limit_gb)
-        log.info("%s: storage=auto chose %s: %s (%d images)", self.owner, chosen, why, count)
-        return chosen
+        return count * self.channels * self.image_size**2, f"{count} images"
 
     def split_files(self) -> dict[str, tuple[list[str], Tensor]]:
         """Every split's files and labels, no image decoded; the ones the folder lacks split off train, stratified
@@ -328,45 +305,38 @@ class ImageFolderDataModule(ImageDataModule):
 
     def source_splits(self) -> dict[str, Arrays]:
         """Every split decoded (``split_files``)."""
-        return {split: (self.decode(self.image_files(files)), labels) for split, (files, labels) in self.split_files().items()}
+        return {split: self.decode(self.image_files(files, labels)) for split, (files, labels) in self.split_files().items()}
 
-    def image_files(self, files: list[str]) -> ImageFiles:
-        """``files`` as a per-item Dataset of images decoded and resized as this folder's (labels unused: 0)."""
-        return ImageFiles(files, [0] * len(files), self.channels, self.image_size, self.resize, self.owner)
+    def image_files(self, files: list[str], labels: Tensor | list[int]) -> ImageFiles:
+        """``files`` as a per-item Dataset of images decoded and resized as this folder's, with their labels."""
+        return ImageFiles(files, list(map(int, labels)), self.channels, self.image_size, self.resize, self.owner)
 
-    def decode(self, files: ImageFiles) -> Tensor:
-        """Every image of ``files`` in one uint8 tensor (an empty split: none)."""
+    def decode(self, files: ImageFiles) -> tuple[Tensor, Tensor]:
+        """Every image of ``files`` in one uint8 tensor, and their labels (an empty split: none)."""
         if len(files) == 0:
-            return torch.empty(0, self.channels, self.image_size, self.image_size, dtype=torch.uint8)
-        return torch.stack([files[i][0] for i in range(len(files))])
+            return torch.empty(0, self.channels, self.image_size, self.image_size, dtype=torch.uint8), files.labels
+        return decode_all(files)
 
     def register_stats(self, mean: Tensor, std: Tensor) -> None:
         """The given ``mean`` and ``std`` when set, else the training split's."""
         super().register_stats(*(self.given_stats or (mean, std)))
 
     def setup(self, stage: str | None = None) -> None:
-        """Memory: every split decoded (the base's); stream: every split's files, the statistics in one pass."""
-        if self.storage == "memory":
-            super().setup(stage)
-        elif not self.streamed:
-            self.streamed = self.streamed_splits()
+        """The labelled splits (``Streaming.setup``), and the unlabelled folder's files, streamed."""
+        super().setup(stage)
         if self.unlabelled_files and self.unlabelled is None:
             files = self.unlabelled_files
-            labels = torch.full((len(files),), -1, dtype=torch.long)
-            self.unlabelled = Streamed(self.image_files(files), list(range(len(files))), labels, self.worker_augment())
+            self.unlabelled = Streamed(self.image_files(files, [-1] * len(files)), self.worker_transform())
 
     def streamed_splits(self) -> dict[str, Streamed]:
-        """The splits as per-sample Datasets (the training one made harder as asked, augmented when seeded)."""
+        """The splits as per-sample Datasets, the training one made harder as asked."""
         found = self.split_files()
         files, labels = found["train"]
         rows, labels = self.harder_training_split(torch.arange(len(files)), labels)
         found["train"] = ([files[i] for i in rows.tolist()], labels)
-        splits = {s: Streamed(self.image_files(f), list(range(len(f))), y, None) for s, (f, y) in found.items()}
-        self.register_stats(*(self.given_stats or running_stats(self.stream_loader(splits["train"], train=False))))
-        splits["train"].transform = self.worker_augment()
-        return splits
+        return {split: Streamed(self.image_files(f, y)) for split, (f, y) in found.items()}
 
-    def worker_augment(self) -> Callable[[Tensor], Tensor] | None:
+    def worker_transform(self) -> Callable[..., tuple] | None:
         """``augment`` per uint8 image, in torchvision.transforms.v2, as the in-memory path draws it per batch:
         crop_flip a random resized crop (+ flip); shift a random crop of the image padded by ``shift`` pixels of
         the mean colour (normalised: 0, as the in-memory path pads) (+ flip)."""
@@ -383,30 +353,10 @@ class ImageFolderDataModule(ImageDataModule):
         return v2.Compose([*steps, v2.RandomHorizontalFlip()] if self.hflip else steps)
 
     def streams(self, split: str, train: bool) -> Streamed | None:
-        """The streamed Dataset that serves this loader, or None when it comes from memory."""
+        """The unlabelled folder for training when given, else as ``Streaming`` serves it."""
         if train and split == "train" and self.unlabelled is not None:
             return self.unlabelled
-        return self.streamed.get(split) if self.storage == "stream" else None
-
-    def loader(self, split: str, train: bool) -> DataLoader | DeviceBatches:
-        dataset = self.streams(split, train)
-        return super().loader(split, train) if dataset is None else self.stream_loader(dataset, train)
-
-    def stream_loader(self, dataset: Streamed, train: bool) -> DataLoader:
-        """Batches decoded in ``num_workers`` workers; in training in the seeded, resumable order (``SeededOrder``)."""
-        batch_size = self.batch_size if train else self.eval_batch_size
-        seed = torch.initial_seed()
-        order = seeded_order(len(dataset), seed, self.trainer, batch_size) if train else None
-        return StreamingLoader(
-            dataset,
-            batch_size=batch_size,
-            sampler=order,
-            generator=torch.Generator().manual_seed(seed),  # worker seeds: not drawn from the global RNG (exact resume)
-            drop_last=train and len(dataset) > batch_size,
-            num_workers=self.num_workers,
-            pin_memory=self.pin_memory,
-            persistent_workers=self.persistent_workers,
-        )
+        return super().streams(split, train)
 
     def augment(self, images: Tensor) -> Tensor:
         if self.augmentation == "none" or self.shift == 0 or self.streams("train", train=True) is not None:

@@ -2,7 +2,9 @@
 
 A malformed folder is refused with one message that names the file and shows the layout the format expects.
 Images are decoded with torchvision (any mode: grey, RGB, RGBA, palette) into the channels asked for and resized
-to a square side; splits a folder lacks are cut off its training split, seeded.
+to a square side; splits a folder lacks are cut off its training split, seeded. ``hflip`` mirrors a random half of
+the training samples with their masks or boxes: per batch on its device from memory, per sample in the workers
+(torchvision.transforms.v2 on tv_tensors) when streamed.
 """
 
 from __future__ import annotations
@@ -14,7 +16,8 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from losses.errors import ConfigError, check, check_integer
-from recipes.data.base import InMemoryDataModule, Splits, check_fractions
+from recipes.data.base import InMemoryDataModule, check_fractions
+from recipes.data.streaming import Streaming
 
 # a crowd (COCO iscrowd) or difficult (VOC) object of class c is held as label IGNORED - c: no training
 # target (labels < 0 are padding to the detector), and a box that mAP ignores (torchmetrics' iscrowd)
@@ -63,28 +66,91 @@ def split_off(count: int, missing: list[str], fractions: dict[str, float], seed:
     return out
 
 
-class FolderDataModule(InMemoryDataModule):
+def mirror_boxes(boxes: Tensor, width: int) -> Tensor:
+    """xyxy boxes of an image of ``width`` pixels mirrored left to right (as torchvision's ``horizontal_flip``)."""
+    return torch.stack([width - boxes[..., 2], boxes[..., 1], width - boxes[..., 0], boxes[..., 3]], -1)
+
+
+def mirrored(fields: tuple[str, ...], batch: tuple[Tensor, ...], flip: Tensor) -> tuple[Tensor, ...]:
+    """The samples of ``batch`` where ``flip``, mirrored: images and masks, and boxes but their padding (label -1)."""
+    parts = dict(zip(fields, batch))
+    width = parts["images"].shape[-1]
+    for name, t in parts.items():
+        if name in ("images", "masks"):
+            parts[name] = torch.where(flip.view(-1, *[1] * (t.ndim - 1)), t.flip(-1), t)
+        elif name == "boxes":
+            real = flip[:, None] & (parts["labels"] != -1)
+            parts[name] = torch.where(real[..., None], mirror_boxes(t, width), t)
+    return tuple(parts.values())
+
+
+class MirrorSample:
+    """``v2.RandomHorizontalFlip`` of one uint8 sample with its mask or boxes (as tv_tensors), then plain tensors."""
+
+    def __init__(self, fields: tuple[str, ...]) -> None:
+        self.fields = fields
+
+    def __call__(self, *sample: Tensor) -> tuple[Tensor, ...]:
+        from torchvision import tv_tensors
+        from torchvision.transforms import v2
+
+        parts = dict(zip(self.fields, sample))
+        side = tuple(parts["images"].shape[-2:])
+        wrap = {
+            "images": tv_tensors.Image,
+            "masks": tv_tensors.Mask,
+            "boxes": lambda b: tv_tensors.BoundingBoxes(b, format="XYXY", canvas_size=side),
+        }
+        wrapped = [wrap[name](t) if name in wrap else t for name, t in parts.items()]
+        out = dict(zip(self.fields, (t.as_subclass(Tensor) for t in v2.RandomHorizontalFlip()(*wrapped))))
+        if "boxes" in out:  # padding stays zero, as the in-memory path keeps it
+            out["boxes"] = torch.where((out["labels"] == -1)[:, None], parts["boxes"], out["boxes"])
+        return tuple(out.values())
+
+
+class FolderDataModule(Streaming, InMemoryDataModule):
     """What the folder formats share: the root (refused with the ``layout`` when missing), the image side and
-    channels, and the ``val``/``test`` splits cut off ``train`` where the folder has none."""
+    channels, the ``val``/``test`` splits cut off ``train`` where the folder has none, streaming, ``hflip``."""
 
     layout = ""
 
     def folder_settings(
-        self, root: str | None, image_size: int, channels: int, val_fraction: float, test_fraction: float, split_seed: int
+        self,
+        root: str | None,
+        image_size: int,
+        channels: int,
+        val_fraction: float,
+        test_fraction: float,
+        split_seed: int,
+        hflip: bool = False,
     ) -> None:
         if not root or not Path(root).is_dir():
             raise refuse(self.owner, root, "no such folder; set data.root=DIR", self.layout)
+        check(self.owner, isinstance(hflip, bool), "hflip must be true or false", hflip)
+        self.hflip = hflip
         check(self.owner, channels in (1, 3), "channels must be 1 (grey) or 3 (RGB)", channels)
         self.image_size = check_integer(self.owner, "image_size", image_size, low=16)
         check_fractions(self.owner, val_fraction, test_fraction)
         self.root, self.channels = Path(root), channels
         self.fractions, self.split_seed = {"val": val_fraction, "test": test_fraction}, split_seed
 
-    def with_missing_splits(self, splits: Splits) -> Splits:
-        """``splits`` with a seeded share of ``train`` as each of ``val`` and ``test`` that is missing."""
+    def with_missing_splits(self, splits: dict[str, list]) -> dict[str, list]:
+        """``splits`` (each a list of samples, not yet decoded) with a seeded share of ``train`` as each of ``val``
+        and ``test`` that is missing."""
         missing = [split for split in ("val", "test") if split not in splits]
         if missing:
             train = splits["train"]
-            for split, index in split_off(len(train[0]), missing, self.fractions, self.split_seed).items():
-                splits[split] = tuple(t[index] for t in train)
+            for split, index in split_off(len(train), missing, self.fractions, self.split_seed).items():
+                splits[split] = [train[i] for i in index.tolist()]
         return splits
+
+    def worker_transform(self) -> MirrorSample | None:
+        return MirrorSample(self.fields) if self.hflip else None
+
+    def on_after_batch_transfer(self, batch: tuple[Tensor, ...], dataloader_idx: int) -> tuple[Tensor, ...]:
+        """Normalised (the base's); in training from memory, a random half mirrored with their targets (``hflip``;
+        a streamed batch was mirrored per sample in the workers)."""
+        batch = super().on_after_batch_transfer(batch, dataloader_idx)
+        if self.hflip and self.storage == "memory" and self.trainer is not None and self.trainer.training:
+            batch = mirrored(self.fields, batch, torch.rand(len(batch[0]), device=batch[0].device) < 0.5)
+        return batch

@@ -5,7 +5,8 @@ Boxes come from the XML files (``xml.etree``): VOC's 1-based inclusive pixel cor
 XML file unless ``classes`` lists them (in label order). ``difficult`` objects are no training target and are
 ignored by mAP, as VOC's evaluation ignores them (held as torchmetrics' ``iscrowd``). Images of any size and
 mode are resized to ``image_size`` squared, boxes with them. A split without its ``ImageSets/Main`` file is
-split off train (seeded); without ``train.txt`` every annotation is in train.
+split off train (seeded); without ``train.txt`` every annotation is in train. ``storage=stream`` reads each image
+in the DataLoader workers instead of once up front (recipes/data/streaming.py); the XML files are read up front.
 """
 
 from __future__ import annotations
@@ -17,10 +18,12 @@ from xml.etree import ElementTree as ET
 
 import torch
 from torch import Tensor
+from torch.utils.data import Dataset
 
 from losses.errors import check
 from recipes.data.base import SPLITS, Splits
 from recipes.data.layout import FolderDataModule, ignored_label, read_image, refuse, resize_image
+from recipes.data.streaming import Streamed, decode_all
 
 LAYOUT = """\
     DIR/Annotations/<id>.xml        <annotation>: <filename>, <size> (width, height), one <object> per box:
@@ -127,6 +130,32 @@ def class_count(root: str | None, classes: list[str] | None) -> int:
     return len(classes) if classes else len(class_names(root))
 
 
+class VOCImages(Dataset):
+    """Item ``i``: annotation ``i``'s image decoded and resized to ``size`` (uint8 ``[C, S, S]``), its xyxy boxes
+    scaled with it and their labels, padded to ``most`` objects (label -1; a difficult object ``ignored_label``)."""
+
+    def __init__(self, annotations: list[VOCAnnotation], root: Path, classes: list[str], owner: str, channels: int, size: int):
+        self.annotations, self.root, self.owner, self.channels, self.size = annotations, root, owner, channels, size
+        self.index = {name: i for i, name in enumerate(classes)}
+        self.most = max(len(a.objects) for a in annotations)
+
+    def __len__(self) -> int:
+        return len(self.annotations)
+
+    def __getitem__(self, i: int) -> tuple[Tensor, Tensor, Tensor]:
+        ann, size = self.annotations[i], self.size
+        pixels = read_image(self.owner, self.root / "JPEGImages" / ann.file_name, self.channels, LAYOUT)
+        if tuple(pixels.shape[-2:]) != (ann.height, ann.width):
+            got = f"{pixels.shape[-1]}x{pixels.shape[-2]}"
+            raise refuse(self.owner, ann.path, f"<size> is {ann.width}x{ann.height} but its image is {got}", LAYOUT)
+        boxes, labels = torch.zeros(self.most, 4), torch.full((self.most,), -1, dtype=torch.long)
+        scale = torch.tensor([size / ann.width, size / ann.height] * 2)
+        for j, obj in enumerate(ann.objects):
+            boxes[j] = torch.tensor(obj.box) * scale
+            labels[j] = ignored_label(self.index[obj.name]) if obj.difficult else self.index[obj.name]
+        return resize_image(pixels, size), boxes, labels
+
+
 class VOCFolderDataModule(FolderDataModule):
     """``(images, boxes, labels)`` batches from a VOC folder, as ``coco_folder`` gives them: xyxy boxes in pixels of
     the resized image, labels padded with -1; a difficult object of class c has label ``ignored_label(c)``."""
@@ -150,38 +179,42 @@ class VOCFolderDataModule(FolderDataModule):
         eval_batch_size: int = 64,
         num_workers: int = 0,
         on_device: str | bool = "auto",
+        storage: str = "auto",
+        memory_limit_gb: float | None = None,
+        pin_memory: bool = False,
+        persistent_workers: bool = False,
+        hflip: bool = False,
     ) -> None:
         super().__init__(name, batch_size, eval_batch_size, num_workers, on_device)
-        self.folder_settings(root, image_size, channels, val_fraction, test_fraction, split_seed)
+        self.folder_settings(root, image_size, channels, val_fraction, test_fraction, split_seed, hflip)
         self.classes = list(classes) if classes else list(class_names(root))
         self.num_classes = len(self.classes) if num_classes is None else num_classes
         need = f"num_classes must be {len(self.classes)}, one per class"
         check(self.owner, self.num_classes == len(self.classes), need, num_classes)
 
-    def load(self) -> Splits:
-        ids = split_ids(self.root)
-        return self.with_missing_splits(
-            {split: self.read_split([annotation(self.root, i) for i in listed]) for split, listed in ids.items()}
-        )
+        self.annotations = self.split_annotations()
+        self.storage_settings(storage, memory_limit_gb, pin_memory, persistent_workers)
 
-    def read_split(self, annotations: list[VOCAnnotation]) -> tuple[Tensor, Tensor, Tensor]:
-        """Resized images, padded xyxy boxes and labels (-1 padding, ``ignored_label`` for difficult objects)."""
-        index = {name: i for i, name in enumerate(self.classes)}
-        most, size = max(len(a.objects) for a in annotations), self.image_size
-        images = torch.zeros(len(annotations), self.channels, size, size, dtype=torch.uint8)
-        boxes = torch.zeros(len(annotations), most, 4)
-        labels = torch.full((len(annotations), most), -1, dtype=torch.long)
-        for i, ann in enumerate(annotations):
-            pixels = read_image(self.owner, self.root / "JPEGImages" / ann.file_name, self.channels, LAYOUT)
-            if tuple(pixels.shape[-2:]) != (ann.height, ann.width):
-                got = f"{pixels.shape[-1]}x{pixels.shape[-2]}"
-                raise refuse(self.owner, ann.path, f"<size> is {ann.width}x{ann.height} but its image is {got}", LAYOUT)
-            images[i] = resize_image(pixels, size)
-            scale = torch.tensor([size / ann.width, size / ann.height] * 2)
-            for j, obj in enumerate(ann.objects):
-                if obj.name not in index:
-                    problem = f"object name {obj.name!r} is not among data.classes {self.classes}"
-                    raise refuse(self.owner, ann.path, problem, LAYOUT)
-                boxes[i, j] = torch.tensor(obj.box) * scale
-                labels[i, j] = ignored_label(index[obj.name]) if obj.difficult else index[obj.name]
-        return images, boxes, labels
+    def split_annotations(self) -> dict[str, list[VOCAnnotation]]:
+        """Every split's annotations, read and their names checked (no image decoded); a missing split off train."""
+        found = {split: [annotation(self.root, i) for i in listed] for split, listed in split_ids(self.root).items()}
+        for ann in (a for listed in found.values() for a in listed):
+            unknown = [obj.name for obj in ann.objects if obj.name not in self.classes]
+            if unknown:
+                problem = f"object name {unknown[0]!r} is not among data.classes {self.classes}"
+                raise refuse(self.owner, ann.path, problem, LAYOUT)
+        return self.with_missing_splits(found)
+
+    def samples(self, split: str) -> VOCImages:
+        return VOCImages(self.annotations[split], self.root, self.classes, self.owner, self.channels, self.image_size)
+
+    def decoded_size(self) -> tuple[int, str]:
+        count = sum(len(a) for a in self.annotations.values())
+        most = max(len(a.objects) for listed in self.annotations.values() for a in listed)
+        return count * (self.channels * self.image_size**2 + most * (16 + 8)), f"{count} images and their boxes"
+
+    def load(self) -> Splits:
+        return {split: decode_all(self.samples(split)) for split in self.annotations}
+
+    def streamed_splits(self) -> dict[str, Streamed]:
+        return {split: Streamed(self.samples(split)) for split in self.annotations}

@@ -8,8 +8,9 @@
 - siamese, simclr: ``embeddings.npy`` ``[N, D]``; vae: the latent means; ``files.txt`` gives the row order
 - regression: ``predictions.csv`` (the input table with a ``prediction`` column), from a ``.csv`` of the features
 
-The model is built from the trained config and loaded with the checkpoint's weights; the datamodule is set up (its
-training split gives the normalisation, the image size and the channels) but no Trainer is started.
+The model is built from the trained config and loaded with the checkpoint's weights; the datamodule takes the
+checkpoint's normalisation statistics (a checkpoint without them, or a table's datamodule, is set up: its training
+split gives them) and its image size and channels from the config; no Trainer is started.
 """
 
 from __future__ import annotations
@@ -49,13 +50,18 @@ def input_files(value: str) -> list[Path]:
 
 
 def rebuild(cfg: DictConfig):
-    """The task of ``cfg`` (a trained config) with the checkpoint's weights, in eval mode, and its datamodule set up."""
+    """The task of ``cfg`` (a trained config) with the checkpoint's weights, in eval mode, and its datamodule with the
+    checkpoint's normalisation statistics (set up where the checkpoint has none)."""
     losses = check_config(cfg)
     datamodule = instantiate(cfg.data, "data")
     task = instantiate(cfg.task, "task", model=instantiate(cfg.model, "model"), losses=losses, _recursive_=True)
-    state = torch.load(cfg.ckpt_path, map_location="cpu", weights_only=True)["state_dict"]
-    task.load_state_dict(state)
-    datamodule.setup("predict")
+    checkpoint = torch.load(cfg.ckpt_path, map_location="cpu", weights_only=True)
+    task.load_state_dict(checkpoint["state_dict"])
+    stats = checkpoint.get(type(datamodule).__qualname__) or {}
+    if "mean" in stats:
+        datamodule.load_state_dict(stats)
+    else:
+        datamodule.setup("predict")
     return task.eval(), datamodule
 
 
@@ -87,11 +93,7 @@ def predict(cfg: DictConfig) -> Path:
 
 def read_inputs(files: list[Path], datamodule) -> tuple[Tensor, list[tuple[int, int]]]:
     """The images as the training split holds them (channels, size; uint8), and each one's original (H, W)."""
-    if datamodule.splits:
-        train = datamodule.splits["train"][0]
-        channels, side = train.shape[1], train.shape[-1]
-    else:  # a streamed image folder: no split in memory
-        channels, side = datamodule.channels, datamodule.image_size
+    channels, side = datamodule.channels, datamodule.image_size
     images, sizes = [], []
     for path in files:
         pixels = read_image("input", path, channels, INPUTS)

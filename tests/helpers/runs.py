@@ -26,3 +26,22 @@ def run_train(*overrides: str, cwd: Path = ROOT, env_extra: dict[str, str | None
     return subprocess.run(
         [sys.executable, "train.py", *overrides], cwd=cwd, capture_output=True, text=True, timeout=timeout, env=env
     )
+
+
+def killed_and_resumed(run: tuple[str, ...], tmp_path: Path, data_dir: Path, step: int = 10) -> tuple[dict, dict, dict]:
+    """``run`` SIGKILLed at ``step`` in ``tmp_path/killed`` then resumed from its last checkpoint, and run uninterrupted
+    in ``tmp_path/uninterrupted``: the killed run's last checkpoint, and the metrics of the resumed and the whole
+    run; both end with the same weights (asserted)."""
+    from tests.helpers.configs import compose_config
+    from train import train
+
+    killed, uninterrupted = tmp_path / "killed", tmp_path / "uninterrupted"
+    kill = ("+callbacks.crash._target_=tests.crash.KillAtStep", f"+callbacks.crash.step={step}")
+    result = run_train(*run, f"hydra.run.dir={killed}", *kill, env_extra={"DATA_DIR": str(data_dir)})
+    assert result.returncode == -9, result.stderr[-3000:]  # SIGKILL
+    saved = torch.load(killed / "checkpoints" / "last.ckpt", weights_only=True)
+    resumed = train(compose_config([*run, "ckpt_path=last"], killed, data_dir))
+    expected = train(compose_config(list(run), uninterrupted, data_dir))
+    ours, theirs = weights(killed / "checkpoints" / "last.ckpt"), weights(uninterrupted / "checkpoints" / "last.ckpt")
+    assert all(torch.equal(ours[k], theirs[k]) for k in theirs)
+    return saved, resumed, expected

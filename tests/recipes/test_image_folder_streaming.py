@@ -5,18 +5,17 @@ from __future__ import annotations
 
 import logging
 import math
-import signal
 from pathlib import Path
 
 import pytest
 import torch
+from torchvision.io import write_png
 
 from losses import ConfigError
 from recipes.data.image_folder import ImageFolderDataModule, ImageFolderTuplesDataModule
 from recipes.data.streaming import SeededOrder, StreamingLoader
-from tests.helpers.configs import compose_config
 from tests.helpers.folders import first_digits, write_image_folder
-from tests.helpers.runs import run_train, weights
+from tests.helpers.runs import killed_and_resumed
 from tests.helpers.sizes import STREAM_RESUME_RUN
 from train import train
 
@@ -75,7 +74,7 @@ def test_the_order_starts_after_the_samples_trained_and_changes_with_the_epoch()
 
 
 def test_auto_streams_when_the_decoded_images_exceed_memory_limit_gb_and_says_why(folder, caplog):
-    with caplog.at_level(logging.INFO, logger="recipes.data.image_folder"):
+    with caplog.at_level(logging.INFO, logger="recipes.data.streaming"):
         big = ImageFolderDataModule(root=str(folder), image_size=16, storage="auto", memory_limit_gb=1e-5)
         small = ImageFolderDataModule(root=str(folder), image_size=16, storage="auto", memory_limit_gb=1)
     assert (big.storage, small.storage) == ("stream", "memory")
@@ -140,29 +139,25 @@ def test_simclr_pretrains_on_an_unlabelled_folder_and_probes_on_the_labelled_one
     assert math.isfinite(metrics["train/loss"]) and 0 <= metrics["test/probe_acc"] <= 1 and 0 <= metrics["test/knn_acc"] <= 1
 
 
-def test_predict_reads_a_streamed_runs_images_at_its_side_and_channels(smoke_config, folder, tmp_path, data_dir):
+def test_predict_reads_a_streamed_runs_images_at_its_side_and_channels_with_its_statistics(smoke_config, tmp_path, data_dir):
     from tests.test_predict import predict, trained_run
 
+    folder = write_image_folder(tmp_path / "digits", first_digits(), splits=("train", "val"))  # its own: changed below
     ckpt = trained_run(smoke_config, tmp_path, "data=image_folder", f"data.root={folder}", "data.storage=stream", *TINY)
     predict(ckpt, folder / "val" / "one", tmp_path / "out", data_dir)
     rows = (tmp_path / "out" / "predictions.csv").read_text().splitlines()
     assert rows[0] == "file,class,prob_0,prob_1,prob_2,prob_3" and len(rows) == 1 + 12
+    white = torch.full((1, 28, 28), 255, dtype=torch.uint8)
+    for image in (folder / "train").rglob("*.png"):  # statistics recomputed from these would change every row
+        write_png(white, str(image))
+    predict(ckpt, folder / "val" / "one", tmp_path / "again", data_dir)
+    assert (tmp_path / "again" / "predictions.csv").read_text().splitlines() == rows  # the checkpoint's statistics
 
 
 # ----- exact resume ------------------------------------------------------------------------------------------------
 def test_a_streamed_run_killed_mid_epoch_resumes_to_the_weights_of_the_uninterrupted_run(folder, tmp_path, data_dir):
     run = (*STREAM_RESUME_RUN, f"data.root={folder}")
-    killed = tmp_path / "killed"
-    kill = ("+callbacks.crash._target_=tests.crash.KillAtStep", "+callbacks.crash.step=10")
-    result = run_train(*run, f"hydra.run.dir={killed}", *kill, env_extra={"DATA_DIR": str(data_dir)})
-    assert result.returncode == -signal.SIGKILL, result.stderr[-3000:]
-    saved = torch.load(killed / "checkpoints" / "last.ckpt", weights_only=True)
+    saved, resumed, expected = killed_and_resumed(run, tmp_path, data_dir)
     assert saved["global_step"] == 8 and saved["loops"]["fit_loop"]["epoch_loop.batch_progress"]["current"]["processed"] == 2
     assert saved["loops"]["fit_loop"]["state_dict"]["combined_loader"][0]["seed"] == 0  # the loader's own state
-
-    uninterrupted = tmp_path / "uninterrupted"
-    resumed = train(compose_config([*run, "ckpt_path=last"], killed, data_dir))
-    expected = train(compose_config(list(run), uninterrupted, data_dir))
     assert resumed["test/acc"] == expected["test/acc"] and resumed["val/loss"] == expected["val/loss"]
-    ours, theirs = weights(killed / "checkpoints" / "last.ckpt"), weights(uninterrupted / "checkpoints" / "last.ckpt")
-    assert all(torch.equal(ours[k], theirs[k]) for k in theirs)
