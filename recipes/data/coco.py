@@ -10,7 +10,10 @@ squared, boxes with them. Crowd annotations (``iscrowd``) are no training target
 evaluation ignores them (their label is ``ignored_label(class)``). A file that is not a COCO file (empty, not JSON,
 without the lists ``images``, ``annotations``, ``categories``), an annotation whose image, category or box
 [x, y, w, h] is missing, unknown, not four finite numbers, empty or outside its image, and an image that does not
-decode are each one error that names the file, the annotation or image, and what it must hold.
+decode are each one error that names the file, the annotation or image, and what it must hold. The json files
+are read and checked up front; each image is decoded by one reader (recipes/data/boxes.py, as ``voc_folder``'s),
+once into memory or, with ``storage=stream``, per sample in the DataLoader workers (recipes/data/streaming.py),
+where its boxes are checked against it.
 """
 
 from __future__ import annotations
@@ -23,22 +26,67 @@ import torch
 from torch import Tensor
 
 from losses.errors import ConfigError, check, check_integer
-from recipes.data.base import InMemoryDataModule, Splits
-from recipes.data.layout import ignored_label, resize_image
+from recipes.data.boxes import BoxedFolderDataModule, BoxedImages
+from recipes.data.layout import ignored_label
 
 COCO_FILE = (
     'a COCO file holds {"images": [{"id": 1, "file_name": "a.jpg"}, ...], "annotations": [{"id": 1, '
     '"image_id": 1, "category_id": 1, "bbox": [x, y, width, height]}, ...], "categories": [{"id": 1, "name": "cat"}, ...]}'
 )
 
-class COCOFolderDataModule(InMemoryDataModule):
-    """``(images, boxes, labels)`` batches from COCO json files and their images, held in memory as uint8.
+
+def read_coco_image(owner: str, path: Path, listed_in: Path, channels: int) -> Tensor:
+    """uint8 ``[channels, H, W]`` of an image a COCO file lists; a missing or undecodable one names that file."""
+    from torchvision.io import ImageReadMode, decode_image
+
+    if not path.is_file():
+        raise ConfigError(f"{owner}: image {path} is listed in {listed_in} but missing")
+    try:
+        return decode_image(str(path), mode=ImageReadMode.GRAY if channels == 1 else ImageReadMode.RGB)
+    except RuntimeError as err:  # torchvision's decoders report a damaged or unknown file this way
+        raise ConfigError(
+            f"{owner}: image {path} (listed in {listed_in}) cannot be decoded ({str(err).splitlines()[0]}); "
+            "replace it with a readable JPEG, PNG, GIF or WEBP file, or remove it from the annotations"
+        ) from None
+
+
+class COCOImages(BoxedImages):
+    """Item ``i``: the ``i``-th image of a COCO file with its boxes (``BoxedImages``), each inside the decoded image;
+    a crowd annotation (``iscrowd``) of class c has ``ignored_label(c)``."""
+
+    def __init__(
+        self, per_image: list[tuple[str, list[dict]]], index: dict[int, int], listed_in: Path, folder: Path, owner: str,
+        channels: int, size: int,
+    ) -> None:  # fmt: skip
+        self.per_image, self.listed_in, self.folder, self.owner, self.channels = per_image, listed_in, folder, owner, channels
+        targets = []
+        for _, anns in per_image:
+            corners = [[x, y, x + w, y + h] for x, y, w, h in ([float(v) for v in a["bbox"]] for a in anns)]
+            names = [ignored_label(index[a["category_id"]]) if a.get("iscrowd", 0) else index[a["category_id"]] for a in anns]
+            boxes = torch.tensor(corners, dtype=torch.float64).reshape(-1, 4)  # scaled in float64, as read before
+            targets.append((boxes, torch.tensor(names, dtype=torch.long)))
+        super().__init__(targets, size)
+
+    def pixels(self, i: int) -> Tensor:
+        file_name, anns = self.per_image[i]
+        pixels = read_coco_image(self.owner, self.folder / file_name, self.listed_in, self.channels)
+        height, width = pixels.shape[-2:]
+        for ann in anns:
+            x, y, w, h = (float(v) for v in ann["bbox"])
+            if w <= 0 or h <= 0 or x < 0 or y < 0 or x + w > width or y + h > height:
+                raise ConfigError(
+                    f"{self.owner}: annotation {ann.get('id')} in {self.listed_in} has bbox [x, y, w, h] = "
+                    f"{ann['bbox']}, which is empty or outside its image {file_name} ({width}x{height}); "
+                    "fix or clip the box"
+                )
+        return pixels
+
+
+class COCOFolderDataModule(BoxedFolderDataModule):
+    """``(images, boxes, labels)`` batches from COCO json files and their images, as uint8 (held or streamed).
 
     Boxes are xyxy in pixels of the resized image, padded with label -1 to the most boxes of any image.
     """
-
-    fields = ("images", "boxes", "labels")
-    batches = ("images+boxes",)
 
     def __init__(
         self,
@@ -55,25 +103,31 @@ class COCOFolderDataModule(InMemoryDataModule):
         eval_batch_size: int = 100,
         num_workers: int = 0,
         on_device: str | bool = "auto",
+        storage: str = "auto",
+        memory_limit_gb: float | None = None,
+        pin_memory: bool = False,
+        persistent_workers: bool = False,
+        hflip: bool = False,
     ) -> None:
         super().__init__(name, batch_size, eval_batch_size, num_workers, on_device)
         check(self.owner, bool(root), "root must be a folder with annotations/ and images/; set data.root=FOLDER", root)
-        check(self.owner, channels in (1, 3), "channels must be 1 (grey) or 3 (RGB)", channels)
-        self.image_size = check_integer(self.owner, "image_size", image_size, low=16)
-        check_integer(self.owner, "num_classes", num_classes, low=1)
-        self.num_classes, self.channels = num_classes, channels
-        self.root, self.image_dir = Path(root), images
+        check(self.owner, Path(root).is_dir(), "root must be a folder with annotations/ and images/", root)
+        self.folder_settings(root, image_size, channels, hflip=hflip)
+        self.num_classes = check_integer(self.owner, "num_classes", num_classes, low=1)
+        self.image_dir = images
         self.files = {"train": train, "val": val, "test": test or val}
-        check(self.owner, self.root.is_dir(), "root must be a folder with annotations/ and images/", root)
         for split, name in self.files.items():
             need = f"{split} must name a json file under {self.root}; set data.{split}=annotations/FILE.json"
             check(self.owner, (self.root / name).is_file(), need, name)
+        read = {name: self.read_split(self.root / name) for name in dict.fromkeys(self.files.values())}
+        self.images = {split: read[name] for split, name in self.files.items()}
+        self.storage_settings(storage, memory_limit_gb, pin_memory, persistent_workers)
 
-    def load(self) -> Splits:
-        return {split: self.read_split(self.root / name) for split, name in self.files.items()}
+    def boxed_splits(self) -> dict[str, COCOImages]:
+        return self.images
 
-    def read_split(self, path: Path) -> tuple[Tensor, Tensor, Tensor]:
-        """Images, padded xyxy boxes (pixels of the resized image) and labels (-1 padding) of one json file."""
+    def read_split(self, path: Path) -> COCOImages:
+        """One json file read and checked: its images with their annotations (no image decoded)."""
         coco = self.read_json(path)
         categories = sorted(c["id"] for c in coco["categories"])
         if len(categories) != self.num_classes:
@@ -86,27 +140,8 @@ class COCOFolderDataModule(InMemoryDataModule):
         for ann in coco["annotations"]:
             self.check_annotation(path, ann, per_image, index)
             per_image[ann["image_id"]].append(ann)
-        most = max([len(a) for a in per_image.values()] + [1])
-        n, size = len(coco["images"]), self.image_size
-        images = torch.zeros(n, self.channels, size, size, dtype=torch.uint8)
-        boxes = torch.zeros(n, most, 4)
-        labels = torch.full((n, most), -1, dtype=torch.long)
-        for i, info in enumerate(coco["images"]):
-            pixels = self.read_image(info["file_name"], path)
-            height, width = pixels.shape[-2:]
-            images[i] = resize_image(pixels, self.image_size)
-            for j, ann in enumerate(per_image[info["id"]]):
-                x, y, w, h = (float(v) for v in ann["bbox"])
-                if w <= 0 or h <= 0 or x < 0 or y < 0 or x + w > width or y + h > height:
-                    raise ConfigError(
-                        f"{self.owner}: annotation {ann.get('id')} in {path} has bbox [x, y, w, h] = "
-                        f"{ann['bbox']}, which is empty or outside its image {info['file_name']} ({width}x{height}); "
-                        "fix or clip the box"
-                    )
-                sx, sy = size / width, size / height
-                boxes[i, j] = torch.tensor([x * sx, y * sy, (x + w) * sx, (y + h) * sy])
-                labels[i, j] = ignored_label(index[ann["category_id"]]) if ann.get("iscrowd", 0) else index[ann["category_id"]]
-        return images, boxes, labels
+        listed = [(info["file_name"], per_image[info["id"]]) for info in coco["images"]]
+        return COCOImages(listed, index, path, self.root / self.image_dir, self.owner, self.channels, self.image_size)
 
     def read_json(self, path: Path) -> dict:
         """The parsed file, refused unless it holds what a COCO file must: non-empty images and categories with
@@ -153,18 +188,3 @@ class COCOFolderDataModule(InMemoryDataModule):
             raise ConfigError(f"{where} has bbox {bbox!r}; a COCO bbox is [x, y, width, height], four finite numbers")
         if ann.get("category_id") not in index:
             raise ConfigError(f"{where} has category_id {ann.get('category_id')!r}, not among the categories {sorted(index)}")
-
-    def read_image(self, file_name: str, listed_in: Path) -> Tensor:
-        from torchvision.io import ImageReadMode, decode_image
-
-        path = self.root / self.image_dir / file_name
-        if not path.is_file():
-            raise ConfigError(f"{self.owner}: image {path} is listed in {listed_in} but missing")
-        mode = ImageReadMode.GRAY if self.channels == 1 else ImageReadMode.RGB
-        try:
-            return decode_image(str(path), mode=mode)
-        except RuntimeError as err:  # torchvision's decoders report a damaged or unknown file this way
-            raise ConfigError(
-                f"{self.owner}: image {path} (listed in {listed_in}) cannot be decoded ({str(err).splitlines()[0]}); "
-                "replace it with a readable JPEG, PNG, GIF or WEBP file, or remove it from the annotations"
-            ) from None

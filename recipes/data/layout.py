@@ -119,9 +119,9 @@ class FolderDataModule(Streaming, InMemoryDataModule):
         root: str | None,
         image_size: int,
         channels: int,
-        val_fraction: float,
-        test_fraction: float,
-        split_seed: int,
+        val_fraction: float = 0.1,
+        test_fraction: float = 0.1,
+        split_seed: int = 0,
         hflip: bool = False,
     ) -> None:
         if not root or not Path(root).is_dir():

@@ -18,12 +18,11 @@ from xml.etree import ElementTree as ET
 
 import torch
 from torch import Tensor
-from torch.utils.data import Dataset
 
 from losses.errors import check
-from recipes.data.base import SPLITS, Splits
-from recipes.data.layout import FolderDataModule, ignored_label, read_image, refuse, resize_image
-from recipes.data.streaming import Streamed, decode_all
+from recipes.data.base import SPLITS
+from recipes.data.boxes import BoxedFolderDataModule, BoxedImages
+from recipes.data.layout import ignored_label, read_image, refuse
 
 LAYOUT = """\
     DIR/Annotations/<id>.xml        <annotation>: <filename>, <size> (width, height), one <object> per box:
@@ -130,38 +129,29 @@ def class_count(root: str | None, classes: list[str] | None) -> int:
     return len(classes) if classes else len(class_names(root))
 
 
-class VOCImages(Dataset):
-    """Item ``i``: annotation ``i``'s image decoded and resized to ``size`` (uint8 ``[C, S, S]``), its xyxy boxes
-    scaled with it and their labels, padded to ``most`` objects (label -1; a difficult object ``ignored_label``)."""
+class VOCImages(BoxedImages):
+    """Item ``i``: annotation ``i``'s image and its boxes (``BoxedImages``); a difficult object has ``ignored_label``."""
 
     def __init__(self, annotations: list[VOCAnnotation], root: Path, classes: list[str], owner: str, channels: int, size: int):
-        self.annotations, self.root, self.owner, self.channels, self.size = annotations, root, owner, channels, size
-        self.index = {name: i for i, name in enumerate(classes)}
-        self.most = max(len(a.objects) for a in annotations)
+        self.annotations, self.root, self.owner, self.channels = annotations, root, owner, channels
+        index = {name: i for i, name in enumerate(classes)}
+        labels = [[ignored_label(index[o.name]) if o.difficult else index[o.name] for o in a.objects] for a in annotations]
+        boxes = [torch.tensor([o.box for o in a.objects]) for a in annotations]
+        super().__init__([(b, torch.tensor(n, dtype=torch.long)) for b, n in zip(boxes, labels)], size)
 
-    def __len__(self) -> int:
-        return len(self.annotations)
-
-    def __getitem__(self, i: int) -> tuple[Tensor, Tensor, Tensor]:
-        ann, size = self.annotations[i], self.size
+    def pixels(self, i: int) -> Tensor:
+        ann = self.annotations[i]
         pixels = read_image(self.owner, self.root / "JPEGImages" / ann.file_name, self.channels, LAYOUT)
         if tuple(pixels.shape[-2:]) != (ann.height, ann.width):
             got = f"{pixels.shape[-1]}x{pixels.shape[-2]}"
             raise refuse(self.owner, ann.path, f"<size> is {ann.width}x{ann.height} but its image is {got}", LAYOUT)
-        boxes, labels = torch.zeros(self.most, 4), torch.full((self.most,), -1, dtype=torch.long)
-        scale = torch.tensor([size / ann.width, size / ann.height] * 2)
-        for j, obj in enumerate(ann.objects):
-            boxes[j] = torch.tensor(obj.box) * scale
-            labels[j] = ignored_label(self.index[obj.name]) if obj.difficult else self.index[obj.name]
-        return resize_image(pixels, size), boxes, labels
+        return pixels
 
 
-class VOCFolderDataModule(FolderDataModule):
+class VOCFolderDataModule(BoxedFolderDataModule):
     """``(images, boxes, labels)`` batches from a VOC folder, as ``coco_folder`` gives them: xyxy boxes in pixels of
     the resized image, labels padded with -1; a difficult object of class c has label ``ignored_label(c)``."""
 
-    fields = ("images", "boxes", "labels")
-    batches = ("images+boxes",)
     layout = LAYOUT
 
     def __init__(
@@ -205,16 +195,6 @@ class VOCFolderDataModule(FolderDataModule):
                 raise refuse(self.owner, ann.path, problem, LAYOUT)
         return self.with_missing_splits(found)
 
-    def samples(self, split: str) -> VOCImages:
-        return VOCImages(self.annotations[split], self.root, self.classes, self.owner, self.channels, self.image_size)
-
-    def decoded_size(self) -> tuple[int, str]:
-        count = sum(len(a) for a in self.annotations.values())
-        most = max(len(a.objects) for listed in self.annotations.values() for a in listed)
-        return count * (self.channels * self.image_size**2 + most * (16 + 8)), f"{count} images and their boxes"
-
-    def load(self) -> Splits:
-        return {split: decode_all(self.samples(split)) for split in self.annotations}
-
-    def streamed_splits(self) -> dict[str, Streamed]:
-        return {split: Streamed(self.samples(split)) for split in self.annotations}
+    def boxed_splits(self) -> dict[str, VOCImages]:
+        args = (self.root, self.classes, self.owner, self.channels, self.image_size)
+        return {split: VOCImages(listed, *args) for split, listed in self.annotations.items()}
