@@ -1,5 +1,5 @@
 """A user's own folders: ImageFolder class folders of real digits (PNG or JPEG), and, from the digit canvases, VOC
-(JPEG + XML) and mask folders (image + mask PNG).
+(JPEG + XML), COCO (PNG + json) and mask folders (image + mask PNG).
 
 The canvases' boxes and masks are exact, so what a datamodule reads back can be checked against what was written.
 Digits 0, 1 and 2 only: a mask class is digit + 1 (0 is background), a VOC class is the digit's name.
@@ -7,6 +7,7 @@ Digits 0, 1 and 2 only: a mask class is digit + 1 (0 is background), a VOC class
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from xml.etree import ElementTree as ET
 
@@ -112,4 +113,36 @@ def write_voc_folder(root: Path, data_dir: Path, counts: dict[str, int], difficu
             (root / "Annotations" / f"{image_id}.xml").write_text(voc_xml(f"{image_id}.jpg", size, size, objects))
         (root / "ImageSets" / "Main" / f"{split}.txt").write_text("\n".join(ids) + "\n")
         written[split] = {"ids": ids, "images": images, "boxes": data["boxes"], "labels": data["labels"], "difficult": flags}
+    return written
+
+
+def write_coco_folder(root: Path, data_dir: Path, counts: dict[str, int], crowd_every: int = 0) -> dict:
+    """``annotations/<split>.json`` and ``images/<split>_<i>.png`` (grey): category ids 1-3 are digits 0-2, canvas
+    boxes ``[x1, x2)`` become ``bbox [x1, y1, x2 - x1, y2 - y1]``; every ``crowd_every``-th object is a crowd."""
+    (root / "images").mkdir(parents=True, exist_ok=True)
+    (root / "annotations").mkdir(exist_ok=True)
+    categories = [{"id": d + 1, "name": name} for d, name in enumerate(NAMES)]
+    written, count_objects = {}, 0
+    for seed, (split, count) in enumerate(counts.items()):
+        data = canvases(data_dir, count, 20 + seed)
+        images, annotations = [], []
+        for i in range(count):
+            file_name = f"{split}_{i:03d}.png"
+            write_png(data["images"][i], str(root / "images" / file_name))
+            images.append(
+                {"id": i + 1, "file_name": file_name, "width": data["images"].shape[-1], "height": data["images"].shape[-2]}
+            )
+            for box, label in zip(data["boxes"][i].tolist(), data["labels"][i].tolist()):
+                if label < 0:
+                    continue
+                count_objects += 1
+                x1, y1, x2, y2 = (int(v) for v in box)
+                crowd = int(crowd_every > 0 and count_objects % crowd_every == 0)
+                annotations.append(
+                    {"id": count_objects, "image_id": i + 1, "category_id": label + 1, "bbox": [x1, y1, x2 - x1, y2 - y1],
+                     "area": (x2 - x1) * (y2 - y1), "iscrowd": crowd}
+                )  # fmt: skip
+        coco = {"images": images, "annotations": annotations, "categories": categories}
+        (root / "annotations" / f"{split}.json").write_text(json.dumps(coco))
+        written[split] = coco
     return written

@@ -1,10 +1,13 @@
-"""Mask and VOC folders streamed from disk (data.storage=stream): the samples of the in-memory splits, training that
+"""Mask, VOC and COCO folders streamed from disk (data.storage=stream): the samples of the in-memory splits, training that
 ends with the in-memory run's weights (0 and 2 workers), hflip that takes masks and boxes along (in the workers as in
 memory), the auto choice and its message, refused settings, and exact resume."""
 
 from __future__ import annotations
 
+import json
 import logging
+import shutil
+from functools import partial
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -12,34 +15,41 @@ import pytest
 import torch
 
 from losses import ConfigError
+from recipes.data.coco import COCOFolderDataModule
 from recipes.data.layout import mirror_boxes, mirrored
 from recipes.data.mask_folder import MaskFolderDataModule, found_classes
 from recipes.data.streaming import decode_all
 from recipes.data.voc import VOCFolderDataModule, class_names
 from tests.helpers.configs import compose_config
-from tests.helpers.folders import write_mask_folder, write_voc_folder
+from tests.helpers.folders import write_coco_folder, write_mask_folder, write_voc_folder
 from tests.helpers.runs import killed_and_resumed, weights
 from tests.helpers.sizes import DETECTOR_TINY, RESUME_RUN
 from train import train
 
-FORMATS = {"mask_folder": MaskFolderDataModule, "voc_folder": VOCFolderDataModule}
+FORMATS = {
+    "mask_folder": MaskFolderDataModule,
+    "voc_folder": VOCFolderDataModule,
+    "coco_folder": partial(COCOFolderDataModule, num_classes=3),
+}
 TASKS = {
     "mask_folder": ("task=segmentation", "data=mask_folder", "model.widths=[8,16]"),
     "voc_folder": ("task=detection", "data=voc_folder", *DETECTOR_TINY),
+    "coco_folder": ("task=detection", "data=coco_folder", "data.num_classes=3", *DETECTOR_TINY),
 }
 TINY = ("data.image_size=32", "data.batch_size=4", "data.eval_batch_size=8", "trainer.max_epochs=2")
 
 
 @pytest.fixture(scope="module")
 def roots(tmp_path_factory, data_dir) -> dict[str, Path]:
-    """A mask folder (24 train, 8 val pairs, test split off train) and a VOC folder (16 train, 6 val, a quarter of the
-    objects difficult)."""
+    """A mask folder (24 train, 8 val pairs, test split off train), a VOC folder (16 train, 6 val, a quarter of the
+    objects difficult) and a COCO folder (16 train, 6 val, also the test split; a quarter of the objects crowds)."""
     found_classes.cache_clear()
     class_names.cache_clear()
     base = tmp_path_factory.mktemp("folders")
     write_mask_folder(base / "masks", data_dir, {"train": 24, "val": 8})
     write_voc_folder(base / "voc", data_dir, {"train": 16, "val": 6}, difficult_every=4)
-    return {"mask_folder": base / "masks", "voc_folder": base / "voc"}
+    write_coco_folder(base / "coco", data_dir, {"train": 16, "val": 6}, crowd_every=4)
+    return {"mask_folder": base / "masks", "voc_folder": base / "voc", "coco_folder": base / "coco"}
 
 
 @pytest.mark.parametrize("name", FORMATS)
@@ -115,7 +125,12 @@ def test_hflip_from_memory_mirrors_a_random_half_of_a_training_batch_with_its_ta
 
 
 @pytest.mark.parametrize(
-    ("name", "holds"), [("mask_folder", "32 images and their int64 masks"), ("voc_folder", "22 images and their boxes")]
+    ("name", "holds"),
+    [
+        ("mask_folder", "32 images and their int64 masks"),
+        ("voc_folder", "22 images and their boxes"),
+        ("coco_folder", "28 images and their boxes"),  # val.json is also the test split
+    ],
 )
 def test_auto_streams_when_the_decoded_splits_exceed_memory_limit_gb_and_says_why(roots, name, holds, caplog):
     with caplog.at_level(logging.INFO, logger="recipes.data.streaming"):
@@ -164,7 +179,26 @@ def test_a_streamed_segmentation_run_killed_mid_epoch_resumes_to_the_weights_of_
 
 
 @pytest.mark.parametrize("storage", ["memory", "stream"])
-def test_detection_trains_with_hflip_from_memory_and_from_the_stream(roots, storage, tmp_path, data_dir):
-    run = ["debug=smoke", *TASKS["voc_folder"], f"data.root={roots['voc_folder']}", *TINY, "data.hflip=true"]
+@pytest.mark.parametrize("name", ["voc_folder", "coco_folder"])
+def test_detection_trains_with_hflip_from_memory_and_from_the_stream(roots, name, storage, tmp_path, data_dir):
+    run = ["debug=smoke", *TASKS[name], f"data.root={roots[name]}", *TINY, "data.hflip=true"]
     metrics = train(compose_config([*run, f"data.storage={storage}"], tmp_path, data_dir))
     assert all(torch.isfinite(torch.tensor(metrics[k])) for k in ("train/loss_epoch", "val/map", "test/map"))
+
+
+def test_a_streamed_coco_box_outside_its_image_is_refused_as_in_memory(roots, tmp_path):
+    """The json is checked up front; a box is checked against its decoded image, in the statistics pass for train."""
+    shutil.copytree(roots["coco_folder"], tmp_path / "coco")
+    path = tmp_path / "coco" / "annotations" / "train.json"
+    coco = json.loads(path.read_text())
+    coco["annotations"][3]["bbox"] = [40, 2, 20, 5]  # past the right edge of a 48-pixel image
+    path.write_text(json.dumps(coco))
+    messages = []
+    for storage in ("memory", "stream"):
+        dm = FORMATS["coco_folder"](root=str(tmp_path / "coco"), storage=storage)
+        with pytest.raises(ConfigError) as refused:
+            dm.setup()
+        messages.append(str(refused.value))
+    image = next(i["file_name"] for i in coco["images"] if i["id"] == coco["annotations"][3]["image_id"])
+    want = f"annotation {coco['annotations'][3]['id']} in {path} has bbox [x, y, w, h] = [40, 2, 20, 5], which is empty"
+    assert messages[0] == messages[1] and want in messages[0] and f"outside its image {image} (48x48)" in messages[0]
