@@ -1,7 +1,7 @@
 """Samples that stay on disk: decoded and augmented per sample in DataLoader workers, in a resumable seeded order.
 
 For a dataset too large to hold decoded in memory (``data.storage=stream``, or ``auto`` when it would not fit);
-``Streaming`` gives a folder format (image_folder, mask_folder, voc_folder) the settings and the loaders.
+``Streaming`` gives a folder format (image_folder, mask_folder, voc_folder, coco_folder) the settings and the loaders.
 ``SeededOrder`` is the training order: a permutation seeded by ``(seed, epoch)`` (``DistributedSampler``'s,
 strided over ranks), starting after the batches this epoch has already trained (Lightning's restored loop
 counters), each index paired with its own augmentation seed drawn from ``(seed, epoch, index)``. A sample's
