@@ -58,7 +58,9 @@ class COCOImages(BoxedImages):
         self, per_image: list[tuple[str, list[dict]]], index: dict[int, int], listed_in: Path, folder: Path, owner: str,
         channels: int, size: int,
     ) -> None:  # fmt: skip
-        self.per_image, self.listed_in, self.folder, self.owner, self.channels = per_image, listed_in, folder, owner, channels
+        self.listed_in, self.folder, self.owner, self.channels = listed_in, folder, owner, channels
+        # what decoding checks: each image's file and its boxes as given (the rest of the json is not kept)
+        self.boxes_given = [(file_name, [(a.get("id"), a["bbox"]) for a in anns]) for file_name, anns in per_image]
         targets = []
         for _, anns in per_image:
             corners = [[x, y, x + w, y + h] for x, y, w, h in ([float(v) for v in a["bbox"]] for a in anns)]
@@ -68,15 +70,15 @@ class COCOImages(BoxedImages):
         super().__init__(targets, size)
 
     def pixels(self, i: int) -> Tensor:
-        file_name, anns = self.per_image[i]
+        file_name, given = self.boxes_given[i]
         pixels = read_coco_image(self.owner, self.folder / file_name, self.listed_in, self.channels)
         height, width = pixels.shape[-2:]
-        for ann in anns:
-            x, y, w, h = (float(v) for v in ann["bbox"])
+        for ann_id, bbox in given:
+            x, y, w, h = (float(v) for v in bbox)
             if w <= 0 or h <= 0 or x < 0 or y < 0 or x + w > width or y + h > height:
                 raise ConfigError(
-                    f"{self.owner}: annotation {ann.get('id')} in {self.listed_in} has bbox [x, y, w, h] = "
-                    f"{ann['bbox']}, which is empty or outside its image {file_name} ({width}x{height}); "
+                    f"{self.owner}: annotation {ann_id} in {self.listed_in} has bbox [x, y, w, h] = "
+                    f"{bbox}, which is empty or outside its image {file_name} ({width}x{height}); "
                     "fix or clip the box"
                 )
         return pixels
