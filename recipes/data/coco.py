@@ -13,7 +13,9 @@ without the lists ``images``, ``annotations``, ``categories``), an annotation wh
 decode are each one error that names the file, the annotation or image, and what it must hold. The json files
 are read and checked up front; each image is decoded by one reader (recipes/data/boxes.py, as ``voc_folder``'s),
 once into memory or, with ``storage=stream``, per sample in the DataLoader workers (recipes/data/streaming.py),
-where its boxes are checked against it.
+where its boxes are checked against it. The json is read with ``json`` and checked here rather than through
+pycocotools' ``COCO`` index (which evaluation and ``predict.py``'s results use): ``COCO()`` prints to stdout and
+stops at a malformed file with a bare KeyError, where this reader names the file, the entry and the fix.
 """
 
 from __future__ import annotations
