@@ -133,8 +133,8 @@ class Task(L.LightningModule):
     def log_loss(self, stage: str, slot: str, value: Tensor, batch_size: int) -> None:
         """Log one slot's loss value and the named terms its loss exposes (e.g. reconstruction, KL).
 
-        Training values accumulate on the device; Lightning gets the step value only on the steps it
-        writes logs (``log_every_n_steps``) and the epoch mean at epoch end. Handing a progress-bar
+        Training values accumulate on the device; the loggers get the step values only on the steps
+        Lightning writes logs (``log_every_n_steps``, see ``log_train``) and the epoch mean at epoch end. Handing a progress-bar
         value to Lightning every step reads it back to the host every step, which stalls a GPU.
         Under DDP, epoch values are averaged over the processes (``sync_dist``, once per epoch);
         a step value is each process's own.

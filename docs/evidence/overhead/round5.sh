@@ -21,4 +21,10 @@ for _ in $(seq "$pairs"); do
     run parts_$side "$code" bench.overhead_parts task=classification task=regression task=vae task=distillation --steps 200 --warmup 20 --repeats 2 --json "$here/round5_parts_$side.jsonl"
   done
 done
-echo "$(date -u +%H:%M:%S) end load: $(cut -d' ' -f1-3 /proc/loadavg)" >> "$here/round5_load.txt"
+# kl_div against torch's kl_div (issue 20, item 4), before and after, back to back
+for side in before after; do
+  code=$([ $side = before ] && echo "$before" || echo "$after")
+  echo "$(date -u +%H:%M:%S) losses_$side load: $(cut -d' ' -f1-3 /proc/loadavg)" >> "$here/round5_load.txt"
+  (cd "$code" && PYTHONPATH=$code OMP_NUM_THREADS=1 "$py" -m bench.losses --device cpu --threads 1 --losses kl_div js_div --repeats 20 > "$here/round5_losses_$side.txt" 2>&1)
+done
+echo "$(date -u +%H:%M:%S) end load: $(cut -d" " -f1-3 /proc/loadavg)" >> "$here/round5_load.txt"
