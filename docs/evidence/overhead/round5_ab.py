@@ -6,8 +6,7 @@
 Ways, each round running every way once in turn on the same pre-made batches (``bench.overhead``):
 - ``after``: as built now (one ``Bundle`` of callbacks, step values straight to the loggers);
 - ``callbacks apart``: the bundle's members back in ``trainer.callbacks`` (before round 5's bundle);
-- ``self.log``: every step value through Lightning's ``self.log`` (before round 5's logging; ``train/loss``
-  stays the progress bar's, so the count of ``self.log`` calls is the old one);
+- ``self.log``: every step value through Lightning's ``self.log``, as before round 5;
 - ``before``: both undone.
 Reported: per way the median ms per step, and the median of the within-round differences from ``after``.
 """
@@ -30,14 +29,26 @@ WAYS = ("after", "callbacks apart", "self.log", "before")
 
 
 def through_self_log(task: Any) -> None:
-    """The task's step values go through ``self.log`` (``train/loss`` is already logged there, for the bar)."""
+    """The task's step values go through ``self.log`` as before round 5: ``log_train`` keeps its sums and hands
+    every value to ``self.log`` (``train/loss`` with ``prog_bar``), and ``log_step`` does the same."""
+    sums_of, due = task.log_train, task.step_logs_due
+
+    def log_train(values: dict[str, Any], batch_size: int) -> None:
+        logs = due()
+        task.step_logs_due = lambda: False  # the sums only
+        try:
+            sums_of(values, batch_size)
+        finally:
+            del task.step_logs_due
+        if logs:
+            for name, v in values.items():
+                task.log(f"train/{name}", v, on_step=True, on_epoch=False, prog_bar=name == "loss", batch_size=batch_size)
 
     def log_step(values: dict[str, Any]) -> None:
         for name, value in values.items():
-            if name != "train/loss":
-                task.log(name, value, on_step=True, on_epoch=False, batch_size=1)
+            task.log(name, value, on_step=True, on_epoch=False)
 
-    task.log_step = log_step
+    task.log_train, task.log_step = log_train, log_step
 
 
 def one_way(way: str, cfg: Any, batches: list[Any], warmup: int) -> float:
