@@ -26,6 +26,7 @@ from omegaconf.errors import InterpolationResolutionError
 from losses.errors import ConfigError
 from recipes.run import extras
 from recipes.run.build import callbacks, check_optimization, instantiate, instantiate_all, plugins, resume_wandb
+from recipes.run.bundle import bundle_trainer
 from recipes.run.checks import check_config, resolve_checkpoint
 from recipes.run.errors import RunError
 from recipes.run.folder import check_run_folder, lock_run_folder, stopped_by_sigterm, unlock_run_folder
@@ -109,6 +110,7 @@ def build(
         resume_wandb(cfg, checkpoint)  # testing a checkpoint (eval.py) is a W&B run of its own
     loggers = instantiate_all(cfg.get("logger"), "logger")
     trainer: L.Trainer = instantiate(cfg.trainer, "trainer", callbacks=callbacks(cfg), logger=loggers, plugins=plugins(cfg))
+    bundle_trainer(trainer)  # one callback for Lightning to call on every hook, not nine
     return datamodule, task, loggers, trainer
 
 

@@ -57,7 +57,7 @@ DISTINCT_BATCHES = 4
 # profiled actions that run every step, and those that only contain others (left out of the breakdown)
 PER_STEP = ("batch", "step", "backward", "transfer", "dataloader_next", "zero_grad")
 NESTING = ("run_training_epoch", "run_training_batch", "optimizer_step")
-LOGGING = ("log", "log_dict", "log_loss", "log_train")  # the recipe's logging calls, off in the plain and bare runs
+LOGGING = ("log", "log_dict", "log_loss", "log_train", "log_step")  # the recipe's logging calls, off in the plain and bare runs
 
 
 class StepClock(L.Callback):

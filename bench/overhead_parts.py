@@ -27,6 +27,7 @@ import torch
 from lightning.pytorch.callbacks import LearningRateMonitor
 
 from bench.overhead import StepClock, bare_trainer, clock, config, feed, finish, framework_trainer, premade_batches, silenced
+from recipes.run.bundle import Bundle, bundled
 
 WAYS = (
     "bare",
@@ -53,7 +54,8 @@ def one_way(way: str, cfg: Any, batches: list[Any], steps: int, warmup: int) -> 
         trainer.fit(task, datamodule=datamodule)
         finish(trainer)
         return clock(trainer).ms_per_step(warmup)
-    callbacks = [c for c in trainer.callbacks if not isinstance(c, (StepClock, LearningRateMonitor))]
+    unbundled = [m for c in trainer.callbacks for m in (c.members if isinstance(c, Bundle) else [c])]
+    callbacks = bundled([c for c in unbundled if not isinstance(c, (StepClock, LearningRateMonitor))])
     finish(trainer)
     bare = bare_trainer(cfg, steps)
     if way == "bare+callbacks":

@@ -8,6 +8,7 @@ Temperature, the T^2 factor and the hard-label mix belong to the distillation re
 from __future__ import annotations
 
 import warnings
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -102,6 +103,26 @@ class DistributionLoss(Loss):
         (check_log_probs if self.log_target else check_probs)(self, "target", target)
 
 
+class ForwardKL(torch.autograd.Function):
+    """KL(p || q), reduced, from log q and probabilities p that need no gradient, for CPU tensors: torch's kernel for
+    the value, the mask only when the value is NaN (a scalar read, free on a CPU), and the gradient ``-p / n`` in one
+    pass (autograd through ``masked_fill`` and ``kl_div`` takes three: the forward and backward of both)."""
+
+    @staticmethod
+    def forward(ctx: Any, log_q: Tensor, p: Tensor, reduction: str) -> Tensor:
+        value = F.kl_div(log_q, p, reduction=reduction)
+        if bool(value.isnan()):  # 0 * -inf where p and q are both 0, or a NaN input: the masked form tells them apart
+            value = F.kl_div(log_q.masked_fill(p == 0, 0.0), p, reduction=reduction)
+        ctx.save_for_backward(p)
+        ctx.divisor = {"sum": 1, "mean": p.numel(), "batchmean": p.size(0) if p.ndim else 1}[reduction]
+        return value
+
+    @staticmethod
+    def backward(ctx: Any, grad: Tensor) -> tuple[Tensor, None, None]:
+        (p,) = ctx.saved_tensors
+        return p * (grad / -ctx.divisor), None, None
+
+
 @register("kl_div", kind="distribution")
 class KLDiv(DistributionLoss):
     """KL divergence ``sum_c p_c (log p_c - log q_c)`` with q = exp(input), p = target: ``torch.nn.KLDivLoss``.
@@ -123,6 +144,8 @@ class KLDiv(DistributionLoss):
                 # torch's kernel, xlogy(p, p) - p log q; log q masked to 0 where p is 0, so a -inf there (an exact
                 # zero of q) adds 0, not 0 * inf. A target that needs its gradient takes the masked path below,
                 # since torch's gradient in p is NaN at p = 0
+                if self.reduction != "none" and log_q.device.type == "cpu" and not torch.compiler.is_compiling():
+                    return ForwardKL.apply(log_q, target, self.reduction)
                 return F.kl_div(log_q.masked_fill(target == 0, 0.0), target, reduction=self.reduction)
             p, log_p = (target.exp(), target) if self.log_target else (target, None)
             if self.direction == "forward":
@@ -149,4 +172,3 @@ class JSDiv(DistributionLoss):
             m = (p + q) / 2
             values = 0.5 * (log_ratio_terms(p, None, m, None) + log_ratio_terms(q, None, m, None))
             return self.reduce(values)
-

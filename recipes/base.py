@@ -65,6 +65,7 @@ class Task(L.LightningModule):
         self.optimizer_factory = optimizer
         self.scheduler_factory = scheduler
         self._train_sums: dict[str, tuple[Tensor, int]] = {}  # per name: batch-weighted sum (on the device), samples
+        self._step_logs: dict[str, Tensor | float] = {}  # what ``log_step`` writes to the loggers after this step
 
     @classmethod
     def owner(cls) -> str:
@@ -132,8 +133,8 @@ class Task(L.LightningModule):
     def log_loss(self, stage: str, slot: str, value: Tensor, batch_size: int) -> None:
         """Log one slot's loss value and the named terms its loss exposes (e.g. reconstruction, KL).
 
-        Training values accumulate on the device; Lightning gets the step value only on the steps it
-        writes logs (``log_every_n_steps``) and the epoch mean at epoch end. Handing a progress-bar
+        Training values accumulate on the device; the loggers get the step values only on the steps
+        Lightning writes logs (``log_every_n_steps``, see ``log_train``) and the epoch mean at epoch end. Handing a progress-bar
         value to Lightning every step reads it back to the host every step, which stalls a GPU.
         Under DDP, epoch values are averaged over the processes (``sync_dist``, once per epoch);
         a step value is each process's own.
@@ -149,6 +150,8 @@ class Task(L.LightningModule):
         """Log training values as ``train/<name>`` (on logging steps) and ``train/<name>_epoch`` (batch-weighted mean).
 
         Each value is summed on the device every step; nothing is read back to the host between logging steps.
+        On logging steps ``train/loss`` goes through ``self.log`` (the progress bar and callbacks read it); every
+        value goes to the loggers in one call per logger (``log_step``).
         """
         sums = self._train_sums
         for name, v in values.items():
@@ -158,8 +161,41 @@ class Task(L.LightningModule):
             else:
                 sums[name] = (v.detach().float() * batch_size, batch_size)
         if self.step_logs_due():
-            for name, v in values.items():
-                self.log(f"train/{name}", v, on_step=True, on_epoch=False, prog_bar=name == "loss", batch_size=batch_size)
+            if "loss" in values:  # the progress bar's
+                loss = values["loss"]
+                self.log("train/loss", loss, on_step=True, on_epoch=False, prog_bar=True, logger=False, batch_size=batch_size)
+            self.log_step({f"train/{name}": v for name, v in values.items()})
+
+    def log_step(self, values: Mapping[str, Tensor | float]) -> None:
+        """Values for the loggers at this training step (call it on ``step_logs_due`` steps), written after the step
+        in one ``log_metrics`` call per logger, at the step Lightning's own step logs take.
+
+        Lightning's ``self.log`` costs about 1 ms per value on a logging step; these values skip it, so they are not
+        in ``trainer.callback_metrics`` (log through ``self.log`` what a callback monitors). Under DDP rank zero
+        writes its own values, as Lightning does for a step value without ``sync_dist``.
+        """
+        self._step_logs.update(values)
+
+    def on_train_batch_end(self, outputs: Any, batch: Any, batch_idx: int) -> None:
+        """Write this step's ``log_step`` values (subclasses call ``super()``)."""
+        if self._step_logs:
+            self.write_step_logs()
+
+    def write_step_logs(self) -> None:
+        """The values of ``log_step`` to every logger: one host read for all of them, one call per logger."""
+        values, self._step_logs = self._step_logs, {}
+        trainer = self.attached_trainer()
+        if trainer is None or not trainer.loggers or not trainer.is_global_zero or trainer.fit_loop._should_accumulate():
+            return  # a batch that accumulates: Lightning writes the values of the batch that steps
+        names = [k for k, v in values.items() if isinstance(v, Tensor)]
+        read = torch.stack([values[k].detach().float().reshape(()) for k in names]).tolist() if names else []
+        read_back = dict(zip(names, read, strict=True))
+        metrics = {k: read_back[k] if k in read_back else float(v) for k, v in values.items()}
+        metrics["epoch"] = trainer.current_epoch  # as Lightning's logger connector adds to its step rows
+        step = trainer.fit_loop.epoch_loop._batches_that_stepped
+        for logger in trainer.loggers:
+            logger.log_metrics(metrics, step=step)
+            logger.save()
 
     def step_logs_due(self) -> bool:
         """Whether Lightning writes step logs after this training step: every ``log_every_n_steps`` optimiser steps.

@@ -96,7 +96,7 @@ class VAETask(Task):
         loss = self.losses["loss"](recon_logits, x, mu, logvar, kl_weight=kl_weight)
         self.log_loss("train", "loss", loss, batch_size=len(x))
         if self.step_logs_due():  # a per-step log call costs Lightning time even for a constant
-            self.log("train/kl_weight", kl_weight, on_step=True, on_epoch=False)
+            self.log_step({"train/kl_weight": kl_weight})
         return loss
 
     def evaluate(self, batch: tuple[Tensor, Tensor], stage: str) -> None:

@@ -14,6 +14,7 @@ from lightning.pytorch.utilities.exceptions import SIGTERMException
 from omegaconf import DictConfig, OmegaConf
 
 from losses.errors import ConfigError
+from recipes.run.bundle import find_callback
 from recipes.run.errors import RunError
 from recipes.run.launch import rank
 
@@ -106,7 +107,7 @@ class SaveOnSigterm(L.Callback):
 
 def stopped_by_sigterm(trainer: L.Trainer, folder: str | Path) -> RunError:
     """The message for a run that SIGTERM stopped: where its state is and how to resume it."""
-    saver = next((c for c in trainer.callbacks if isinstance(c, SaveOnSigterm)), None)
+    saver = find_callback(trainer, SaveOnSigterm)
     saved = saver.saved if saver else None
     where = f"its state at step {trainer.global_step} is saved in {saved}" if saved else "nothing was saved"
     return RunError(f"the run was stopped by SIGTERM; {where}. Resume it with: {resume_command(folder)}")

@@ -52,6 +52,26 @@ def test_kl_div_is_zero_for_equal_distributions_and_finite_where_the_target_is_z
     assert value.item() == pytest.approx(0.5 * math.log(0.5 / 0.2) + 0.5 * math.log(0.5 / 0.3))  # the p = 0 class adds 0
 
 
+@pytest.mark.parametrize("reduction", ["batchmean", "sum", "mean"])
+def test_kl_div_one_pass_gradient_equals_the_masked_forms(reduction):
+    """The CPU path (torch's value, the gradient -p / n in one pass) against the masked form it replaced: the same
+    value and gradient with exact zeros of p, of q (log q = -inf) and of both, and NaN for a NaN input."""
+    p = torch.tensor([[0.5, 0.5, 0.0, 0.0], [0.1, 0.2, 0.3, 0.4]], dtype=torch.float64)
+    log_q = torch.tensor([[0.3, 0.3, 0.4, 0.0], [0.25, 0.25, 0.25, 0.25]], dtype=torch.float64).log()
+    for bad in (None, (0, 1)):
+        x = log_q.clone()
+        if bad is not None:
+            x[bad] = math.nan
+        ours_in, masked_in = x.clone().requires_grad_(), x.clone().requires_grad_()
+        ours = losses.build("kl_div", reduction=reduction)(ours_in, p)
+        masked = F.kl_div(masked_in.masked_fill(p == 0, 0.0), p, reduction=reduction)
+        ours.backward()
+        masked.backward()
+        torch.testing.assert_close(ours, masked, equal_nan=True)
+        torch.testing.assert_close(ours_in.grad, masked_in.grad)
+        assert math.isnan(ours.item()) == (bad is not None)
+
+
 def discretised_gaussian(mean: torch.Tensor, log_std: torch.Tensor, bins: torch.Tensor) -> torch.Tensor:
     return F.log_softmax(-0.5 * ((bins - mean) / log_std.exp()) ** 2, 0)
 
