@@ -66,6 +66,7 @@ class Task(L.LightningModule):
         self.scheduler_factory = scheduler
         self._train_sums: dict[str, tuple[Tensor, int]] = {}  # per name: batch-weighted sum (on the device), samples
         self._step_logs: dict[str, Tensor | float] = {}  # what ``log_step`` writes to the loggers after this step
+        self._step_logs_at = 0  # ``global_step`` when ``log_step`` was last called
 
     @classmethod
     def owner(cls) -> str:
@@ -175,6 +176,8 @@ class Task(L.LightningModule):
         writes its own values, as Lightning does for a step value without ``sync_dist``.
         """
         self._step_logs.update(values)
+        trainer = self.attached_trainer()
+        self._step_logs_at = trainer.global_step if trainer is not None else 0  # optimiser steps before this batch
 
     def on_train_batch_end(self, outputs: Any, batch: Any, batch_idx: int) -> None:
         """Write this step's ``log_step`` values (subclasses call ``super()``)."""
@@ -185,14 +188,14 @@ class Task(L.LightningModule):
         """The values of ``log_step`` to every logger: one host read for all of them, one call per logger."""
         values, self._step_logs = self._step_logs, {}
         trainer = self.attached_trainer()
-        if trainer is None or not trainer.loggers or not trainer.is_global_zero or trainer.fit_loop._should_accumulate():
-            return  # a batch that accumulates: Lightning writes the values of the batch that steps
+        step = self._step_logs_at  # with one optimiser, the step Lightning's own step logs take (public counters only)
+        if trainer is None or not trainer.loggers or not trainer.is_global_zero or trainer.global_step == step:
+            return  # no optimiser step in this batch (it accumulates): Lightning writes the values of the batch that steps
         names = [k for k, v in values.items() if isinstance(v, Tensor)]
         read = torch.stack([values[k].detach().float().reshape(()) for k in names]).tolist() if names else []
         read_back = dict(zip(names, read, strict=True))
         metrics = {k: read_back[k] if k in read_back else float(v) for k, v in values.items()}
         metrics["epoch"] = trainer.current_epoch  # as Lightning's logger connector adds to its step rows
-        step = trainer.fit_loop.epoch_loop._batches_that_stepped
         for logger in trainer.loggers:
             logger.log_metrics(metrics, step=step)
             logger.save()

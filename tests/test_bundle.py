@@ -112,3 +112,19 @@ def test_step_values_reach_each_logger_in_one_call_at_lightnings_step(smoke_conf
     assert step_calls[0][1] == ("epoch", "train/kl_weight", "train/loss", "train/loss_kl", "train/loss_reconstruction")
     assert sum(1 for row in rows(tmp_path) if row["train/loss"]) == 2
     assert "train/loss" in metrics  # still the progress bar's and the callbacks' (trainer.callback_metrics)
+
+
+def test_with_accumulation_only_the_batches_that_step_write_their_values(smoke_config, tmp_path, monkeypatch):
+    from recipes.run.loggers import CSVLogger
+
+    steps: list[int | None] = []
+    logged = CSVLogger.log_metrics
+
+    def recording(self: Any, metrics: dict[str, float], step: int | None = None) -> None:
+        if "train/loss" in metrics:
+            steps.append(step)
+        logged(self, metrics, step)
+
+    monkeypatch.setattr(CSVLogger, "log_metrics", recording)
+    train(smoke_config(*TINY, "trainer.accumulate_grad_batches=2", "trainer.log_every_n_steps=1"))
+    assert steps == [0, 1]  # debug=smoke: 4 batches, 2 optimiser steps, each written once at Lightning's step

@@ -79,7 +79,7 @@ class Bundle(L.Callback):
         for member in self.stateful:
             member.on_load_checkpoint(trainer, pl_module, checkpoint)
         for member in self.stateful:
-            state = states.get(member.state_key, states.get(member._legacy_state_key))
+            state = states.get(member.state_key)
             if state:
                 member.load_state_dict(deepcopy(state))
 
