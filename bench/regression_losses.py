@@ -2,6 +2,7 @@
 
     python -m bench.regression_losses                                   # the outlier set, seed 0
     python -m bench.regression_losses --seeds 0,1,2 --overrides data=diabetes data.target_scaling=scale
+    python -m bench.regression_losses --references-only --overrides data=counts   # the reference rows alone
 
 Each run is ``train.py task=regression loss=<name> seed=<s>`` plus the overrides (CSV logger, run folders
 under a temporary directory). Two reference rows come from the data alone: the training mean as the
@@ -74,12 +75,13 @@ def fmt(values: list[float]) -> str:
     return f"{statistics.mean(values):.3f} ± {statistics.stdev(values):.3f}"
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--losses", default=None, help="comma-separated; default: every regression loss")
     parser.add_argument("--seeds", default="0")
     parser.add_argument("--overrides", nargs="*", default=["data=heteroscedastic"])
-    args = parser.parse_args()
+    parser.add_argument("--references-only", action="store_true", help="print the reference rows alone (no training)")
+    args = parser.parse_args(argv)
 
     os.environ.setdefault("WANDB_MODE", "offline")
     torch.set_num_threads(1)
@@ -88,7 +90,7 @@ def main() -> None:
     import losses
     from train import train
 
-    names = args.losses.split(",") if args.losses else losses.available("regression")
+    names = [] if args.references_only else args.losses.split(",") if args.losses else losses.available("regression")
     seeds = [int(s) for s in args.seeds.split(",")]
     quiet = ["logger=csv", "trainer.enable_progress_bar=false", "trainer.enable_model_summary=false", "task=regression"]
     results: dict[str, list[dict[str, float]]] = {}

@@ -38,6 +38,19 @@ def test_speedrun_trains_each_seed_and_summarises(tmp_path):
     assert result["reached_target"] == all(r["test_acc"] >= 0.93 for r in result["runs"])
 
 
+def test_regression_losses_prints_the_reference_rows_alone_without_training(capsys):
+    from bench.regression_losses import main
+
+    main(["--references-only", "--overrides", "data=counts"])
+    rows = {
+        r[0]: r[1:3]
+        for line in capsys.readouterr().out.splitlines()
+        if (r := line.strip("| ").split(" | "))[0].endswith("(reference)")
+    }
+    assert set(rows) == {"training mean (reference)", "true f(x) (reference)"}
+    assert float(rows["true f(x) (reference)"][0]) < float(rows["training mean (reference)"][0])  # the truth beats a constant
+
+
 def test_one_epoch_reports_fit_time_samples_per_s_and_test_metrics(data_dir):
     from bench.one_epoch import main
 
