@@ -7,6 +7,7 @@ Temperature, the T^2 factor and the hard-label mix belong to the distillation re
 
 from __future__ import annotations
 
+import math
 import warnings
 from typing import Any
 
@@ -111,7 +112,9 @@ class ForwardKL(torch.autograd.Function):
     @staticmethod
     def forward(ctx: Any, log_q: Tensor, p: Tensor, reduction: str) -> Tensor:
         value = F.kl_div(log_q, p, reduction=reduction)
-        if bool(value.isnan()):  # 0 * -inf where p and q are both 0, or a NaN input: the masked form tells them apart
+        # 0 * -inf where p and q are both 0, or a NaN input: the masked form tells them apart. This path is CPU-only,
+        # so the value is read from host memory (numpy, no device sync; the device paths read nothing back)
+        if math.isnan(value.numpy()):
             value = F.kl_div(log_q.masked_fill(p == 0, 0.0), p, reduction=reduction)
         ctx.save_for_backward(p)
         ctx.divisor = {"sum": 1, "mean": p.numel(), "batchmean": p.size(0) if p.ndim else 1}[reduction]
