@@ -66,13 +66,19 @@ def one_way(way: str, cfg: Any, batches: list[Any], steps: int, warmup: int) -> 
     return clock(bare).ms_per_step(warmup)
 
 
-def measure(task: str, overrides: list[str], steps: int, warmup: int, repeats: int) -> dict[str, Any]:
-    """Median ms per step of every way over ``repeats`` rounds, and each minus bare."""
-    total = warmup + steps
+def prepared(task: str, overrides: list[str], total: int) -> tuple[Any, list]:
+    """The run config of ``task`` for ``total`` steps and its pre-made batches (one more than the steps)."""
     cfg = config(task, overrides, total)
     datamodule, _, trainer = framework_trainer(cfg)
     batches = premade_batches(datamodule, total + 1)
     finish(trainer)
+    return cfg, batches
+
+
+def measure(task: str, overrides: list[str], steps: int, warmup: int, repeats: int) -> dict[str, Any]:
+    """Median ms per step of every way over ``repeats`` rounds, and each minus bare."""
+    total = warmup + steps
+    cfg, batches = prepared(task, overrides, total)
     rounds = [{way: one_way(way, cfg, batches, total, warmup) for way in WAYS} for _ in range(repeats)]
     median = {way: statistics.median(r[way] for r in rounds) for way in WAYS}
     minus = {way: statistics.median(r[way] - r["bare"] for r in rounds) for way in WAYS}

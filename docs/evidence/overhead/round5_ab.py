@@ -22,7 +22,8 @@ from typing import Any
 
 import torch
 
-from bench.overhead import clock, config, feed, finish, framework_trainer, premade_batches
+from bench.overhead import clock, feed, finish, framework_trainer
+from bench.overhead_parts import prepared
 from recipes.run.bundle import Bundle
 
 WAYS = ("after", "callbacks apart", "self.log", "before")
@@ -65,10 +66,7 @@ def one_way(way: str, cfg: Any, batches: list[Any], warmup: int) -> float:
 
 def measure(task: str, overrides: list[str], steps: int, warmup: int, repeats: int) -> dict[str, Any]:
     total = warmup + steps
-    cfg = config(task, overrides, total)
-    datamodule, _, trainer = framework_trainer(cfg)
-    batches = premade_batches(datamodule, total + 1)
-    finish(trainer)
+    cfg, batches = prepared(task, overrides, total)
     one_way("after", cfg, batches, warmup)  # the process's first fit is slower (imports, W&B's service): not timed
     rounds = []
     for i in range(repeats):
