@@ -7,5 +7,15 @@ from losses.errors import ConfigError
 from losses.registry import KINDS, LossSpec, available, build, kind_of, register, spec, unregister
 
 __all__ = [
-    "KINDS", "ConfigError", "Loss", "LossSpec", "available", "build", "kind_of", "reduce", "register", "spec", "unregister",
+    "KINDS",
+    "ConfigError",
+    "Loss",
+    "LossSpec",
+    "available",
+    "build",
+    "kind_of",
+    "reduce",
+    "register",
+    "spec",
+    "unregister",
 ]

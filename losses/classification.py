@@ -64,8 +64,10 @@ def check_logits(loss: Loss, logits: Tensor) -> None:
     low, high = torch.aminmax(detached)  # one pass, no temporaries: most batches of logits leave [0, 1] at once
     if bool(low < 0) or bool(high > 1):
         return
-    rows_sum_to_one = logits.ndim >= 2 and logits.shape[1] > 1 and bool(
-        torch.allclose(detached.sum(1).float(), torch.ones((), device=logits.device), atol=1e-3)
+    rows_sum_to_one = (
+        logits.ndim >= 2
+        and logits.shape[1] > 1
+        and bool(torch.allclose(detached.sum(1).float(), torch.ones((), device=logits.device), atol=1e-3))
     )
     if rows_sum_to_one:
         warnings.warn(
@@ -135,9 +137,7 @@ def check_class_indices(loss: Loss, logits: Tensor, target: Tensor, ignore_index
         raise loss.input_error("target", "integer class indices", target.dtype)
     batch_shape = logits.shape[:1] + logits.shape[2:]
     if target.shape != batch_shape:
-        one_hot = (
-            target.shape == logits.shape and loss.check_values(target) and is_zero_one(target)
-        )
+        one_hot = target.shape == logits.shape and loss.check_values(target) and is_zero_one(target)
         hint = "; it looks one-hot: pass target.argmax(1), or float probabilities" if one_hot else ""
         raise loss.input_error("target", f"class indices of shape {tuple(batch_shape)}{hint}", tuple(target.shape))
     if not loss.check_values(target):
@@ -272,9 +272,7 @@ class Focal(Loss):
     citations = ("Lin et al. 2017",)
     target_format = "binary"
 
-    def __init__(
-        self, gamma: float = 2.0, alpha: float | Sequence[float] | None = 0.25, reduction: str = "mean"
-    ) -> None:
+    def __init__(self, gamma: float = 2.0, alpha: float | Sequence[float] | None = 0.25, reduction: str = "mean") -> None:
         super().__init__(reduction)
         self.gamma = self.check_number("gamma", gamma, 0.0)
         if isinstance(alpha, (int, float)) and not isinstance(alpha, bool):
@@ -340,9 +338,7 @@ class BCEWithLogits(Loss):
         self.register_buffer(
             "weight", _optional_vector(self, "weight", weight, positive=False, all_zero=ZERO_WEIGHTS_NOTHING), persistent=False
         )
-        self.register_buffer(
-            "pos_weight", _optional_vector(self, "pos_weight", pos_weight, positive=True), persistent=False
-        )
+        self.register_buffer("pos_weight", _optional_vector(self, "pos_weight", pos_weight, positive=True), persistent=False)
 
     def check_classes(self, classes: ClassScores) -> None:
         for arg, vector in (("weight", self.weight), ("pos_weight", self.pos_weight)):
@@ -489,9 +485,7 @@ class ClassBalanced(Loss):
             )
         check_class_logits(self, logits)
         if logits.shape[1] != self.class_weight.numel():
-            raise self.input_error(
-                "logits", f"{self.class_weight.numel()} classes to match samples_per_class", logits.shape[1]
-            )
+            raise self.input_error("logits", f"{self.class_weight.numel()} classes to match samples_per_class", logits.shape[1])
         target = check_class_indices(self, logits, target)
         with autocast_off(logits):
             logits = as_float(logits)

@@ -103,9 +103,7 @@ def spec(name: str) -> LossSpec:
     try:
         return _REGISTRY[name]
     except KeyError:
-        raise ConfigError(
-            f"loss {name!r} is not registered; available losses: {', '.join(available())}"
-        ) from None
+        raise ConfigError(f"loss {name!r} is not registered; available losses: {', '.join(available())}") from None
 
 
 def kind_of(name: str) -> str:
@@ -122,6 +120,4 @@ def build(name: str, **hparams: Any) -> nn.Module:
         import inspect
 
         params = [p for p in inspect.signature(cls).parameters if p not in ("self", "args", "kwargs")]
-        raise ConfigError(
-            f"loss {name!r}: {err}; its hyperparameters are {', '.join(params) or 'none'}"
-        ) from None
+        raise ConfigError(f"loss {name!r}: {err}; its hyperparameters are {', '.join(params) or 'none'}") from None

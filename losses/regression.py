@@ -229,8 +229,7 @@ class MSLE(PointwiseLoss):
             if t.numel() and self.check_values(t) and float(t.detach().min()) <= -1:
                 raise self.input_error(
                     arg,
-                    "> -1 everywhere, since log(1 + x) is undefined at x <= -1 (predict log1p(y) and apply expm1, "
-                    "or use mse)",
+                    "> -1 everywhere, since log(1 + x) is undefined at x <= -1 (predict log1p(y) and apply expm1, or use mse)",
                     f"{int((t <= -1).sum())} values <= -1, the smallest {float(t.min()):.4g}",
                 )
 

@@ -27,8 +27,10 @@ def as_range(name: str, arg: str, value: tuple) -> Range:
     ok = len(value) in (2, 3) and (len(value) == 2 or value[2] == "log")
     ok = ok and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value[:2]) and value[0] < value[1]
     if not ok or (len(value) == 3 and value[0] <= 0):
-        raise ValueError(f"loss {name!r}: search_space[{arg!r}] must be (low, high) or (low, high, 'log'), "
-                         f"low < high (> 0 on a log scale) (got {value!r})")
+        raise ValueError(
+            f"loss {name!r}: search_space[{arg!r}] must be (low, high) or (low, high, 'log'), "
+            f"low < high (> 0 on a log scale) (got {value!r})"
+        )
     return Range(float(value[0]), float(value[1]), len(value) == 3)
 
 

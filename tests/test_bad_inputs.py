@@ -156,8 +156,7 @@ FAILS_IN_TRAINING = {
     ),
     "class-balanced-segmentation": (
         "task=segmentation loss=class_balanced",
-        "task 'segmentation' does not (task classification does); set loss.samples_per_class=[...] "
-        "(11 counts: task.num_classes)",
+        "task 'segmentation' does not (task classification does); set loss.samples_per_class=[...] (11 counts: task.num_classes)",
     ),
 }
 
@@ -221,8 +220,10 @@ def test_a_corrupt_checkpoint_is_refused_before_data_loads(earlier_run, tmp_path
         torch.save({"state_dict": {}, "optimizer": torch.optim.SGD}, bad)  # a class: refused by weights_only
     fresh_data = tmp_path / "data"
     error = run_and_expect(compose_config([*TINY, f"ckpt_path={bad}"], tmp_path / "run", fresh_data), capsys, 2)
-    expected = "holds Python objects that loading with weights_only=True refuses" if damage == "pickled object" else (
-        "is not a readable checkpoint (not the zip archive torch.save writes"
+    expected = (
+        "holds Python objects that loading with weights_only=True refuses"
+        if damage == "pickled object"
+        else ("is not a readable checkpoint (not the zip archive torch.save writes")
     )
     assert f"ckpt_path: {bad} {expected}" in error and "ckpt_path=null to start afresh" in error
     assert not fresh_data.exists()
@@ -330,15 +331,19 @@ def test_wandb_auto_with_a_key_and_no_server_resolves_to_offline_at_once(monkeyp
     assert "unreachable, logging offline" in caplog.text
 
 
-def test_wandb_auto_with_a_key_and_a_server_that_is_not_wandb_logs_offline_without_hanging(
-    tmp_path, data_dir, not_wandb_server
-):
+def test_wandb_auto_with_a_key_and_a_server_that_is_not_wandb_logs_offline_without_hanging(tmp_path, data_dir, not_wandb_server):
     """A proxy or captive portal answers the probe, then W&B fails to start: the run goes on offline."""
     started = time.monotonic()
     result = run_train(
-        *TINY, "logger=wandb", "logger.wandb.mode=auto", f"hydra.run.dir={tmp_path}",
+        *TINY,
+        "logger=wandb",
+        "logger.wandb.mode=auto",
+        f"hydra.run.dir={tmp_path}",
         env_extra={
-            "DATA_DIR": str(data_dir), "WANDB_MODE": None, "WANDB_API_KEY": "fake" * 10, "WANDB_BASE_URL": not_wandb_server,
+            "DATA_DIR": str(data_dir),
+            "WANDB_MODE": None,
+            "WANDB_API_KEY": "fake" * 10,
+            "WANDB_BASE_URL": not_wandb_server,
         },
     )
     assert result.returncode == 0, result.stderr[-3000:]

@@ -19,8 +19,13 @@ def of_type(built: list, kind: type) -> list:
 def test_options_listed_after_default_add_to_todays_set(smoke_config):
     cfg = smoke_config("callbacks=[default,early_stopping,rich_progress_bar,model_summary]")
     assert list(cfg.callbacks) == [
-        "model_checkpoint", "step_checkpoint", "learning_rate_monitor", "progress_bar", "fit_timer",
-        "early_stopping", "model_summary",
+        "model_checkpoint",
+        "step_checkpoint",
+        "learning_rate_monitor",
+        "progress_bar",
+        "fit_timer",
+        "early_stopping",
+        "model_summary",
     ]
     assert cfg.callbacks.early_stopping.monitor == cfg.monitor.metric == "val/acc"
     assert cfg.callbacks.early_stopping.mode == "max"
@@ -28,9 +33,11 @@ def test_options_listed_after_default_add_to_todays_set(smoke_config):
 
 def test_early_stopping_stops_a_run_whose_metric_does_not_improve(smoke_config, tmp_path):
     cfg = smoke_config(
-        "callbacks=[default,early_stopping]", "callbacks.early_stopping.patience=1",
+        "callbacks=[default,early_stopping]",
+        "callbacks.early_stopping.patience=1",
         "callbacks.early_stopping.min_delta=1.0",  # accuracy cannot improve by 1.0: every epoch after the first fails
-        "trainer.max_epochs=6", *TINY,
+        "trainer.max_epochs=6",
+        *TINY,
     )
     assert len(of_type(callbacks(cfg), EarlyStopping)) == 1
     train(cfg)

@@ -100,7 +100,10 @@ def test_debug_smoke_is_unchanged(smoke_config, tmp_path):
 
 def test_the_readmes_debug_fast_runs_through_train_py_with_debug_logs(tmp_path, data_dir):
     result = run_train(
-        "debug=fast", "model=mlp", "model.hidden=[16]", f"hydra.run.dir={tmp_path}",
+        "debug=fast",
+        "model=mlp",
+        "model.hidden=[16]",
+        f"hydra.run.dir={tmp_path}",
         env_extra={"DATA_DIR": str(data_dir), "WANDB_MODE": "offline"},
     )
     assert result.returncode == 0, result.stderr[-3000:]

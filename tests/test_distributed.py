@@ -44,8 +44,14 @@ def ddp_and_single(tmp_path_factory, data_dir):
     and one in-process run on batch 32."""
     root = tmp_path_factory.mktemp("ddp")
     result = run_train(
-        "-m", *RUN, "trainer=ddp_cpu", "data.batch_size=16", "data.eval_batch_size=250", "loss=ce",
-        f"paths.log_dir={root / 'logs'}", env_extra={"DATA_DIR": str(data_dir)},
+        "-m",
+        *RUN,
+        "trainer=ddp_cpu",
+        "data.batch_size=16",
+        "data.eval_batch_size=250",
+        "loss=ce",
+        f"paths.log_dir={root / 'logs'}",
+        env_extra={"DATA_DIR": str(data_dir)},
     )
     assert result.returncode == 0, result.stderr[-4000:]
     sweeps = list((root / "logs" / "classification" / "multiruns").iterdir())
@@ -91,7 +97,6 @@ def test_ddp_ranks_share_one_folder_and_only_rank_zero_writes_outputs(ddp_and_si
     assert result.stderr.count("error:") == 0
 
 
-
 def test_ddp_test_images_count_the_test_examples_of_both_processes(ddp_and_single):
     """The confusion matrix and reliability bins are synced metrics: rank 0 draws all 500 test examples."""
     sweeps, single, _, _ = ddp_and_single
@@ -101,6 +106,7 @@ def test_ddp_test_images_count_the_test_examples_of_both_processes(ddp_and_singl
         with open(run / "images" / "test_reliability.csv") as f:
             assert sum(int(row["count"]) for row in csv.DictReader(f)) == 500, run
     assert (sweeps[0] / "0" / "images" / "test_confident_mistakes.png").exists()
+
 
 # ----- configs that need hardware this machine lacks: composed and checked, not run ----------------
 def test_slurm_launcher_config_writes_a_multi_node_sbatch_script(make_config, tmp_path, monkeypatch):

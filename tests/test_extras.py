@@ -134,16 +134,32 @@ def test_eval_py_on_the_runs_checkpoint_reports_the_runs_test_metrics(smoke_run,
 
 
 def test_eval_keeps_the_trained_config_and_applies_what_the_command_line_changes():
-    trained = {"task_name": "detection", "trainer": {"max_epochs": 5, "limit_test_batches": None}, "seed": 3,
-               "logger": {"csv": {"a": 1}}}
-    base = {"task_name": "eval", "trainer": {"max_epochs": 12, "limit_test_batches": None}, "seed": 0,
-            "logger": {"csv": {"a": 1}, "wandb": {"b": 2}}}
-    new = {"task_name": "eval", "trainer": {"max_epochs": 12, "limit_test_batches": 2}, "seed": 0,
-           "logger": {"csv": {"a": 1}}}  # `trainer.limit_test_batches=2 logger=csv seed=0`
+    trained = {
+        "task_name": "detection",
+        "trainer": {"max_epochs": 5, "limit_test_batches": None},
+        "seed": 3,
+        "logger": {"csv": {"a": 1}},
+    }
+    base = {
+        "task_name": "eval",
+        "trainer": {"max_epochs": 12, "limit_test_batches": None},
+        "seed": 0,
+        "logger": {"csv": {"a": 1}, "wandb": {"b": 2}},
+    }
+    new = {
+        "task_name": "eval",
+        "trainer": {"max_epochs": 12, "limit_test_batches": 2},
+        "seed": 0,
+        "logger": {"csv": {"a": 1}},
+    }  # `trainer.limit_test_batches=2 logger=csv seed=0`
     overlay(trained, base, new)
     apply_overrides(trained, new, ["trainer.limit_test_batches=2", "logger=csv", "seed=0"])
-    assert trained == {"task_name": "detection", "trainer": {"max_epochs": 5, "limit_test_batches": 2}, "seed": 0,
-                       "logger": {"csv": {"a": 1}}}
+    assert trained == {
+        "task_name": "detection",
+        "trainer": {"max_epochs": 5, "limit_test_batches": 2},
+        "seed": 0,
+        "logger": {"csv": {"a": 1}},
+    }
     apply_overrides(trained, new, ["~seed"])
     assert "seed" not in trained
 

@@ -84,8 +84,7 @@ def test_a_full_disk_under_the_csv_logger_is_one_run_error_naming_the_file(smoke
     assert message.startswith(where), message
     assert message[len(where) :].split(" ", 1)[0].isdigit()  # the free space, in MiB
     assert message.endswith(
-        " MiB free); free some space, or write the run elsewhere with hydra.run.dir=<folder> "
-        "(or logger.csv.save_dir=<folder>)"
+        " MiB free); free some space, or write the run elsewhere with hydra.run.dir=<folder> (or logger.csv.save_dir=<folder>)"
     )
 
 

@@ -88,9 +88,15 @@ def test_skip_nonfinite_drops_each_bad_update_and_the_run_finishes(smoke_config,
 def test_a_nan_on_one_ddp_rank_stops_both_ranks_with_one_message(tmp_path, data_dir):
     """Without a shared decision rank 0 would wait forever in backward's all-reduce for rank 1."""
     result = run_train(
-        "debug=smoke", *TINY, "trainer=ddp_cpu", f"hydra.run.dir={tmp_path}",
-        "+callbacks.crash._target_=tests.crash.NanOnRank", "+callbacks.crash.rank=1", "+callbacks.crash.after=2",
-        env_extra={"DATA_DIR": str(data_dir)}, timeout=400,
+        "debug=smoke",
+        *TINY,
+        "trainer=ddp_cpu",
+        f"hydra.run.dir={tmp_path}",
+        "+callbacks.crash._target_=tests.crash.NanOnRank",
+        "+callbacks.crash.rank=1",
+        "+callbacks.crash.after=2",
+        env_extra={"DATA_DIR": str(data_dir)},
+        timeout=400,
     )
     assert result.returncode == 1, result.stderr[-3000:]
     errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]

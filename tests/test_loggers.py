@@ -155,8 +155,7 @@ def test_auto_without_a_login_is_offline_with_one_message(no_wandb_login, caplog
         assert resolve_wandb_mode("auto") == "offline"
     messages = [r.getMessage() for r in caplog.records if r.name == "recipes.run.loggers"]
     assert messages == [
-        "W&B: not logged in to https://api.forge.coreweave.com, logging offline; upload later with "
-        "`wandb sync <run dir>/wandb`"
+        "W&B: not logged in to https://api.forge.coreweave.com, logging offline; upload later with `wandb sync <run dir>/wandb`"
     ]
 
 

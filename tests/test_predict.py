@@ -110,8 +110,11 @@ def test_regression_adds_a_prediction_column_to_the_table(smoke_config, tmp_path
     ckpt = trained_run(smoke_config, tmp_path, "task=regression", *TASK_TINY["regression"])
     x, _ = load_diabetes()
     table = tmp_path / "patients.csv"
-    table.write_text("".join([",".join(f"f{i}" for i in range(10)) + "\n",
-                              *(",".join(f"{v:.6f}" for v in row) + "\n" for row in x[:5].tolist())]))
+    table.write_text(
+        "".join(
+            [",".join(f"f{i}" for i in range(10)) + "\n", *(",".join(f"{v:.6f}" for v in row) + "\n" for row in x[:5].tolist())]
+        )
+    )
     predict(ckpt, table, tmp_path / "out", data_dir)
     with open(tmp_path / "out" / "predictions.csv") as f:
         rows = list(csv.DictReader(f))

@@ -126,9 +126,7 @@ def test_a_kill_while_saving_leaves_the_previous_last_checkpoint_whole(tmp_path)
     assert [p.name for p in path.parent.iterdir()] == ["last.ckpt"]  # the next save cleared the leftover
 
 
-def test_a_full_disk_on_checkpoint_write_is_one_message_and_the_previous_checkpoint_survives(
-    smoke_config, tmp_path, monkeypatch
-):
+def test_a_full_disk_on_checkpoint_write_is_one_message_and_the_previous_checkpoint_survives(smoke_config, tmp_path, monkeypatch):
     train(smoke_config("model=mlp", "model.hidden=[16]", "trainer.max_epochs=2", "test=false"))  # writes last.ckpt
     last = tmp_path / "checkpoints" / "last.ckpt"
     before = last.read_bytes()

@@ -240,8 +240,16 @@ class CanvasDataModule(InMemoryDataModule):
         return {"train": train, "val": val, "test": test}
 
     def cache_path(self, split: str) -> Path:
-        key = json.dumps({**asdict(self.spec), "split": split, "count": self.sizes[split],
-                          "seed": self.split_seed, "fractions": self.fractions}, sort_keys=True)
+        key = json.dumps(
+            {
+                **asdict(self.spec),
+                "split": split,
+                "count": self.sizes[split],
+                "seed": self.split_seed,
+                "fractions": self.fractions,
+            },
+            sort_keys=True,
+        )
         digest = hashlib.sha1(key.encode()).hexdigest()[:12]
         return Path(self.data_dir) / "canvas" / f"{split}-{self.sizes[split]}-{digest}.pt"
 

@@ -86,7 +86,9 @@ def write_cache(path: Path, data: object, owner: str) -> None:
         log.warning(
             "%s: cannot write the cache %s (%s); going on without it (the data is read again next run). "
             "To cache it, set paths.data_dir (or DATA_DIR) to a writable folder",
-            owner, path, reason,
+            owner,
+            path,
+            reason,
         )
 
 
@@ -148,8 +150,7 @@ def download(name: str, data_dir: Path) -> None:
             cls(root=str(data_dir), train=train, download=True)
         except Exception as err:  # URLError, timeouts, checksum failures: say what to do
             raise ConfigError(
-                f"data '{name}': the download into {data_dir} failed ({err}); "
-                "put the files there by hand or check the network"
+                f"data '{name}': the download into {data_dir} failed ({err}); put the files there by hand or check the network"
             ) from None
 
 

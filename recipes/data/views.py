@@ -41,9 +41,7 @@ def resized_crop_and_rotate(
     cx = uniform(n, -1, 1, images, generator) * (1 - width)  # the window's centre, in [-1, 1] coordinates
     cy = uniform(n, -1, 1, images, generator) * (1 - height)
     cos, sin = angle.cos(), angle.sin()
-    theta = torch.stack(
-        [torch.stack([width * cos, -height * sin, cx], 1), torch.stack([width * sin, height * cos, cy], 1)], 1
-    )
+    theta = torch.stack([torch.stack([width * cos, -height * sin, cx], 1), torch.stack([width * sin, height * cos, cy], 1)], 1)
     grid = F.affine_grid(theta, list(images.shape), align_corners=False)
     return F.grid_sample(images, grid, mode="bilinear", padding_mode="border", align_corners=False)
 

@@ -9,6 +9,12 @@ from recipes.models.segmenters import TorchvisionSegmenter
 from recipes.models.unet import UNet
 
 __all__ = [
-    "MLP", "AnchorFreeDetector", "ConvNet", "TimmClassifier", "TorchvisionClassifier", "TorchvisionDetector",
-    "TorchvisionSegmenter", "UNet",
+    "MLP",
+    "AnchorFreeDetector",
+    "ConvNet",
+    "TimmClassifier",
+    "TorchvisionClassifier",
+    "TorchvisionDetector",
+    "TorchvisionSegmenter",
+    "UNet",
 ]

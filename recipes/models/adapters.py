@@ -91,8 +91,15 @@ def adapt_first_conv(net: nn.Module, in_channels: int) -> None:
         for child_name, conv in parent.named_children():
             if isinstance(conv, nn.Conv2d) and conv.in_channels == 3:
                 new = nn.Conv2d(
-                    in_channels, conv.out_channels, conv.kernel_size, conv.stride, conv.padding, conv.dilation,
-                    conv.groups, conv.bias is not None, conv.padding_mode,
+                    in_channels,
+                    conv.out_channels,
+                    conv.kernel_size,
+                    conv.stride,
+                    conv.padding,
+                    conv.dilation,
+                    conv.groups,
+                    conv.bias is not None,
+                    conv.padding_mode,
                 )
                 with torch.no_grad():
                     new.weight.copy_((conv.weight.sum(1, keepdim=True) / in_channels).expand_as(new.weight))
@@ -154,7 +161,11 @@ class TorchvisionClassifier(Classifier):
     """
 
     def __init__(
-        self, name: str = "resnet18", num_outputs: int = 10, in_channels: int = 3, weights: str | None = None,
+        self,
+        name: str = "resnet18",
+        num_outputs: int = 10,
+        in_channels: int = 3,
+        weights: str | None = None,
         image_size: int | None = None,
     ) -> None:
         listing = "torchvision.models.list_models(module=torchvision.models)"

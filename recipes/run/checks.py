@@ -116,7 +116,9 @@ def build_own_loss(slot: str, cls: type, loss_cfg: DictConfig, kind: str) -> nn.
         given = [str(k) for k in node if k != "_target_"]
         leftover = (
             f"; arguments you did not give come from the slot's default loss: empty the slot with '~{slot}' "
-            f"before '+{slot}._target_=...'" if isinstance(cause, TypeError) else ""
+            f"before '+{slot}._target_=...'"
+            if isinstance(cause, TypeError)
+            else ""
         )
         raise ConfigError(
             f"{slot}: {cls.__name__}({', '.join(f'{k}=...' for k in given)}) failed: {type(cause).__name__}: {cause}; "
@@ -133,6 +135,7 @@ def build_own_loss(slot: str, cls: type, loss_cfg: DictConfig, kind: str) -> nn.
 
 # what tasks read from every loss (losses/base.py): a user loss gets Loss's default for those it does not declare
 DECLARATIONS = ("target_format", "head", "target_need", "counts_from_data", "citations")
+
 
 def check_slot_settings(task: type[Task], slot: str, loss: nn.Module, cfg: DictConfig) -> None:
     """Loss settings that construct but would fail in the task's step: ``reduction=none`` where the step needs one

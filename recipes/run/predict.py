@@ -126,8 +126,9 @@ def write_detections(task, datamodule, images: Tensor, sizes, files: list[Path],
         scale = torch.tensor([width / side, height / side] * 2)
         for box, label, score in zip((dets["boxes"].cpu() * scale).tolist(), dets["labels"].tolist(), dets["scores"].tolist()):
             x1, y1, x2, y2 = box
-            results.append({"image_id": image_id, "category_id": int(label), "bbox": [x1, y1, x2 - x1, y2 - y1],
-                            "score": float(score)})
+            results.append(
+                {"image_id": image_id, "category_id": int(label), "bbox": [x1, y1, x2 - x1, y2 - y1], "score": float(score)}
+            )
     names = getattr(datamodule, "classes", None) or [str(c) for c in range(task.num_classes)]
     categories = [{"id": c, "name": str(name)} for c, name in enumerate(names)]
     (output / "detections.json").write_text(json.dumps(results))
@@ -166,8 +167,10 @@ def write_regression(task, datamodule, table: Path, output: Path) -> None:
     except ValueError as err:
         raise ConfigError(f"input: {table} must hold numbers under its header row ({err})") from None
     if x.ndim != 2 or x.shape[1] != features:
-        raise ConfigError(f"input: {table} must have {features} feature columns, as data '{datamodule.name}' has "
-                          f"(got {x.shape[1] if x.ndim == 2 else 0})")
+        raise ConfigError(
+            f"input: {table} must have {features} feature columns, as data '{datamodule.name}' has "
+            f"(got {x.shape[1] if x.ndim == 2 else 0})"
+        )
     scaled = ((x - datamodule.feature_mean) / datamodule.feature_std).float()
     point = task.head.point(task(scaled)).double() * datamodule.target_std + datamodule.target_mean
     with open(output / "predictions.csv", "w", newline="") as f:

@@ -46,9 +46,7 @@ class ResumableSampler(DistributedSampler):
     and ``n`` processes on ``B / n`` each see the same batches, so DDP reproduces a single process.
     """
 
-    def __init__(
-        self, dataset: Any, num_replicas: int, rank: int, shuffle: bool, seed: int, consumed: Callable[[], int]
-    ) -> None:
+    def __init__(self, dataset: Any, num_replicas: int, rank: int, shuffle: bool, seed: int, consumed: Callable[[], int]) -> None:
         super().__init__(dataset, num_replicas=num_replicas, rank=rank, shuffle=shuffle, seed=seed, drop_last=False)
         self.consumed = consumed
 
@@ -358,12 +356,16 @@ def check_checkpoint_fits(task: nn.Module, checkpoint: dict[str, Any] | None, pa
     else:
         problems = [f"{len(missing)} weights missing ({listed(missing)})"] if missing else []
         problems += [f"{len(unexpected)} weights this network does not have ({listed(unexpected)})"] if unexpected else []
-        problems += [
-            f"{len(other)} of another shape ("
-            + ", ".join(f"{k} {shape(saved[k])} in the checkpoint, {shape(own[k])} here" for k in other[:3])
-            + (f" and {len(other) - 3} more" if len(other) > 3 else "")
-            + ")"
-        ] if other else []
+        problems += (
+            [
+                f"{len(other)} of another shape ("
+                + ", ".join(f"{k} {shape(saved[k])} in the checkpoint, {shape(own[k])} here" for k in other[:3])
+                + (f" and {len(other) - 3} more" if len(other) > 3 else "")
+                + ")"
+            ]
+            if other
+            else []
+        )
     if not problems:
         return
     raise ConfigError(

@@ -51,5 +51,5 @@ def missing_extra(argv: list[str]) -> str | None:
         return None
     return (
         f"{searches[0]}: needs the Optuna sweeper, an optional extra of this project; install it with "
-        "pip install -e \".[optuna]\" (make install installs it with the dev tools)"
+        'pip install -e ".[optuna]" (make install installs it with the dev tools)'
     )

@@ -46,7 +46,11 @@ CASES = {
     "tversky": [
         Case(softmax_inputs, hand_tversky, hparams={"alpha": 0.3, "beta": 0.7}, label="softmax"),
         Case(sigmoid_inputs, hand_tversky, hparams={"alpha": 0.8, "beta": 0.2, "smooth": 0.1}, label="sigmoid"),
-        Case(void_inputs, hand_tversky, hparams={"alpha": 0.3, "beta": 0.7, "ignore_index": 255, "weight": [0.5, 1, 1, 2]},
-             label="void-weighted"),
+        Case(
+            void_inputs,
+            hand_tversky,
+            hparams={"alpha": 0.3, "beta": 0.7, "ignore_index": 255, "weight": [0.5, 1, 1, 2]},
+            label="void-weighted",
+        ),
     ],
 }

@@ -46,4 +46,3 @@ class Case:
 def randn(g: torch.Generator, dtype: torch.dtype, *shape: int, scale: float = 1.0) -> Tensor:
     """Standard-normal values from ``g`` in ``dtype``."""
     return (torch.randn(*shape, generator=g, dtype=torch.float64) * scale).to(dtype)
-

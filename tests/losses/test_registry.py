@@ -76,8 +76,11 @@ def test_a_plugin_loss_fills_a_slot_by_name(installed, make_config):
 
 
 def test_a_broken_entry_point_warns_and_leaves_the_other_losses_usable(installed):
-    installed(zz_missing="no_such_plugin_pkg.losses:Loss", zz_kindless=f"{__name__}:PluginWithoutKind",
-              zz_plugin_hinge=f"{__name__}:PluginHinge")
+    installed(
+        zz_missing="no_such_plugin_pkg.losses:Loss",
+        zz_kindless=f"{__name__}:PluginWithoutKind",
+        zz_plugin_hinge=f"{__name__}:PluginHinge",
+    )
     with pytest.warns(UserWarning) as caught:
         names = losses.available()
     messages = [str(w.message) for w in caught]

@@ -29,8 +29,16 @@ def write_folder(root, boxes_per_image, width=64, height=48):
         write_png(pixels, str(root / "images" / f"{i}.png"))
         images.append({"id": 100 + i, "file_name": f"{i}.png", "width": width, "height": height})
         for x, y, w, h, cat in boxes:
-            annotations.append({"id": len(annotations) + 1, "image_id": 100 + i, "bbox": [x, y, w, h], "category_id": cat,
-                                "area": w * h, "iscrowd": 0})
+            annotations.append(
+                {
+                    "id": len(annotations) + 1,
+                    "image_id": 100 + i,
+                    "bbox": [x, y, w, h],
+                    "category_id": cat,
+                    "area": w * h,
+                    "iscrowd": 0,
+                }
+            )
     coco = {"images": images, "annotations": annotations, "categories": CATEGORIES}
     for split in ("train", "val"):
         (root / "annotations" / f"{split}.json").write_text(json.dumps(coco))
@@ -76,8 +84,13 @@ def test_detection_trains_on_a_coco_folder(smoke_config, tmp_path):
     root = tmp_path / "dätä ü" / "coco"  # spaces and non-ASCII letters: Hydra's override parser takes them quoted
     write_folder(root, shapes())
     cfg = smoke_config(
-        "task=detection", "data=coco_folder", f"data.root='{root}'", "data.num_classes=2", "data.image_size=32",
-        "data.batch_size=4", *DETECTOR_TINY,
+        "task=detection",
+        "data=coco_folder",
+        f"data.root='{root}'",
+        "data.num_classes=2",
+        "data.image_size=32",
+        "data.batch_size=4",
+        *DETECTOR_TINY,
     )
     metrics = train(cfg)
     assert all(math.isfinite(metrics[k]) for k in ("test/map", "test/map_50", "train/loss_epoch", "train/box_loss_epoch"))
@@ -128,7 +141,7 @@ def test_a_bad_annotation_names_the_file_the_annotation_and_what_it_must_hold(tm
 
 
 FILES = [
-    ("empty", "", " is empty; a COCO file holds {\"images\": [{\"id\": 1, \"file_name\": \"a.jpg\"}, ...]"),
+    ("empty", "", ' is empty; a COCO file holds {"images": [{"id": 1, "file_name": "a.jpg"}, ...]'),
     ("blank", "\n  \n", " is empty; a COCO file holds"),
     ("truncated", '{"images": [{"id": 1', " is not valid JSON (Expecting "),
     ("an empty object", "{}", " has no list 'images', 'annotations', 'categories'; a COCO file holds"),

@@ -65,9 +65,7 @@ def test_postprocess_keeps_one_box_per_object_above_the_threshold():
     assert torch.equal(found["boxes"], boxes[0, [0, 2]])
 
 
-@pytest.mark.parametrize(
-    "loss,box_loss,sigmoid", [("focal", "giou", True), ("ce", "l1", False), ("bce_logits", "ciou", True)]
-)
+@pytest.mark.parametrize("loss,box_loss,sigmoid", [("focal", "giou", True), ("ce", "l1", False), ("bce_logits", "ciou", True)])
 def test_smoke_fit_with_each_kind_of_score_reports_map_and_draws_boxes(smoke_config, tmp_path, loss, box_loss, sigmoid):
     from recipes.detection import DetectionTask
 
@@ -85,9 +83,19 @@ def test_smoke_fit_with_each_kind_of_score_reports_map_and_draws_boxes(smoke_con
 
 def test_a_short_run_learns_to_find_digits(make_config):
     cfg = make_config(
-        "task=detection", "logger=csv", "callbacks=none", "trainer.max_epochs=3", "trainer.enable_progress_bar=false",
-        "trainer.enable_model_summary=false", "data.size=64", "data.max_objects=3", "data.train_size=640",
-        "data.val_size=64", "data.test_size=100", "data.batch_size=16", "model.head_width=32",
+        "task=detection",
+        "logger=csv",
+        "callbacks=none",
+        "trainer.max_epochs=3",
+        "trainer.enable_progress_bar=false",
+        "trainer.enable_model_summary=false",
+        "data.size=64",
+        "data.max_objects=3",
+        "data.train_size=640",
+        "data.val_size=64",
+        "data.test_size=100",
+        "data.batch_size=16",
+        "model.head_width=32",
     )
     metrics = train(cfg)
     assert metrics["test/map_50"] > 0.15  # an untrained detector scores ~0 (this run: 0.29)

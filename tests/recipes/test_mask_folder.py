@@ -109,29 +109,29 @@ def void_batch(g: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
 def test_ce_sees_only_pixels_that_are_not_void_as_torch_ignore_index_does():
     logits, masks = void_batch(torch.Generator().manual_seed(0))
     weight = [0.5, 1.0, 2.0, 1.5]
-    task = SegmentationTask(torch.nn.Identity(), {"loss": losses.build("ce", weight=weight)}, torch.optim.SGD,
-                            num_classes=4, ignore_index=255)
+    task = SegmentationTask(
+        torch.nn.Identity(), {"loss": losses.build("ce", weight=weight)}, torch.optim.SGD, num_classes=4, ignore_index=255
+    )
     expected = F.cross_entropy(logits, masks, weight=torch.tensor(weight), ignore_index=255)
     torch.testing.assert_close(task.pixel_loss(logits, masks), expected)
 
 
 def test_a_masks_loss_gets_the_datas_ignore_index_and_a_different_one_is_refused():
     logits, masks = void_batch(torch.Generator().manual_seed(1))
-    task = SegmentationTask(torch.nn.Identity(), {"loss": losses.build("dice")}, torch.optim.SGD, num_classes=4,
-                            ignore_index=255)
+    task = SegmentationTask(torch.nn.Identity(), {"loss": losses.build("dice")}, torch.optim.SGD, num_classes=4, ignore_index=255)
     expected = losses.build("dice", ignore_index=255)(logits, masks)
     torch.testing.assert_close(task.pixel_loss(logits, masks), expected)
     with pytest.raises(ConfigError, match="loss.ignore_index must be the data's ignore_index 255 \\(got 0\\)"):
-        SegmentationTask(torch.nn.Identity(), {"loss": losses.build("dice", ignore_index=0)}, torch.optim.SGD,
-                         num_classes=4, ignore_index=255)
+        SegmentationTask(
+            torch.nn.Identity(), {"loss": losses.build("dice", ignore_index=0)}, torch.optim.SGD, num_classes=4, ignore_index=255
+        )
 
 
 def test_void_pixels_count_in_no_metric():
     g = torch.Generator().manual_seed(2)
     _, masks = void_batch(g)
     predicted = torch.randint(0, 4, masks.shape, generator=g)
-    task = SegmentationTask(torch.nn.Identity(), {"loss": losses.build("dice")}, torch.optim.SGD, num_classes=4,
-                            ignore_index=255)
+    task = SegmentationTask(torch.nn.Identity(), {"loss": losses.build("dice")}, torch.optim.SGD, num_classes=4, ignore_index=255)
     metrics = task.metrics["val"]
     metrics.update(*task.metric_inputs(predicted, masks))
     voided = metrics.compute()
@@ -148,8 +148,15 @@ def test_void_pixels_count_in_no_metric():
 @pytest.mark.parametrize("loss", ["dice", "ce"])
 def test_segmentation_trains_on_a_mask_folder(smoke_config, folder, tmp_path, loss):
     root, _ = folder
-    cfg = smoke_config("task=segmentation", "data=mask_folder", f"data.root={root}", "data.image_size=32",
-                       "data.batch_size=4", "model.widths=[8,16]", f"loss={loss}")
+    cfg = smoke_config(
+        "task=segmentation",
+        "data=mask_folder",
+        f"data.root={root}",
+        "data.image_size=32",
+        "data.batch_size=4",
+        "model.widths=[8,16]",
+        f"loss={loss}",
+    )
     assert cfg.task.num_classes == 4 and cfg.task.ignore_index == 255
     metrics = train(cfg)
     for key in ("val/dice", "test/dice", "test/iou", "train/loss_epoch"):

@@ -41,9 +41,19 @@ def test_a_classification_loss_sees_every_pixel_as_a_sample():
 
 def test_a_short_run_segments_digits(make_config):
     cfg = make_config(
-        "task=segmentation", "data=canvas_binary", "logger=csv", "callbacks=none", "trainer.max_epochs=2",
-        "trainer.enable_progress_bar=false", "trainer.enable_model_summary=false", "data.size=64", "data.train_size=320",
-        "data.val_size=32", "data.test_size=64", "data.batch_size=16", "model.widths=[8,16,32]",
+        "task=segmentation",
+        "data=canvas_binary",
+        "logger=csv",
+        "callbacks=none",
+        "trainer.max_epochs=2",
+        "trainer.enable_progress_bar=false",
+        "trainer.enable_model_summary=false",
+        "data.size=64",
+        "data.train_size=320",
+        "data.val_size=32",
+        "data.test_size=64",
+        "data.batch_size=16",
+        "model.widths=[8,16,32]",
     )
     metrics = train(cfg)
     assert metrics["test/dice"] > 0.6  # foreground Dice; a model that never finds a digit scores 0

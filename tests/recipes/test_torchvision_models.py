@@ -22,7 +22,12 @@ from recipes.regression import fit_head, head_for
 from train import train
 
 CANVAS = (
-    "data.size=64", "data.max_scale=1.0", "data.train_size=64", "data.val_size=32", "data.test_size=32", "data.batch_size=16",
+    "data.size=64",
+    "data.max_scale=1.0",
+    "data.train_size=64",
+    "data.val_size=32",
+    "data.test_size=32",
+    "data.batch_size=16",
 )
 
 
@@ -46,8 +51,14 @@ def test_mobilenet_v3_small_compiled_in_bf16_mixed_runs_a_cpu_step(smoke_config,
     compile_module = nn.Module.compile
     monkeypatch.setattr(nn.Module, "compile", lambda self, **kw: compile_module(self, backend="aot_eager", **kw))
     cfg = smoke_config(
-        "model=torchvision", "model.name=mobilenet_v3_small", "compile=true", "trainer.precision=bf16-mixed",
-        "trainer.limit_train_batches=1", "trainer.limit_val_batches=1", "trainer.limit_test_batches=1", "data.batch_size=4",
+        "model=torchvision",
+        "model.name=mobilenet_v3_small",
+        "compile=true",
+        "trainer.precision=bf16-mixed",
+        "trainer.limit_train_batches=1",
+        "trainer.limit_val_batches=1",
+        "trainer.limit_test_batches=1",
+        "data.batch_size=4",
         "data.eval_batch_size=4",
     )
     metrics = train(cfg)
@@ -88,8 +99,11 @@ def test_a_grey_image_through_the_adapted_first_conv_gives_what_rgb_gives_on_the
 
 
 def test_an_unknown_name_lists_close_matches():
-    with pytest.raises(ConfigError, match=r"model: name must be a torchvision classification model \(got 'resnet181'\); "
-                       r"close matches: resnet18, .*list_models\(module=torchvision.models\)"):
+    with pytest.raises(
+        ConfigError,
+        match=r"model: name must be a torchvision classification model \(got 'resnet181'\); "
+        r"close matches: resnet18, .*list_models\(module=torchvision.models\)",
+    ):
         TorchvisionClassifier("resnet181")
 
 
@@ -131,8 +145,12 @@ def test_present_weights_are_loaded_from_the_cache(tmp_path, monkeypatch, weight
 def spy(monkeypatch, names: list[str]) -> Counter:
     """Count calls of torchvision's built-in detection losses, wherever torchvision looks them up, and of ``names``."""
     calls: Counter = Counter()
-    places = [torchvision.ops, torchvision.models.detection.fcos, torchvision.models.detection.retinanet,
-              torchvision.models.detection._utils]
+    places = [
+        torchvision.ops,
+        torchvision.models.detection.fcos,
+        torchvision.models.detection.retinanet,
+        torchvision.models.detection._utils,
+    ]
     builtins = ("sigmoid_focal_loss", "generalized_box_iou_loss", "distance_box_iou_loss", "complete_box_iou_loss", "_box_loss")
     for builtin in builtins:
         for module in places:
@@ -200,7 +218,7 @@ def test_softmax_scores_see_every_anchor_with_background_and_retinanet_leaves_ou
     raw = task(torch.randn(1, 1, 64, 64))
     boxes, labels = torch.tensor([[[8.0, 8.0, 40.0, 40.0]]]), torch.tensor([[4]])
     task.loss_terms(raw, boxes, labels)
-    (shape, target), = seen
+    ((shape, target),) = seen
     anchors = raw.head["cls_logits"].shape[1]
     assert shape[1] == 11 and 0 < shape[0] < anchors  # K + 1 scores; anchors between the IoU thresholds left out
     assert set(target.unique().tolist()) == {4, 10}  # the box's class and background

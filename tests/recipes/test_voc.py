@@ -140,8 +140,9 @@ def test_coco_crowd_annotations_are_kept_as_ignored_objects(tmp_path):
 
 def test_detection_trains_on_a_voc_folder(smoke_config, voc, tmp_path):
     root, _ = voc
-    cfg = smoke_config("task=detection", "data=voc_folder", f"data.root={root}", "data.image_size=32", "data.batch_size=4",
-                       *DETECTOR_TINY)
+    cfg = smoke_config(
+        "task=detection", "data=voc_folder", f"data.root={root}", "data.image_size=32", "data.batch_size=4", *DETECTOR_TINY
+    )
     assert cfg.model.num_classes == 3  # read from the XML names
     metrics = train(cfg)
     assert all(math.isfinite(metrics[k]) for k in ("test/map", "test/map_50", "train/loss_epoch", "train/box_loss_epoch"))
