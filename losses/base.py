@@ -153,6 +153,13 @@ def reduce(values: Tensor, reduction: str) -> Tensor:
     raise ValueError(f"unknown reduction {reduction!r}")
 
 
+def reduction_divisor(values: Tensor, reduction: str) -> int:
+    """What ``reduce`` divides the sum of ``values`` by (at least 1; 1 for sum and none), for gradients written by hand."""
+    if reduction == "mean":
+        return max(values.numel(), 1)
+    return max(values.shape[0], 1) if reduction == "batchmean" and values.ndim else 1
+
+
 def autocast_off(*tensors: Tensor) -> contextlib.AbstractContextManager:
     """Disable autocast on the devices of ``tensors``, so a loss computes in its inputs' dtype.
 

@@ -14,8 +14,9 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 from torch import Tensor
+from torch.autograd.function import once_differentiable
 
-from losses.base import REDUCTIONS, Loss, as_float, autocast_off
+from losses.base import REDUCTIONS, Loss, as_float, autocast_off, reduce, reduction_divisor
 from losses.registry import register
 
 DIRECTIONS = ("forward", "reverse")
@@ -117,13 +118,42 @@ class ForwardKL(torch.autograd.Function):
         if math.isnan(value.numpy()):
             value = F.kl_div(log_q.masked_fill(p == 0, 0.0), p, reduction=reduction)
         ctx.save_for_backward(p)
-        ctx.divisor = {"sum": 1, "mean": p.numel(), "batchmean": p.size(0) if p.ndim else 1}[reduction]
+        ctx.divisor = reduction_divisor(p, reduction)
         return value
 
     @staticmethod
     def backward(ctx: Any, grad: Tensor) -> tuple[Tensor, None, None]:
         (p,) = ctx.saved_tensors
         return p * (grad / -ctx.divisor), None, None
+
+
+def finite_log(probs: Tensor, log_probs: Tensor | None = None) -> Tensor:
+    """log ``probs`` (or ``log_probs`` as given), finite where a probability is 0, so that 0 * log is 0 without a mask:
+    probabilities below the smallest normal float (0 included) are raised to it, a log of -inf to the most negative float."""
+    info = torch.finfo(probs.dtype)
+    return probs.clamp_min(info.tiny).log_() if log_probs is None else log_probs.clamp_min(info.min)
+
+
+class JensenShannon(torch.autograd.Function):
+    """JS(p, q) from log q and a p (probabilities, or their logs) that needs no gradient: ``1/2 [p (log p - log m) +
+    q (log q - log m)]`` with finite logs (``finite_log``) instead of masks and ``xlogy`` (6x a log on CPU), and the
+    gradient in log q, ``1/2 q (log q - log m)`` (0 where q is 0), kept from the forward and scaled in one pass."""
+
+    @staticmethod
+    def forward(ctx: Any, log_q: Tensor, p: Tensor, log_p: Tensor | None, reduction: str) -> Tensor:
+        q = log_q.exp()
+        log_m = finite_log((p + q).mul_(0.5))
+        by_q = (finite_log(q, log_q) - log_m).mul_(q)
+        values = (finite_log(p, log_p) - log_m).mul_(p).add_(by_q)
+        ctx.save_for_backward(by_q)
+        ctx.divisor = reduction_divisor(values, reduction)
+        return reduce(values, reduction).mul(0.5)
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx: Any, grad: Tensor) -> tuple[Tensor, None, None, None]:
+        (by_q,) = ctx.saved_tensors
+        return by_q * (grad * (0.5 / ctx.divisor)), None, None, None
 
 
 @register("kl_div", kind="distribution")
@@ -171,7 +201,11 @@ class JSDiv(DistributionLoss):
         self.check_inputs(input, target)
         with autocast_off(input, target):
             input, target = as_float(input), as_float(target)
-            q, p = input.exp(), (target.exp() if self.log_target else target)
+            p, log_p = (target.exp(), target) if self.log_target else (target, None)
+            if not target.requires_grad:
+                return JensenShannon.apply(input, p, log_p, self.reduction)
+            # a target that needs its gradient: autograd through the masked terms (0 at p = 0, not -inf)
+            q = input.exp()
             m = (p + q) / 2
             values = 0.5 * (log_ratio_terms(p, None, m, None) + log_ratio_terms(q, None, m, None))
             return self.reduce(values)

@@ -214,22 +214,25 @@ def by_hand(name: str, direction: str, q: list[float], p: list[float]) -> tuple[
     return (value, by_p, by_q) if direction == "reverse" else (value, by_q, by_p)
 
 
+@pytest.mark.parametrize("target_grad", [True, False], ids=["target_grad", "target_fixed"])
 @pytest.mark.parametrize("as_inf", [False, True], ids=["underflow", "minus_inf"])
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
 @pytest.mark.parametrize("name,hparams,finite_for", DIVERGENCES, ids=DIVERGENCE_IDS)
-def test_exact_zeros_give_the_hand_values_and_finite_gradients(name, hparams, finite_for, dtype, as_inf):
-    """0 log 0 = 0 with gradient 0 there; before, 0 * (-inf) made NaN values (reverse KL) or NaN gradients (JS)."""
+def test_exact_zeros_give_the_hand_values_and_finite_gradients(name, hparams, finite_for, dtype, as_inf, target_grad):
+    """0 log 0 = 0 with gradient 0 there; before, 0 * (-inf) made NaN values (reverse KL) or NaN gradients (JS).
+    A fixed target (a teacher's) takes js_div's one-pass path, a target with a gradient the autograd one."""
     for which in finite_for:
         log_q = student_with_zeros(dtype, as_inf).requires_grad_(True)
         p = torch.tensor(TARGETS[which], dtype=dtype)
-        log_p = p.log().masked_fill(p == 0, UNDERFLOW[dtype] if not as_inf else -math.inf).requires_grad_(True)
+        log_p = p.log().masked_fill(p == 0, UNDERFLOW[dtype] if not as_inf else -math.inf).requires_grad_(target_grad)
         value = losses.build(name, log_target=True, reduction="none", **hparams)(log_q, log_p)
         value.sum().backward()
         rows = [by_hand(name, hparams.get("direction"), q, t) for q, t in zip(log_q.exp().tolist(), p.tolist())]
         expected = torch.tensor([r[0] for r in rows], dtype=torch.float64)
         torch.testing.assert_close(value.sum(1).double(), expected, msg=which)
         torch.testing.assert_close(log_q.grad.double(), torch.tensor([r[1] for r in rows], dtype=torch.float64))
-        torch.testing.assert_close(log_p.grad.double(), torch.tensor([r[2] for r in rows], dtype=torch.float64))
+        if target_grad:
+            torch.testing.assert_close(log_p.grad.double(), torch.tensor([r[2] for r in rows], dtype=torch.float64))
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
@@ -277,12 +280,40 @@ def test_kl_div_away_from_zeros_is_torch_kl_div_to_the_bit(dtype, direction, log
     assert torch.equal(ours, theirs)
 
 
+@pytest.mark.filterwarnings("ignore:.*reduction='mean'")
+@pytest.mark.parametrize("target_grad", [True, False], ids=["target_grad", "target_fixed"])
 @pytest.mark.parametrize("log_target", [False, True])
 @pytest.mark.parametrize("name,hparams", [(name, hparams) for name, hparams, _ in DIVERGENCES], ids=DIVERGENCE_IDS)
-def test_gradcheck_next_to_the_zeros(name, hparams, log_target):
-    """Probabilities of e^-40 are away from the masked zeros: there the derivative is the formula's."""
+def test_gradcheck_next_to_the_zeros(name, hparams, log_target, target_grad):
+    """Probabilities of e^-40 are away from the masked zeros: there the derivative is the formula's, for a target with
+    a gradient (autograd) and for a fixed one (kl_div's and js_div's one-pass gradients)."""
     log_q = F.log_softmax(torch.tensor([[0.0, -40.0, 1.0], [3.0, 0.0, -38.0]], dtype=torch.float64), 1)
     teacher = F.log_softmax(torch.tensor([[-39.0, 0.0, 0.5], [1.0, -41.0, 0.0]], dtype=torch.float64), 1)
     target = teacher if log_target else F.softmax(torch.tensor([[0.2, 1.0, 0.5], [1.0, -1.0, 0.0]]).double(), 1)
-    loss = losses.build(name, log_target=log_target, reduction="sum", **hparams)
-    assert torch.autograd.gradcheck(loss, (log_q.requires_grad_(True), target.requires_grad_(True)))
+    for reduction in ("sum",) if target_grad else ("sum", "none", "batchmean", "mean"):
+        loss = losses.build(name, log_target=log_target, reduction=reduction, **hparams)
+        if target_grad:
+            assert torch.autograd.gradcheck(loss, (log_q.requires_grad_(True), target.requires_grad_(True)))
+        else:
+            assert torch.autograd.gradcheck(lambda x, loss=loss: loss(x, target), (log_q.requires_grad_(True),))
+
+
+@pytest.mark.filterwarnings("ignore:.*reduction='mean'")
+@pytest.mark.parametrize("reduction", ["none", "sum", "batchmean", "mean"])
+@pytest.mark.parametrize("log_target", [False, True])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_js_div_one_pass_path_equals_the_autograd_path_at_extreme_logits(dtype, log_target, reduction):
+    """A fixed target takes ``JensenShannon`` (finite logs, the gradient kept from the forward); a target with a
+    gradient the masked xlogy terms. Logits of +-50 put probabilities down to e^-100 (float32: subnormal or 0)."""
+    g = torch.Generator().manual_seed(3)
+    log_q = F.log_softmax((torch.rand(64, 9, generator=g, dtype=torch.float64) * 100 - 50).to(dtype), 1)
+    log_p = F.log_softmax((torch.rand(64, 9, generator=g, dtype=torch.float64) * 100 - 50).to(dtype), 1)
+    target = log_p if log_target else log_p.exp()
+    loss = losses.build("js_div", log_target=log_target, reduction=reduction)
+    fast_in, autograd_in = log_q.clone().requires_grad_(), log_q.clone().requires_grad_()
+    fast, masked = loss(fast_in, target), loss(autograd_in, target.clone().requires_grad_())
+    fast.sum().backward()
+    masked.sum().backward()
+    torch.testing.assert_close(fast, masked.detach())
+    torch.testing.assert_close(fast_in.grad, autograd_in.grad)
+    assert torch.isfinite(fast_in.grad).all()
