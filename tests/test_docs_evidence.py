@@ -70,8 +70,9 @@ CAUGHT = {  # evidence file, its text, rows, columns, the marked table, the one 
         "[{}]",
         "[null, [{where: {phase: tune}, stat: count, values: [fit_seconds]}, {where: {phase: final}, stat: count, "
         "values: [fit_seconds]}], [{stat: median, values: [fit_seconds]}, {stat: min, values: [fit_seconds]}, "
-        "{stat: max, values: [fit_seconds]}], {stat: sum, values: [fit_seconds / 60]}]",
-        "| run | runs | fit s | summed |\n|---|---|---|---|\n| cls | 2 + 3 | 8.8 (7.4–17.5) | 0.85 min |\n",
+        "{stat: max, values: [fit_seconds]}], {stat: sum, values: [fit_seconds / 60]}, "
+        "{where: {seed: [1, 2]}, stat: min, values: [fit_seconds]}]",  # seeds 1 and 2 only: 8.0, not 7.4
+        "| run | runs | fit s | summed | later |\n|---|---|---|---|---|\n| cls | 2 + 3 | 8.8 (7.4–17.5) | 0.85 min | 8.0 |\n",
         "row 'cls': fit_seconds max 17.6 shown as 17.5",
     ),
 }

@@ -15,7 +15,8 @@ the means of the next ``values``; a ``per_seed`` cell lists one value per seed i
 ``minus: {...}`` in a cell subtracts, seed by seed, the same expression over the runs it selects (a paired
 difference); ``over: {...}`` divides the same way (a paired ratio); ``stat: median`` (or ``median: true``), ``min``,
 ``max``, ``sum`` or ``count`` shows that statistic of the runs instead of their mean. A row's ``evidence: <file>``
-checks that row against another file (one table over several sweeps).
+checks that row against another file (one table over several sweeps). A ``where`` value that is a list matches any of
+its values (``seed: [2, 3, 4]``).
 A list of such cells checks the cell's numbers in turn (``before -> after``); a cell ``-`` says the evidence has no
 value. Expressions name metrics (``test/acc``, ``sim/giou/final_iou``) or columns of the file (``ci_low``). A number
 agrees when it equals the evidence at the rounding shown. Prints each disagreement; exit status 1 when there is one.
@@ -99,9 +100,11 @@ def same(cell: object, value: object) -> bool:
 
 
 def select(frame: pd.DataFrame, where: dict) -> pd.DataFrame:
-    """The runs whose overrides match every ``key: value`` of ``where`` (``null``: the run has no such override)."""
+    """The runs whose overrides match every ``key: value`` of ``where`` (``null``: the run has no such override; a
+    list: any of its values)."""
     for key, value in where.items():
-        frame = frame[[pd.isna(cell) if value is None else same(cell, value) for cell in frame[key]]]
+        wanted = value if isinstance(value, list) else [value]
+        frame = frame[[any(pd.isna(cell) if v is None else same(cell, v) for v in wanted) for cell in frame[key]]]
     return frame
 
 
