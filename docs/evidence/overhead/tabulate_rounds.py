@@ -9,6 +9,7 @@ from pathlib import Path
 here = Path(__file__).parent
 commits = dict(arg.split("=") for arg in sys.argv[1:])  # before=<commit> after=<commit> compile=<commit>
 LABELS = ("before", "after", "compile", "quiet_before", "quiet_after", "quiet_nolog", "profile_before", "profile_after")
+LABELS += ("quiet_lead_after", "quiet2_after")  # the reruns at load 1 and 2-3 (commits lead_after=, quiet2_after=)
 
 
 def results(label: str) -> list[dict]:
