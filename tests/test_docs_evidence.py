@@ -75,6 +75,15 @@ CAUGHT = {  # evidence file, its text, rows, columns, the marked table, the one 
         "| run | runs | fit s | summed | later |\n|---|---|---|---|---|\n| cls | 2 + 3 | 8.8 (7.4–17.5) | 0.85 min | 8.0 |\n",
         "row 'cls': fit_seconds max 17.6 shown as 17.5",
     ),
+    "thousands_with_commas_and_a_per_step_expression": (  # 0.70 ms = 1000 * 512 * (1/60242 - 1/65664)
+        "runs.csv",
+        "overrides,batch,framework_samples_per_s,plain_samples_per_s\na,512,60242.3,65663.7\nb,128,7922.6,9852.9\n",
+        "{overrides: [a, b]}",
+        "[null, framework_samples_per_s, plain_samples_per_s, "
+        "1000 * batch * (1 / framework_samples_per_s - 1 / plain_samples_per_s)]",
+        "| run | fw | plain | ms |\n|---|---|---|---|\n| a | 60,242 | 65,664 | 0.70 |\n| b | 7,923 | 9,835 | 3.2 |\n",
+        "row 'b': plain_samples_per_s mean 9852.9 shown as 9835",
+    ),
 }
 
 

@@ -19,7 +19,8 @@ checks that row against another file (one table over several sweeps). A ``where`
 its values (``seed: [2, 3, 4]``).
 A list of such cells checks the cell's numbers in turn (``before -> after``); a cell ``-`` says the evidence has no
 value. Expressions name metrics (``test/acc``, ``sim/giou/final_iou``) or columns of the file (``ci_low``). A number
-agrees when it equals the evidence at the rounding shown. Prints each disagreement; exit status 1 when there is one.
+agrees when it equals the evidence at the rounding shown (``63,847``: commas between thousands). Prints each
+disagreement; exit status 1 when there is one.
 """
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ import yaml
 
 ROOT = Path(__file__).resolve().parents[2]
 MARK = re.compile(r"^<!-- evidence: (?P<spec>.*?)-->\s*\n(?P<table>(?:\|[^\n]*\|[ \t]*\n?)+)", re.S | re.M)
-TOKEN = re.compile(r"±|[+-]?\d+(?:\.\d+)?")
+TOKEN = re.compile(r"±|[+-]?\d{1,3}(?:,\d{3})+(?!\d)(?:\.\d+)?|[+-]?\d+(?:\.\d+)?")  # 63,847 is one number
 METRIC = re.compile(r"\b(?:test|val)/\w+|\bsim/\w+/\w+")
 NAME = re.compile(r"\b(?:test|val)/\w+|\bsim/\w+/\w+|\b[A-Za-z_]\w*")
 
@@ -116,7 +117,7 @@ def agrees(shown: str, value: float) -> bool:
 
 def check_cell(cell: str, spec, frame: pd.DataFrame) -> list[str]:
     """The disagreements of one cell with its runs, as messages (a list of specs checks its numbers in turn)."""
-    tokens = TOKEN.findall(cell.replace("**", "").replace("\N{MINUS SIGN}", "-"))
+    tokens = [t.replace(",", "") for t in TOKEN.findall(cell.replace("**", "").replace("\N{MINUS SIGN}", "-"))]
     specs = spec if isinstance(spec, list) else [spec]
     problems = []
     for i, part in enumerate(specs):
