@@ -13,10 +13,14 @@ A cell ``a ± b`` is the mean and sample std (ddof 1) over the row's runs; furth
 the means of the next ``values``; a ``per_seed`` cell lists one value per seed in seed order; a ``numbers`` cell
 (``{numbers: [mean, std]}``) shows one expression per number, ``±`` included (a report row's own mean and std).
 ``minus: {...}`` in a cell subtracts, seed by seed, the same expression over the runs it selects (a paired
-difference); ``over: {...}`` divides the same way (a paired ratio); ``median: true`` shows medians instead of means.
+difference); ``over: {...}`` divides the same way (a paired ratio); ``stat: median`` (or ``median: true``), ``min``,
+``max``, ``sum`` or ``count`` shows that statistic of the runs instead of their mean. A row's ``evidence: <file>``
+checks that row against another file (one table over several sweeps). A ``where`` value that is a list matches any of
+its values (``seed: [2, 3, 4]``).
 A list of such cells checks the cell's numbers in turn (``before -> after``); a cell ``-`` says the evidence has no
 value. Expressions name metrics (``test/acc``, ``sim/giou/final_iou``) or columns of the file (``ci_low``). A number
-agrees when it equals the evidence at the rounding shown. Prints each disagreement; exit status 1 when there is one.
+agrees when it equals the evidence at the rounding shown (``63,847``: commas between thousands). Prints each
+disagreement; exit status 1 when there is one.
 """
 
 from __future__ import annotations
@@ -33,9 +37,12 @@ import yaml
 
 ROOT = Path(__file__).resolve().parents[2]
 MARK = re.compile(r"^<!-- evidence: (?P<spec>.*?)-->\s*\n(?P<table>(?:\|[^\n]*\|[ \t]*\n?)+)", re.S | re.M)
-TOKEN = re.compile(r"±|[+-]?\d+(?:\.\d+)?")
+TOKEN = re.compile(r"±|[+-]?\d{1,3}(?:,\d{3})+(?!\d)(?:\.\d+)?|[+-]?\d+(?:\.\d+)?")  # 63,847 is one number
 METRIC = re.compile(r"\b(?:test|val)/\w+|\bsim/\w+/\w+")
 NAME = re.compile(r"\b(?:test|val)/\w+|\bsim/\w+/\w+|\b[A-Za-z_]\w*")
+
+
+STATS = {"mean": statistics.mean, "median": statistics.median, "min": min, "max": max, "sum": math.fsum, "count": len}
 
 
 @dataclass
@@ -48,6 +55,10 @@ class Table:
     rows: list[dict]
     columns: list
     cells: list[list[str]]
+
+    def files(self) -> set[Path]:
+        """The evidence files the table is checked against: its own and any a row names."""
+        return {self.runs, *(ROOT / row["evidence"] for row in self.rows if "evidence" in row)}
 
 
 def marked_tables(doc: Path) -> list[Table]:
@@ -90,9 +101,11 @@ def same(cell: object, value: object) -> bool:
 
 
 def select(frame: pd.DataFrame, where: dict) -> pd.DataFrame:
-    """The runs whose overrides match every ``key: value`` of ``where`` (``null``: the run has no such override)."""
+    """The runs whose overrides match every ``key: value`` of ``where`` (``null``: the run has no such override; a
+    list: any of its values)."""
     for key, value in where.items():
-        frame = frame[[pd.isna(cell) if value is None else same(cell, value) for cell in frame[key]]]
+        wanted = value if isinstance(value, list) else [value]
+        frame = frame[[any(pd.isna(cell) if v is None else same(cell, v) for v in wanted) for cell in frame[key]]]
     return frame
 
 
@@ -104,7 +117,7 @@ def agrees(shown: str, value: float) -> bool:
 
 def check_cell(cell: str, spec, frame: pd.DataFrame) -> list[str]:
     """The disagreements of one cell with its runs, as messages (a list of specs checks its numbers in turn)."""
-    tokens = TOKEN.findall(cell.replace("**", "").replace("\N{MINUS SIGN}", "-"))
+    tokens = [t.replace(",", "") for t in TOKEN.findall(cell.replace("**", "").replace("\N{MINUS SIGN}", "-"))]
     specs = spec if isinstance(spec, list) else [spec]
     problems = []
     for i, part in enumerate(specs):
@@ -127,7 +140,10 @@ def check_numbers(cell: str, tokens: list[str], spec, frame: pd.DataFrame, last:
     for op, base in paired.items():
         if sorted(base["seed"]) != sorted(runs["seed"]):
             return [f"the runs of {spec.get('where')} and of {op} {spec[op]} have different seeds"], tokens
-    average = statistics.median if spec.get("median") else statistics.mean
+    stat = spec.get("stat", "median" if spec.get("median") else "mean")
+    if stat not in STATS:
+        return [f"stat {stat!r} is not one of {sorted(STATS)}"], tokens
+    average = STATS[stat]
 
     def evidence(expression: str) -> list[float]:
         values = evaluate(expression, runs)
@@ -159,7 +175,7 @@ def check_numbers(cell: str, tokens: list[str], spec, frame: pd.DataFrame, last:
         mean = average(values)
         shown = tokens.pop(0)
         if not agrees(shown, mean):
-            problems.append(f"{expression} {average.__name__} {mean:.6g} shown as {shown}")
+            problems.append(f"{expression} {stat} {mean:.6g} shown as {shown}")
         if tokens[:1] == ["±"]:
             std = statistics.stdev(values) if len(values) > 1 else 0.0
             shown = tokens[1] if len(tokens) > 1 else "?"
@@ -179,15 +195,17 @@ def check_table(table: Table) -> list[str]:
     """Every disagreement of ``table`` with its evidence file, as ``file:line: row ...: message``."""
     doc = table.doc.relative_to(ROOT) if table.doc.is_relative_to(ROOT) else table.doc
     where = f"{doc}:{table.line}"
-    if not table.runs.exists():
-        return [f"{where}: evidence {table.runs} is missing"]
-    frame = pd.read_csv(table.runs)
+    missing = sorted(str(f) for f in table.files() if not f.exists())
+    if missing:
+        return [f"{where}: evidence {', '.join(missing)} is missing"]
+    frames = {f: pd.read_csv(f) for f in table.files()}
     if len(table.rows) != len(table.cells):
         return [f"{where}: the spec names {len(table.rows)} rows, the table has {len(table.cells)}"]
     problems = []
     for row_spec, cells in zip(table.rows, table.cells):
         row_spec = dict(row_spec)
         columns = row_spec.pop("columns", table.columns)
+        frame = frames[ROOT / row_spec.pop("evidence")] if "evidence" in row_spec else frames[table.runs]
         runs = select(frame, row_spec)
         for spec, cell in zip(columns, cells):
             if spec is None or not cell:

@@ -9,6 +9,7 @@ from pathlib import Path
 here = Path(__file__).parent
 commits = dict(arg.split("=") for arg in sys.argv[1:])  # before=<commit> after=<commit> compile=<commit>
 LABELS = ("before", "after", "compile", "quiet_before", "quiet_after", "quiet_nolog", "profile_before", "profile_after")
+LABELS += ("quiet_lead_after", "quiet2_after", "quiet2_parts")  # reruns at load 1 and 2-3; parts: bench.overhead_parts
 
 
 def results(label: str) -> list[dict]:
@@ -20,7 +21,7 @@ rows = []
 for label in LABELS:
     for r in results(label):
         for i, rnd in enumerate(r["rounds"]):
-            for way in ("plain", "bare", "framework"):
+            for way in rnd if label.endswith("parts") else ("plain", "bare", "framework"):
                 rows.append(
                     {
                         "code": label, "commit": commits.get(label.removeprefix("quiet_"), ""), "task": r["task"],
