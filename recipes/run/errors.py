@@ -14,6 +14,18 @@ class RunError(RuntimeError):
     """The run cannot go on (a full disk, a non-finite loss); printed as one message, the run's outputs kept."""
 
 
+class SigtermError(RunError):
+    """A run that SIGTERM stopped: ``state`` says what was saved (``saved``, at ``step``), ``resume`` how to go on."""
+
+    def __init__(self, saved: Path | None, step: int, resume: str) -> None:
+        self.saved, self.step, self.resume = saved, step, resume
+        self.state = f"its state at step {step} is saved in {saved}" if saved else "nothing was saved"
+        super().__init__(f"the run was stopped by SIGTERM; {self.state}. Resume it with: {resume}")
+
+    def __reduce__(self) -> tuple:  # pickled with its fields (a launcher may send a job's error between processes)
+        return type(self), (self.saved, self.step, self.resume)
+
+
 def free_bytes(path: Path) -> float:
     """Bytes free on the disk that holds ``path`` (its nearest existing folder); NaN when that cannot be read."""
     folder = Path(path)

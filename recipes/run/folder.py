@@ -15,7 +15,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from losses.errors import ConfigError
 from recipes.run.bundle import find_callback
-from recipes.run.errors import RunError
+from recipes.run.errors import SigtermError
 from recipes.run.launch import rank
 
 LOCK_NAME = ".run.lock"
@@ -105,9 +105,7 @@ class SaveOnSigterm(L.Callback):
         trainer.save_checkpoint(self.saved)
 
 
-def stopped_by_sigterm(trainer: L.Trainer, folder: str | Path) -> RunError:
-    """The message for a run that SIGTERM stopped: where its state is and how to resume it."""
+def stopped_by_sigterm(trainer: L.Trainer, folder: str | Path) -> SigtermError:
+    """The error for a run that SIGTERM stopped: where its state is and how to resume it."""
     saver = find_callback(trainer, SaveOnSigterm)
-    saved = saver.saved if saver else None
-    where = f"its state at step {trainer.global_step} is saved in {saved}" if saved else "nothing was saved"
-    return RunError(f"the run was stopped by SIGTERM; {where}. Resume it with: {resume_command(folder)}")
+    return SigtermError(saver.saved if saver else None, trainer.global_step, resume_command(folder))
