@@ -29,7 +29,7 @@ from recipes.run.build import callbacks, check_optimization, instantiate, instan
 from recipes.run.bundle import bundle_trainer
 from recipes.run.checks import check_config, resolve_checkpoint
 from recipes.run.errors import RunError, SigtermError
-from recipes.run.folder import check_run_folder, lock_run_folder, stopped_by_sigterm, unlock_run_folder
+from recipes.run.folder import check_run_folder, lock_run_folder, stopped_by_sigterm, stopped_testing, unlock_run_folder
 from recipes.run.launch import check_optimized_metric, finish_processes, pin_run_folder
 from recipes.run.loggers import finish_wandb
 from recipes.run.project import setup_project
@@ -81,7 +81,10 @@ def train(cfg: DictConfig) -> dict[str, float]:
             ckpt = best or (None if cfg.get("fit", True) else ckpt_path)
             if best:
                 log.info("testing the best checkpoint %s", best)
-            trainer.test(task, datamodule=datamodule, ckpt_path=ckpt, weights_only=True)
+            try:
+                trainer.test(task, datamodule=datamodule, ckpt_path=ckpt, weights_only=True)
+            except SIGTERMException:
+                raise stopped_testing(ckpt) from None
             metrics.update({k: float(v) for k, v in trainer.callback_metrics.items()})
         ok = True
     finally:

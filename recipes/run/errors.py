@@ -15,15 +15,14 @@ class RunError(RuntimeError):
 
 
 class SigtermError(RunError):
-    """A run that SIGTERM stopped: ``state`` says what was saved (``saved``, at ``step``), ``resume`` how to go on."""
+    """A run that SIGTERM stopped: ``state`` says what was saved, ``then`` how to go on (the command)."""
 
-    def __init__(self, saved: Path | None, step: int, resume: str) -> None:
-        self.saved, self.step, self.resume = saved, step, resume
-        self.state = f"its state at step {step} is saved in {saved}" if saved else "nothing was saved"
-        super().__init__(f"the run was stopped by SIGTERM; {self.state}. Resume it with: {resume}")
+    def __init__(self, state: str, then: str) -> None:
+        self.state, self.then = state, then
+        super().__init__(f"the run was stopped by SIGTERM; {state}. {then}")
 
     def __reduce__(self) -> tuple:  # pickled with its fields (a launcher may send a job's error between processes)
-        return type(self), (self.saved, self.step, self.resume)
+        return type(self), (self.state, self.then)
 
 
 def free_bytes(path: Path) -> float:

@@ -106,6 +106,15 @@ class SaveOnSigterm(L.Callback):
 
 
 def stopped_by_sigterm(trainer: L.Trainer, folder: str | Path) -> SigtermError:
-    """The error for a run that SIGTERM stopped: where its state is and how to resume it."""
+    """The error for a run that SIGTERM stopped in training: where its state is and how to resume it."""
     saver = find_callback(trainer, SaveOnSigterm)
-    return SigtermError(saver.saved if saver else None, trainer.global_step, resume_command(folder))
+    saved = saver.saved if saver else None
+    state = f"its state at step {trainer.global_step} is saved in {saved}" if saved else "nothing was saved"
+    return SigtermError(state, f"Resume it with: {resume_command(folder)}")
+
+
+def stopped_testing(ckpt: str | None) -> SigtermError:
+    """The error for a run that SIGTERM stopped while it tested ``ckpt`` (None: weights no checkpoint holds)."""
+    if not ckpt:
+        return SigtermError("it was testing the weights it had trained, which no checkpoint holds", "Run it again")
+    return SigtermError(f"it was testing {ckpt}", f"Test it with: {shlex.join(['python', 'eval.py', f'ckpt_path={ckpt}'])}")

@@ -213,10 +213,10 @@ def not_run(jobs: list[list[str]] | None, num: int, most: int = 10) -> str:
 
 class StopSweepOnSigterm(Callback):
     """Hydra callback: a sweep whose jobs run in this process (the basic launcher) ends when SIGTERM stops one of
-    them, with the job's state saved (``SaveOnSigterm``): the next jobs do not start; one message names the stopped
-    job, its checkpoint, the command that resumes it and the jobs that did not run; exit status 1, as a single run
-    stopped by SIGTERM. Listed after ``RecordFailures`` (Hydra calls ``on_job_end`` in reverse), which it ends before
-    it records the job; the failures of earlier jobs are still reported at exit."""
+    them, in training (its state saved by ``SaveOnSigterm``) or testing: the next jobs do not start; one message
+    names the stopped job, its checkpoint, the command that resumes (or tests) it and the jobs that did not run;
+    exit status 1, as a single run stopped by SIGTERM. Listed after ``RecordFailures`` (Hydra calls ``on_job_end``
+    in reverse), which it ends before it records the job; the failures of earlier jobs are still reported at exit."""
 
     def __init__(self) -> None:
         self.in_process = False
@@ -235,7 +235,7 @@ class StopSweepOnSigterm(Callback):
         num = int(config.hydra.job.num)
         print(
             f"error: the sweep in {self.sweep_dir} was stopped by SIGTERM in job {num} "
-            f"({' '.join(job_return.overrides or []) or 'no overrides'}); {err.state}. Resume it with: {err.resume}. "
+            f"({' '.join(job_return.overrides or []) or 'no overrides'}); {err.state}. {err.then}. "
             f"{not_run(self.jobs, num)}",
             file=sys.stderr,
         )
