@@ -28,8 +28,8 @@ from recipes.run import extras
 from recipes.run.build import callbacks, check_optimization, instantiate, instantiate_all, plugins, resume_wandb
 from recipes.run.bundle import bundle_trainer
 from recipes.run.checks import check_config, resolve_checkpoint
-from recipes.run.errors import RunError
-from recipes.run.folder import check_run_folder, lock_run_folder, stopped_by_sigterm, unlock_run_folder
+from recipes.run.errors import RunError, SigtermError
+from recipes.run.folder import check_run_folder, lock_run_folder, stopped_by_sigterm, stopped_testing, unlock_run_folder
 from recipes.run.launch import check_optimized_metric, finish_processes, pin_run_folder
 from recipes.run.loggers import finish_wandb
 from recipes.run.project import setup_project
@@ -81,7 +81,10 @@ def train(cfg: DictConfig) -> dict[str, float]:
             ckpt = best or (None if cfg.get("fit", True) else ckpt_path)
             if best:
                 log.info("testing the best checkpoint %s", best)
-            trainer.test(task, datamodule=datamodule, ckpt_path=ckpt, weights_only=True)
+            try:
+                trainer.test(task, datamodule=datamodule, ckpt_path=ckpt, weights_only=True)
+            except SIGTERMException:
+                raise stopped_testing(ckpt) from None
             metrics.update({k: float(v) for k, v in trainer.callback_metrics.items()})
         ok = True
     finally:
@@ -118,7 +121,8 @@ def run(cfg: DictConfig, entry: Callable[[DictConfig], dict[str, float]] = train
     """``entry`` (``train``, or eval.py's ``evaluate``) with the errors of docs/reliability.md as one message (from
     rank 0) and an exit status: 2 for a configuration error (nothing was started), 1 for a run that could not go on.
     In a multirun the error is raised on, so that the sweeper records the failed job (Optuna tolerates up to
-    max_failure_rate) and ``recipes.run.launch.RecordFailures`` writes it to the job's ``error.txt``."""
+    max_failure_rate) and ``recipes.run.launch.RecordFailures`` writes it to the job's ``error.txt``; a job stopped
+    by SIGTERM is reported by ``recipes.run.launch.StopSweepOnSigterm``, which ends the sweep."""
     try:
         try:
             metrics = entry(cfg)
@@ -128,9 +132,10 @@ def run(cfg: DictConfig, entry: Callable[[DictConfig], dict[str, float]] = train
             check_optimized_metric(cfg.get("optimized_metric"), metrics)  # a sweep job without it fails
         return metrics
     except (ConfigError, RunError) as err:
-        if rank_zero_only.rank == 0:
+        multirun = HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
+        if rank_zero_only.rank == 0 and not (multirun and isinstance(err, SigtermError)):  # the sweep says that once
             print(f"error: {err}", file=sys.stderr)
-        if HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN:
+        if multirun:
             raise
         raise SystemExit(2 if isinstance(err, ConfigError) else 1) from None
     finally:

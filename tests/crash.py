@@ -43,12 +43,21 @@ class NanOnRank(L.Callback):
 
 
 class TermAtStep(L.Callback):
-    """Send this process SIGTERM (what a scheduler sends before preemption) at the end of optimiser step ``step``."""
+    """Send this process SIGTERM (what a scheduler sends before preemption) at the end of optimiser step ``step``, or
+    with ``stage='test'`` at the end of the first test batch."""
 
-    def __init__(self, step: int) -> None:
-        self.step, self.sent = step, False
+    def __init__(self, step: int = 0, stage: str = "train") -> None:
+        self.step, self.stage, self.sent = step, stage, False
 
     def on_train_batch_end(self, trainer: L.Trainer, *args: object) -> None:
-        if trainer.global_step >= self.step and not self.sent:
+        if self.stage == "train" and trainer.global_step >= self.step:
+            self.send()
+
+    def on_test_batch_end(self, trainer: L.Trainer, *args: object) -> None:
+        if self.stage == "test":
+            self.send()
+
+    def send(self) -> None:
+        if not self.sent:
             self.sent = True
             os.kill(os.getpid(), signal.SIGTERM)

@@ -3,6 +3,7 @@ saves an exact-resume checkpoint and exits 1 with the command that resumes."""
 
 from __future__ import annotations
 
+import shlex
 import subprocess
 import sys
 import textwrap
@@ -45,6 +46,34 @@ def test_sigterm_saves_the_step_it_stopped_at_exits_1_and_resumes_to_the_uninter
     assert all(torch.equal(ours[k], theirs[k]) for k in theirs)
     for key in ("val/acc", "test/acc", "test/loss"):
         assert resumed[key] == expected[key], key
+
+
+@pytest.mark.parametrize("stage", ["train", "test"])
+def test_sigterm_in_a_sweeps_first_job_saves_it_starts_no_other_job_and_says_how_to_go_on(tmp_path, data_dir, stage):
+    """A grid of three jobs in one process (Hydra's basic launcher); the first is sent SIGTERM at step 3 of its
+    training, or in its test."""
+    sweep = tmp_path / "sweep"
+    term = ("+callbacks.term._target_=tests.crash.TermAtStep", "+callbacks.term.step=3", f"+callbacks.term.stage={stage}")
+    result = run_train("-m", *RUN, "seed=0,1,2", *term, f"hydra.sweep.dir={sweep}", env_extra={"DATA_DIR": str(data_dir)})
+    assert result.returncode == 1, result.stderr[-3000:]
+    assert "Traceback" not in result.stderr
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    job, checkpoints = sweep / "0", sweep / "0" / "checkpoints"
+    jobs = [[*RUN, f"seed={seed}", *term] for seed in range(3)]  # each job's overrides, in the command's order
+    overrides = [" ".join(words) for words in jobs]
+    if stage == "train":
+        resume = shlex.join(["python", "train.py", *jobs[0], "ckpt_path=last", f"hydra.run.dir={job}"])
+        then = f"its state at step 3 is saved in {checkpoints / 'last.ckpt'}. Resume it with: {resume}"
+        assert torch.load(checkpoints / "last.ckpt", weights_only=True)["global_step"] == 3
+    else:
+        best = checkpoints / "best.ckpt"
+        then = f"it was testing {best}. Test it with: {shlex.join(['python', 'eval.py', f'ckpt_path={best}'])}"
+    assert errors == [
+        f"error: the sweep in {sweep} was stopped by SIGTERM in job 0 ({overrides[0]}); {then}. 2 jobs did not run: "
+        f"job 1 ({overrides[1]}), job 2 ({overrides[2]})."
+    ]
+    assert sorted(p.name for p in sweep.iterdir() if p.is_dir()) == ["0"]  # jobs 1 and 2 never started
+    assert not (job / "error.txt").exists()  # stopped, not failed
 
 
 def test_a_new_run_in_a_finished_runs_folder_is_refused_and_leaves_its_checkpoints(tmp_path, data_dir, capsys):

@@ -14,6 +14,17 @@ class RunError(RuntimeError):
     """The run cannot go on (a full disk, a non-finite loss); printed as one message, the run's outputs kept."""
 
 
+class SigtermError(RunError):
+    """A run that SIGTERM stopped: ``state`` says what was saved, ``then`` how to go on (the command)."""
+
+    def __init__(self, state: str, then: str) -> None:
+        self.state, self.then = state, then
+        super().__init__(f"the run was stopped by SIGTERM; {state}. {then}")
+
+    def __reduce__(self) -> tuple:  # pickled with its fields (a launcher may send a job's error between processes)
+        return type(self), (self.state, self.then)
+
+
 def free_bytes(path: Path) -> float:
     """Bytes free on the disk that holds ``path`` (its nearest existing folder); NaN when that cannot be read."""
     folder = Path(path)

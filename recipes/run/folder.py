@@ -15,7 +15,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from losses.errors import ConfigError
 from recipes.run.bundle import find_callback
-from recipes.run.errors import RunError
+from recipes.run.errors import SigtermError
 from recipes.run.launch import rank
 
 LOCK_NAME = ".run.lock"
@@ -105,9 +105,16 @@ class SaveOnSigterm(L.Callback):
         trainer.save_checkpoint(self.saved)
 
 
-def stopped_by_sigterm(trainer: L.Trainer, folder: str | Path) -> RunError:
-    """The message for a run that SIGTERM stopped: where its state is and how to resume it."""
+def stopped_by_sigterm(trainer: L.Trainer, folder: str | Path) -> SigtermError:
+    """The error for a run that SIGTERM stopped in training: where its state is and how to resume it."""
     saver = find_callback(trainer, SaveOnSigterm)
     saved = saver.saved if saver else None
-    where = f"its state at step {trainer.global_step} is saved in {saved}" if saved else "nothing was saved"
-    return RunError(f"the run was stopped by SIGTERM; {where}. Resume it with: {resume_command(folder)}")
+    state = f"its state at step {trainer.global_step} is saved in {saved}" if saved else "nothing was saved"
+    return SigtermError(state, f"Resume it with: {resume_command(folder)}")
+
+
+def stopped_testing(ckpt: str | None) -> SigtermError:
+    """The error for a run that SIGTERM stopped while it tested ``ckpt`` (None: weights no checkpoint holds)."""
+    if not ckpt:
+        return SigtermError("it was testing the weights it had trained, which no checkpoint holds", "Run it again")
+    return SigtermError(f"it was testing {ckpt}", f"Test it with: {shlex.join(['python', 'eval.py', f'ckpt_path={ckpt}'])}")

@@ -5,8 +5,8 @@ Lightning's DDP launcher starts ranks > 0 by running this script again with the 
 folder the one rank 0 resolved (in a multirun job too, whose children must run that job alone, not the
 sweep), so every rank writes into one folder. ``CheckOutputDir`` refuses an unwritable output folder
 before Hydra writes anything. ``RecordFailures`` gives each failed sweep job an ``error.txt`` and the sweep one
-line per failed job at its end; ``check_optimized_metric`` fails a sweep job that does not log the metric the
-sweeper reads.
+line per failed job at its end; ``StopSweepOnSigterm`` ends a sweep whose job SIGTERM stopped; ``check_optimized_metric``
+fails a sweep job that does not log the metric the sweeper reads.
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf, open_dict, read_write
 
 from losses.errors import ConfigError
-from recipes.run.errors import RunError
+from recipes.run.errors import RunError, SigtermError
 
 log = logging.getLogger(__name__)
 
@@ -91,6 +91,7 @@ class CheckOutputDir(Callback):
 # ----- sweeps ----------------------------------------------------------------------------------
 ERROR_FILE = "error.txt"
 BASIC_SWEEPER = "hydra._internal.core_plugins.basic_sweeper.BasicSweeper"
+BASIC_LAUNCHER = "hydra._internal.core_plugins.basic_launcher.BasicLauncher"
 
 
 class JobFailed(CompactHydraException):
@@ -181,6 +182,64 @@ class RecordFailures(Callback):
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         if self.report():
             raise SystemExit(1)
+
+
+def grid_jobs(config: DictConfig) -> list[list[str]] | None:
+    """Every job's overrides of a basic sweep, in the order it launches them; None for another sweeper (it draws its
+    jobs as it goes) or a sweep this cannot expand (a ``glob`` choice needs the config loader)."""
+    if config.hydra.sweeper.get("_target_") != BASIC_SWEEPER:
+        return None
+    from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    params = [f"{key}={value}" for key, value in (config.hydra.sweeper.get("params") or {}).items()]
+    try:
+        parsed = OverridesParser.create().parse_overrides([*params, *config.hydra.overrides.task])
+        return [job for batch in BasicSweeper.split_arguments(parsed, None) for job in batch]
+    except Exception:  # what Hydra refuses it reports itself, before the first job
+        return None
+
+
+def not_run(jobs: list[list[str]] | None, num: int, most: int = 10) -> str:
+    """The sentence naming the jobs after job ``num`` (``jobs``: the sweep's, None when the sweeper draws them)."""
+    if jobs is None:
+        return "The jobs the sweeper had not started did not run."
+    left = [f"job {i} ({' '.join(job) or 'no overrides'})" for i, job in enumerate(jobs) if i > num]
+    if not left:
+        return "It was the sweep's last job."
+    more = f", and {len(left) - most} more" if len(left) > most else ""
+    return f"{len(left)} job{'s' if len(left) > 1 else ''} did not run: {', '.join(left[:most])}{more}."
+
+
+class StopSweepOnSigterm(Callback):
+    """Hydra callback: a sweep whose jobs run in this process (the basic launcher) ends when SIGTERM stops one of
+    them, in training (its state saved by ``SaveOnSigterm``) or testing: the next jobs do not start; one message
+    names the stopped job, its checkpoint, the command that resumes (or tests) it and the jobs that did not run;
+    exit status 1, as a single run stopped by SIGTERM. Listed after ``RecordFailures`` (Hydra calls ``on_job_end``
+    in reverse), which it ends before it records the job; the failures of earlier jobs are still reported at exit."""
+
+    def __init__(self) -> None:
+        self.in_process = False
+        self.sweep_dir: Path | None = None
+        self.jobs: list[list[str]] | None = None
+
+    def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        self.in_process = config.hydra.launcher.get("_target_") == BASIC_LAUNCHER
+        self.sweep_dir = Path(str(config.hydra.sweep.dir)).resolve()
+        self.jobs = grid_jobs(config)
+
+    def on_job_end(self, config: DictConfig, job_return: JobReturn, **kwargs: Any) -> None:
+        err = job_return._return_value
+        if not self.in_process or job_return.status != JobStatus.FAILED or not isinstance(err, SigtermError):
+            return
+        num = int(config.hydra.job.num)
+        print(
+            f"error: the sweep in {self.sweep_dir} was stopped by SIGTERM in job {num} "
+            f"({' '.join(job_return.overrides or []) or 'no overrides'}); {err.state}. {err.then}. "
+            f"{not_run(self.jobs, num)}",
+            file=sys.stderr,
+        )
+        raise SystemExit(1)
 
 
 def check_optimized_metric(name: str | None, metrics: Mapping[str, Any]) -> None:

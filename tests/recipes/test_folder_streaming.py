@@ -167,17 +167,6 @@ def test_each_refused_setting_names_itself_and_the_fix(roots, name, settings, me
     assert str(refused.value) == f"data '{name}': {message}"
 
 
-def test_a_streamed_segmentation_run_killed_mid_epoch_resumes_to_the_weights_of_the_uninterrupted_run(roots, tmp_path, data_dir):
-    """22 training pairs in batches of 3, 6 an epoch over 2 epochs, decoded and mirrored in 2 workers; killed at step 10."""
-    run = (
-        *(a for a in RESUME_RUN if not a.startswith("model")), *TASKS["mask_folder"], f"data.root={roots['mask_folder']}",
-        "data.image_size=16", "data.batch_size=3", "data.storage=stream", "data.num_workers=2", "data.hflip=true",
-    )  # fmt: skip
-    saved, resumed, expected = killed_and_resumed(run, tmp_path, data_dir)
-    assert saved["global_step"] == 8 and saved["loops"]["fit_loop"]["epoch_loop.batch_progress"]["current"]["processed"] == 2
-    assert resumed["test/dice"] == expected["test/dice"] and resumed["val/loss"] == expected["val/loss"]
-
-
 @pytest.mark.parametrize("storage", ["memory", "stream"])
 @pytest.mark.parametrize("name", ["voc_folder", "coco_folder"])
 def test_detection_trains_with_hflip_from_memory_and_from_the_stream(roots, name, storage, tmp_path, data_dir):
@@ -202,3 +191,27 @@ def test_a_streamed_coco_box_outside_its_image_is_refused_as_in_memory(roots, tm
     image = next(i["file_name"] for i in coco["images"] if i["id"] == coco["annotations"][3]["image_id"])
     want = f"annotation {coco['annotations'][3]['id']} in {path} has bbox [x, y, w, h] = [40, 2, 20, 5], which is empty"
     assert messages[0] == messages[1] and want in messages[0] and f"outside its image {image} (48x48)" in messages[0]
+
+
+# per format: image size, batch size, and the metrics the resumed run must reproduce exactly
+RESUMED = {
+    "mask_folder": ("16", "3", ("val/loss", "test/dice")),
+    "voc_folder": ("32", "2", ("val/loss", "val/box_loss", "test/map", "test/map_50")),
+    "coco_folder": ("32", "2", ("val/loss", "val/box_loss", "test/map", "test/map_50")),
+}
+
+
+@pytest.mark.parametrize("name", FORMATS)
+def test_a_streamed_run_killed_mid_epoch_resumes_to_the_weights_of_the_uninterrupted_run(roots, name, tmp_path, data_dir):
+    """Masks: 22 training pairs in batches of 3; VOC: 14 images (2 split off for test), COCO: 16, in batches of 2; 6
+    batches an epoch over 2 epochs, decoded and mirrored with their masks or boxes in 2 workers; killed at step 10."""
+    size, batch, metrics = RESUMED[name]
+    run = (
+        *(a for a in RESUME_RUN if not a.startswith("model")), *TASKS[name], f"data.root={roots[name]}",
+        f"data.image_size={size}", f"data.batch_size={batch}", "data.storage=stream", "data.num_workers=2",
+        "data.hflip=true",
+    )  # fmt: skip
+    saved, resumed, expected = killed_and_resumed(run, tmp_path, data_dir)
+    assert saved["global_step"] == 8 and saved["loops"]["fit_loop"]["epoch_loop.batch_progress"]["current"]["processed"] == 2
+    for key in metrics:
+        assert resumed[key] == expected[key], key
