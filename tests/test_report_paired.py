@@ -86,6 +86,21 @@ def test_the_report_writes_runs_csv_and_reads_it_back_as_evidence(tmp_path):
     assert same.verdict == TIE and same.interval.mean == 0.0  # a metric against itself: no difference
 
 
+def test_tables_from_an_evidence_runs_csv_cover_every_seed_and_name_a_missing_metric(tmp_path):
+    sweep, evidence = tmp_path / "sweep", tmp_path / "evidence"
+    fake_sweep(sweep)
+    report_main([str(sweep)])
+    evidence.mkdir()
+    (evidence / "runs.csv").write_text((sweep / "runs.csv").read_text())
+    out = report_main([str(evidence), "--tables", "--metric", "test/map"])
+    table = {row["box_loss"]: row for row in rows(evidence / "report.csv")}
+    assert table["ciou"]["seeds"] == "3" and math.isclose(float(table["ciou"]["test/map_mean"]), 2.32 / 3)
+    assert "val/map_mean" not in table["ciou"] and (evidence / "report_box_loss.png").exists()
+    assert out["best"]["box_loss"] == "ciou" and (evidence / "runs.csv").read_text() == (sweep / "runs.csv").read_text()
+    with pytest.raises(SystemExit, match="--metric val/map is not in .*runs.csv; its metrics are test/map"):
+        report_main([str(evidence), "--tables", "--metric", "val/map"])
+
+
 def test_a_baseline_that_is_not_a_swept_key_is_refused_with_the_keys(tmp_path):
     fake_sweep(tmp_path)
     with pytest.raises(SystemExit, match="--baseline loss is not a swept key; the swept keys are box_loss"):
