@@ -37,6 +37,14 @@ def rows(path):
         return list(csv.DictReader(f))
 
 
+def as_evidence(sweep, evidence):
+    """Report ``sweep``, then copy its ``runs.csv`` alone into ``evidence`` (a docs/evidence/ folder); returns it."""
+    report_main([str(sweep)])
+    evidence.mkdir()
+    (evidence / "runs.csv").write_text((sweep / "runs.csv").read_text())
+    return evidence
+
+
 def test_a_clear_winner_is_marked_higher_and_a_tie_not_distinguishable(tmp_path):
     fake_sweep(tmp_path)
     out = report_main([str(tmp_path), "--baseline", "box_loss=giou"])
@@ -75,15 +83,26 @@ def test_the_report_writes_runs_csv_and_reads_it_back_as_evidence(tmp_path):
     table = rows(sweep / "runs.csv")
     assert list(table[0]) == ["run", "box_loss", "seed", "fit_seconds", "test/map", "commit"]
     assert len(table) == 9 and table[0]["fit_seconds"] == "12.5" and table[0]["commit"] == "abc123"
-    evidence = tmp_path / "evidence"
-    evidence.mkdir()
-    (evidence / "runs.csv").write_text((sweep / "runs.csv").read_text())
+    evidence = as_evidence(sweep, tmp_path / "evidence")
     out = report_main([str(evidence), "--baseline", "box_loss=giou", "--pair", "test/map=test/map"])
     assert not (evidence / "report.md").exists()  # the evidence folder keeps its own report, only paired.* is new
     ciou = next(c.result for c in out["comparisons"] if c.point == "box_loss=ciou" and c.baseline == "box_loss=giou")
     assert ciou.verdict == "higher" and math.isclose(ciou.interval.mean, 0.07 / 3)
     same = next(c.result for c in out["comparisons"] if c.baseline == "test/map")
     assert same.verdict == TIE and same.interval.mean == 0.0  # a metric against itself: no difference
+
+
+def test_tables_from_an_evidence_runs_csv_cover_every_seed_and_name_a_missing_metric(tmp_path):
+    sweep = tmp_path / "sweep"
+    fake_sweep(sweep)
+    evidence = as_evidence(sweep, tmp_path / "evidence")
+    out = report_main([str(evidence), "--tables", "--metric", "test/map"])
+    table = {row["box_loss"]: row for row in rows(evidence / "report.csv")}
+    assert table["ciou"]["seeds"] == "3" and math.isclose(float(table["ciou"]["test/map_mean"]), 2.32 / 3)
+    assert "val/map_mean" not in table["ciou"] and (evidence / "report_box_loss.png").exists()
+    assert out["best"]["box_loss"] == "ciou" and (evidence / "runs.csv").read_text() == (sweep / "runs.csv").read_text()
+    with pytest.raises(SystemExit, match="--metric val/map is not in .*runs.csv; its metrics are test/map"):
+        report_main([str(evidence), "--tables", "--metric", "val/map"])
 
 
 def test_a_baseline_that_is_not_a_swept_key_is_refused_with_the_keys(tmp_path):
@@ -148,11 +167,9 @@ def test_a_simulation_sweep_gets_its_tables_runs_csv_and_paired_comparisons(tmp_
 
 
 def test_a_simulation_runs_csv_reads_back_with_its_sim_metrics_as_metrics(tmp_path):
-    sweep, evidence = tmp_path / "sweep", tmp_path / "evidence"
+    sweep = tmp_path / "sweep"
     simulation_sweep(sweep)
-    report_main([str(sweep)])
-    evidence.mkdir()
-    (evidence / "runs.csv").write_text((sweep / "runs.csv").read_text())
+    evidence = as_evidence(sweep, tmp_path / "evidence")
     out = report_main([str(evidence), "--baseline", "run.parameterisation=xywh"])
     assert out["params"] == ["run.parameterisation"]  # sim/ columns are metrics, not swept overrides
     again = {(c.point, c.metric): c.result.differences for c in out["comparisons"]}

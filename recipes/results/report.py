@@ -11,7 +11,8 @@ Per-run evidence: ``runs.csv``, one row per run with test or simulation metrics 
 seconds from ``timing.json``, every ``test/`` and ``sim/`` metric, the commit from ``commit.txt``, else ``--commit``,
 else ``git rev-parse --short HEAD``; ``python -m bench.runs_csv <sweep> <out.csv>`` writes it elsewhere). A folder
 that holds only a ``runs.csv`` (``docs/evidence/<name>/``) is read from it, and then only the paired tables are
-written. ``--baseline KEY=VALUE`` compares every other point with the point where KEY=VALUE (the other axes held
+written, unless ``--tables`` asks for ``report.md`` / ``report.csv`` / plots of its ``test/`` metrics too.
+``--baseline KEY=VALUE`` compares every other point with the point where KEY=VALUE (the other axes held
 fixed; default: the experiment config's ``report.baseline``, used where the runs hold it), ``--pair METRIC=METRIC``
 two metrics of the same run (e.g. ``test/acc=test/baseline_acc``); both paired by seed, in ``paired.md`` /
 ``paired.csv`` (``recipes.results.paired``: mean ± std of the differences, 95% t interval, "not distinguishable at
@@ -400,9 +401,10 @@ def report(
     baseline: dict | None = None,
     pairs: list[tuple[str, str]] | None = None,
     commit: str | None = None,
+    tables: bool = False,
 ) -> dict:
     """Write the tables, plots, ``runs.csv`` and paired comparisons for a sweep folder; returns the rows and the best
-    point. A folder with only a ``runs.csv`` gets only its paired comparisons."""
+    point. A folder with only a ``runs.csv`` gets only its paired comparisons, and its tables and plots if ``tables``."""
     runs = read_sweep(sweep)
     from_evidence = not runs and (sweep / RUNS).exists()
     if from_evidence:
@@ -419,11 +421,14 @@ def report(
     if comparisons:
         write_paired(comparisons, sweep)
     result = {"rows": rows, "params": params, "metric": metric, "runs": len(runs), "comparisons": comparisons}
-    if from_evidence:
+    if from_evidence and not tables:
         return result | {"best": best_row(rows, metric, "max"), "plots": []}
     metrics = sorted({m for r in runs for m in r.metrics if is_metric(m)})
+    if from_evidence and metric not in metrics:
+        raise SystemExit(f"report: --metric {metric} is not in {sweep / RUNS}; its metrics are {', '.join(metrics)}")
     write_tables(rows, params, metrics, sweep)
-    write_runs(runs, sweep, commit=commit)
+    if not from_evidence:
+        write_runs(runs, sweep, commit=commit)
     plots = plot(rows, params, metric, sweep)
     return result | {"best": best_row(rows, metric, runs[0].mode), "plots": plots}
 
@@ -455,10 +460,11 @@ def main(argv: list[str] | None = None) -> dict:
         help="compare two metrics of the same runs, paired by seed (e.g. test/acc=test/baseline_acc)",
     )
     parser.add_argument("--commit", help="runs.csv's commit for runs without a commit.txt (default: HEAD)")
+    parser.add_argument("--tables", action="store_true", help="from an evidence folder's runs.csv: report.md/.csv and plots too")
     args = parser.parse_args(argv)
     baseline = None if args.baseline is None else key_values(args.baseline, "--baseline")
     pairs = [pair for item in args.pair for pair in key_values([item], "--pair").items()]  # one metric may pair twice
-    result = report(args.sweep, args.metric, baseline, pairs, args.commit)
+    result = report(args.sweep, args.metric, baseline, pairs, args.commit, args.tables)
     for name in ("report.md", "paired.md"):
         if (args.sweep / name).exists():
             print((args.sweep / name).read_text())
