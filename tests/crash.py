@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+import time
 
 import lightning as L
 
@@ -20,10 +21,15 @@ class KillAtStep(L.Callback):
 
 
 class NanOnRank(L.Callback):
-    """Make the ``loss`` slot return NaN from training call ``after`` on, on one rank only."""
+    """Make the ``loss`` slot return NaN from training call ``after`` on, on one rank only; ``rank0_delay_s`` makes
+    rank 0 that much slower to handle the failure than the others (a loaded machine)."""
 
-    def __init__(self, rank: int = 1, after: int = 2) -> None:
-        self.rank, self.after = rank, after
+    def __init__(self, rank: int = 1, after: int = 2, rank0_delay_s: float = 0.0) -> None:
+        self.rank, self.after, self.rank0_delay_s = rank, after, rank0_delay_s
+
+    def on_exception(self, trainer: L.Trainer, pl_module: L.LightningModule, exception: BaseException) -> None:
+        if trainer.is_global_zero:
+            time.sleep(self.rank0_delay_s)
 
     def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
         if trainer.global_rank != self.rank or stage != "fit":

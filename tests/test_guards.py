@@ -86,7 +86,9 @@ def test_skip_nonfinite_drops_each_bad_update_and_the_run_finishes(smoke_config,
 
 
 def test_a_nan_on_one_ddp_rank_stops_both_ranks_with_one_message(tmp_path, data_dir):
-    """Without a shared decision rank 0 would wait forever in backward's all-reduce for rank 1."""
+    """Without a shared decision rank 0 would wait forever in backward's all-reduce for rank 1. Rank 0 is made 6 s
+    slower than rank 1 to report (as on a loaded machine): Lightning's observer, polling every 5 s, used to SIGKILL
+    it then, before its message."""
     result = run_train(
         "debug=smoke",
         *TINY,
@@ -95,6 +97,7 @@ def test_a_nan_on_one_ddp_rank_stops_both_ranks_with_one_message(tmp_path, data_
         "+callbacks.crash._target_=tests.crash.NanOnRank",
         "+callbacks.crash.rank=1",
         "+callbacks.crash.after=2",
+        "+callbacks.crash.rank0_delay_s=6",
         env_extra={"DATA_DIR": str(data_dir)},
         timeout=400,
     )

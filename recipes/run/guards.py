@@ -30,6 +30,7 @@ from torch.optim import Optimizer
 
 from losses.errors import ConfigError
 from recipes.run.errors import RunError
+from recipes.run.launch import disarm_child_observer
 
 log = logging.getLogger(__name__)
 
@@ -288,6 +289,8 @@ class NonFiniteGuard(L.Callback):
                 log.warning("skipping the update (skip_nonfinite=true): %s. %s", report, advice(trainer, pl_module, generic))
             return
         saved = self.save_last_good(trainer)
+        if trainer.is_global_zero:
+            disarm_child_observer()  # the other ranks stop too; their exit must not kill this one before it reports
         fix = advice(trainer, pl_module, f"{generic}, or skip such batches with skip_nonfinite=true")
         raise NonFiniteLossError(f"{report}. {saved}{fix}")
 

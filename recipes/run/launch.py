@@ -17,6 +17,7 @@ import os
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import traceback
 from collections.abc import Mapping
@@ -297,6 +298,20 @@ def pin_run_folder(world_size: int) -> None:
         sys.argv = [sys.argv[0], *flags, *hydra_cfg.overrides.task, "hydra.mode=RUN"]
 
 
+def disarm_child_observer() -> None:
+    """Stop Lightning's child-process observer from killing this process (rank 0) once it handles a failure itself.
+
+    The observer polls every 5 s and SIGKILLs rank 0 as soon as a child rank has exited non-zero. After a failure
+    that every rank shares (a non-finite step) the child exits first, and on a loaded machine rank 0 was killed
+    before it printed its message (exit -9, no ``error:`` line). From here ``finish_processes`` waits for the children
+    itself and kills any that hang, so the observer has nothing left to guard. (Private Lightning API: the thread
+    keeps no public handle; if its name or loop changes this does nothing.)
+    """
+    for thread in threading.enumerate():
+        if thread.name == "child-process-observer" and hasattr(thread, "_run"):
+            thread._run = lambda: True  # its loop ends at the next poll without killing anything
+
+
 def finish_processes(trainer: Any, ok: bool, grace_s: float = 60.0) -> None:
     """End a distributed run cleanly: ranks meet, the process group closes, rank 0 waits for its children.
 
@@ -304,6 +319,7 @@ def finish_processes(trainer: Any, ok: bool, grace_s: float = 60.0) -> None:
     be talking to it, which occasionally aborts a finished run. After an error the ranks do not meet (one
     may be gone); children still running after ``grace_s`` are killed.
     """
+    disarm_child_observer()  # from here this process waits for (and if need be kills) its children itself
     dist = torch.distributed
     if dist.is_available() and dist.is_initialized():
         if ok and dist.get_world_size() > 1:
