@@ -15,6 +15,7 @@ import hydra
 from omegaconf import DictConfig
 
 from recipes.run.evaluate import trained_config
+from recipes.run.overrides import report_config_errors
 from recipes.run.project import setup_project
 from recipes.run.resolvers import register_resolvers
 from train import run, train
@@ -38,4 +39,4 @@ setup_project(__file__)
 register_resolvers()
 
 if __name__ == "__main__":
-    main()
+    report_config_errors(main, "eval")  # an override Hydra cannot compose: one message, exit 2

@@ -13,6 +13,7 @@ from pathlib import Path
 import hydra
 from omegaconf import DictConfig
 
+from recipes.run.overrides import report_config_errors
 from recipes.run.project import setup_project
 from recipes.run.resolvers import register_resolvers
 from train import run
@@ -38,4 +39,4 @@ setup_project(__file__)
 register_resolvers()
 
 if __name__ == "__main__":
-    main()
+    report_config_errors(main, "predict")  # an override Hydra cannot compose: one message, exit 2

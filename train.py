@@ -32,6 +32,7 @@ from recipes.run.errors import RunError, SigtermError
 from recipes.run.folder import check_run_folder, lock_run_folder, stopped_by_sigterm, stopped_testing, unlock_run_folder
 from recipes.run.launch import check_optimized_metric, finish_processes, pin_run_folder
 from recipes.run.loggers import finish_wandb
+from recipes.run.overrides import report_config_errors
 from recipes.run.project import setup_project
 from recipes.run.resolvers import register_resolvers, resolver_error
 from recipes.run.resume import check_checkpoint_fits
@@ -156,5 +157,6 @@ register_resolvers()  # before Hydra composes: configs/hydra/default.yaml uses t
 
 if __name__ == "__main__":
     if message := missing_extra(sys.argv[1:]):  # a search without the optuna extra: one message, exit status 2
-        raise SystemExit(f"error: {message}")
-    main()
+        print(f"error: {message}", file=sys.stderr)
+        raise SystemExit(2)
+    report_config_errors(main)  # an override Hydra cannot compose: one message, exit 2

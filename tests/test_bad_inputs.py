@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 
 import pytest
+import torch
 from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 from hydra.errors import MissingConfigException
@@ -66,10 +67,99 @@ def test_an_unknown_option_name_lists_the_options_of_its_group(group):
 def test_train_py_with_an_unknown_task_exits_non_zero_and_leaves_earlier_runs_alone(earlier_run, data_dir):
     before = snapshot(earlier_run)
     result = run_train("task=nope", f"paths.log_dir={earlier_run.parents[2]}", env_extra={"DATA_DIR": str(data_dir)})
-    assert result.returncode == 1
-    assert "Could not find 'task/nope'" in result.stderr and "classification" in result.stderr
+    assert result.returncode == 2
+    assert result.stderr.startswith("error: task: there is no option 'nope' (the options are classification, detection")
     assert snapshot(earlier_run) == before
     assert [p.name for p in earlier_run.parent.iterdir()] == ["earlier"]  # no run folder was made
+
+
+@pytest.mark.parametrize(
+    "overrides,message",
+    [
+        (["optimizer=adamm"], "error: optimizer: there is no such setting (got optimizer=adamm); did you mean task.optimizer"),
+        (
+            ["task.optimizer.lrr=0.1"],
+            "error: task.optimizer.lrr: there is no such setting (got task.optimizer.lrr=0.1); did you mean task.optimizer.lr,",
+        ),
+        (["lr=0.1"], "error: lr: there is no such setting (got lr=0.1); did you mean task.optimizer.lr?"),
+        (["loss=focal", "loss.gama=2"], "error: loss.gama: there is no such setting (got loss.gama=2); did you mean loss.gamma,"),
+        (
+            ["trainer.max_time=00:00:01:00"],
+            "error: trainer.max_time: the config does not list this setting, but it is an argument of lightning.Trainer; "
+            "add it with +trainer.max_time=00:00:01:00",
+        ),
+        (
+            ["task=clasification"],
+            "error: task: there is no option 'clasification' (the options are classification, detection, distillation, "
+            "regression, segmentation, siamese, simclr, vae); did you mean classification?",
+        ),
+        (
+            ["callbacks=nonexistent"],
+            "error: callbacks: there is no option 'nonexistent' (the options are default, early_stopping,",
+        ),
+        (["+seed=3"], "error: Could not append to config. An item is already at 'seed'. Either remove + prefix: 'seed=3'"),
+        (["seed=0,1"], "error: Ambiguous value for argument 'seed=0,1' 1. To use it as a list, use key=[value1,value2]"),
+        (["debug=smoke=3"], "error: debug=smoke=3: Hydra cannot parse this override:"),
+    ],
+    ids=[
+        "group_as_key",
+        "misspelt_key",
+        "bare_name",
+        "key_of_the_chosen_loss",
+        "unlisted_trainer_argument",
+        "misspelt_option",
+        "missing_option",
+        "plus_on_a_key",
+        "comma_without_multirun",
+        "unparsable",
+    ],
+)
+def test_an_override_hydra_cannot_compose_is_one_message_with_a_did_you_mean_and_status_2(tmp_path, overrides, message):
+    """Hydra's own report is six lines, exit 1, and names no key that was meant (``optimizer`` is ``task.optimizer``)."""
+    result = run_train(*overrides, f"hydra.run.dir={tmp_path / 'run'}")
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.startswith(message) and result.stderr.count("\n") == 1, result.stderr
+    assert not (tmp_path / "run").exists()  # nothing was started
+
+
+def test_a_failure_after_composition_still_gets_hydras_own_report(tmp_path):
+    """Only composition errors are rewritten: a constructor failing in the job is reported by Hydra as before."""
+    crash = ("+callbacks.crash._target_=builtins.open", "+callbacks.crash.file=/nonexistent/x")
+    result = run_train(*crash, f"hydra.run.dir={tmp_path}")
+    assert result.returncode == 1
+    assert result.stderr.startswith("Error executing job with overrides: ['+callbacks.crash._target_=builtins.open'")
+    assert "Error in call to target 'io.open':\nFileNotFoundError" in result.stderr, result.stderr
+    assert result.stderr.rstrip().endswith("Set the environment variable HYDRA_FULL_ERROR=1 for a complete stack trace.")
+
+
+@pytest.mark.parametrize(
+    "overrides,message",
+    [
+        (
+            ["trainer.max_epochs=-1"],
+            "error: trainer.max_epochs: -1 (no limit) with no trainer.max_steps, but task.scheduler (OneCycleLR) spreads "
+            "its total_steps over the run's length; give the run a length",
+        ),
+        (["trainer.max_steps=0"], "error: trainer: max_steps must be an integer >= 1, or -1 for no limit"),
+        (["trainer.max_steps=-5"], "error: trainer: max_steps must be an integer >= 1, or -1 for no limit"),
+    ],
+    ids=["no_length", "zero_steps", "negative_steps"],
+)
+def test_a_run_without_a_length_under_a_step_schedule_is_refused_before_data_loads(make_config, capsys, overrides, message):
+    """Before: OneCycleLR was built for 20 steps (the floor for an unknown length) and raised at step 21."""
+    assert run_and_expect(make_config(*overrides), capsys, status=2).startswith(message)
+
+
+def test_max_steps_gives_an_unlimited_epoch_count_its_length(make_config, tmp_path):
+    """Two batches an epoch, three steps: the run goes into a second epoch and stops at step 3, schedule intact."""
+    train(make_config(*TINY, "trainer.max_epochs=-1", "trainer.max_steps=3", "trainer.limit_train_batches=2"))
+    checkpoint = torch.load(tmp_path / "checkpoints" / "last.ckpt", weights_only=True)
+    assert checkpoint["global_step"] == 3 and checkpoint["epoch"] >= 1
+
+
+def test_with_hydra_full_error_set_the_users_traceback_is_kept(tmp_path):
+    result = run_train("optimizer=adamm", f"hydra.run.dir={tmp_path}", env_extra={"HYDRA_FULL_ERROR": "1"})
+    assert result.returncode == 1 and "Traceback" in result.stderr and "ConfigCompositionException" in result.stderr
 
 
 @pytest.mark.parametrize(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import logging
 import re
 from typing import Any
@@ -111,10 +112,34 @@ def check_optimization(task: Any, cfg: DictConfig) -> None:
     except REFUSALS as err:
         raise refused("task.optimizer", cfg.task.get("optimizer"), err) from None
     if task.scheduler_factory is not None:
+        check_schedule_has_a_length(task, cfg)
         try:
             task.build_scheduler(optimizer, steps=100)
         except REFUSALS as err:
             raise refused("task.scheduler", cfg.task.get("scheduler"), err) from None
+
+
+def check_schedule_has_a_length(task: Any, cfg: DictConfig) -> None:
+    """A schedule laid out over the run's steps (OneCycleLR's ``total_steps``, cosine's ``T_max``) needs a run of
+    known length: with ``max_epochs=-1`` and no ``max_steps`` it would be built for 20 steps and fail at step 21."""
+    func = getattr(task.scheduler_factory, "func", task.scheduler_factory)
+    try:
+        params = inspect.signature(func).parameters
+    except (TypeError, ValueError):  # a builtin without a signature: nothing to check
+        return
+    length = next((name for name in ("total_steps", "T_max", "total_iters") if name in params), None)
+    trainer = cfg.trainer
+    max_steps = trainer.get("max_steps")
+    unlimited_steps = max_steps is None or max_steps == -1
+    if length is None or trainer.get("max_epochs") != -1 or not unlimited_steps:
+        return
+    target = str(cfg.task.scheduler.get("_target_", "")) if isinstance(cfg.task.get("scheduler"), DictConfig) else ""
+    name = target.rpartition(".")[2] or "the schedule"
+    raise ConfigError(
+        f"trainer.max_epochs: -1 (no limit) with no trainer.max_steps, but task.scheduler ({name}) spreads its "
+        f"{length} over the run's length; give the run a length (trainer.max_epochs=N or trainer.max_steps=N), "
+        "or train without a schedule (task.scheduler=null)"
+    )
 
 
 def plugins(cfg: DictConfig) -> list[Any]:

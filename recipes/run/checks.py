@@ -218,6 +218,13 @@ def check_trainer_settings(cfg: DictConfig) -> None:
         "max_epochs must be >= 1 (or -1 for no limit): 0 would test an untrained model",
         max_epochs,
     )
+    max_steps = trainer.get("max_steps")
+    check(
+        "trainer",
+        max_steps is None or (type(max_steps) is int and (max_steps == -1 or max_steps >= 1)),
+        "max_steps must be an integer >= 1, or -1 for no limit (max_epochs decides)",
+        max_steps,
+    )
     for key in ("limit_train_batches", "limit_val_batches", "limit_test_batches"):
         value = trainer.get(key)
         check(
