@@ -120,3 +120,35 @@ def test_regression_adds_a_prediction_column_to_the_table(smoke_config, tmp_path
         rows = list(csv.DictReader(f))
     assert len(rows) == 5 and all(np.isfinite(float(r["prediction"])) for r in rows)
     assert 0 < np.mean([float(r["prediction"]) for r in rows]) < 400  # in the target's units (25..346), not scaled
+
+
+@pytest.mark.parametrize("task,width", [("vae", 2), ("simclr", None)])
+def test_vae_and_simclr_write_one_embedding_per_image(smoke_config, tmp_path, data_dir, task, width):
+    """The VAE gives its latent means (``model.latent_dim`` wide), SimCLR its encoder's features."""
+    ckpt = trained_run(smoke_config, tmp_path, f"task={task}", *TASK_TINY[task])
+    images, _ = load_mnist5k(data_dir)
+    folder = tmp_path / "inputs"
+    folder.mkdir()
+    for i in range(3):
+        write_png(images[i], str(folder / f"{i}.png"))
+    predict(ckpt, folder, tmp_path / "out", data_dir)
+    embeddings = np.load(tmp_path / "out" / "embeddings.npy")
+    assert embeddings.shape[0] == 3 and embeddings.ndim == 2 and np.isfinite(embeddings).all()
+    assert width is None or embeddings.shape[1] == width
+    assert len({row.tobytes() for row in embeddings}) == 3  # three digits, three different embeddings
+
+
+def test_distillation_writes_the_students_classes_and_probabilities(smoke_config, tmp_path, data_dir):
+    ckpt = trained_run(smoke_config, tmp_path, "task=distillation", *TASK_TINY["distillation"])
+    images, _ = load_mnist5k(data_dir)
+    folder = tmp_path / "inputs"
+    folder.mkdir()
+    for i in range(2):
+        write_png(images[i], str(folder / f"{i}.png"))
+    predict(ckpt, folder, tmp_path / "out", data_dir)
+    with open(tmp_path / "out" / "predictions.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert [r["file"] for r in rows] == ["0.png", "1.png"]
+    for row in rows:
+        probs = np.array([float(row[f"prob_{c}"]) for c in range(10)])
+        assert probs.sum() == pytest.approx(1.0, abs=1e-4) and int(row["class"]) == int(probs.argmax())
