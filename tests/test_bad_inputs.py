@@ -449,6 +449,10 @@ SETTINGS = [
     # types: converted where the meaning is plain, refused otherwise
     (["seed=abc"], "seed: must be an integer or null (got 'abc')"),
     (["seed=1.7"], "seed: must be an integer or null (got 1.7)"),
+    (["seed=-1"], "seed: must be an integer from 0 to 4294967295 (numpy's seeds) or null (got -1); e.g. seed=0"),
+    (["seed=4294967296"], "seed: must be an integer from 0 to 4294967295 (numpy's seeds) or null (got 4294967296)"),
+    (["extras.print_config=maybe"], "extras.print_config: must be true or false (got 'maybe')"),
+    (["extras.enforce_tags=2"], "extras.enforce_tags: must be true or false (got 2)"),
     (["trainer.max_epochs=abc"], "trainer.max_epochs: must be an integer or null (got 'abc')"),
     (["trainer.max_epochs=1.5"], "trainer.max_epochs: must be an integer or null (got 1.5)"),
     (["task.optimizer.lr=abc"], "task.optimizer.lr: must be a number (got 'abc')"),

@@ -41,6 +41,9 @@ SETTINGS: dict[str, Any] = {
     "overwrite": bool,
     "float32_matmul_precision": str,
 }
+# the settings of configs/extras/ (recipes/run/extras.py reads them)
+EXTRAS: dict[str, Any] = {"print_config": bool, "ignore_warnings": bool, "enforce_tags": bool}
+MAX_SEED = 2**32 - 1  # numpy's seeds, which Lightning's seed_everything refuses past
 
 
 # ----- targets ------------------------------------------------------------------------------------
@@ -241,6 +244,13 @@ def check_settings(cfg: DictConfig) -> None:
     for key, annotation in SETTINGS.items():
         if key in cfg:
             check_value(key, annotation, cfg, key)
+    extras = cfg.get("extras")
+    for key, annotation in EXTRAS.items():
+        if isinstance(extras, DictConfig) and key in extras:
+            check_value(f"extras.{key}", annotation, extras, key)
+    seed = cfg.get("seed")
+    if seed is not None and not 0 <= seed <= MAX_SEED:
+        raise ConfigError(f"seed: must be an integer from 0 to {MAX_SEED} (numpy's seeds) or null (got {seed}); e.g. seed=0")
 
 
 def check_signatures(cfg: DictConfig, skip: tuple[str, ...] = ()) -> None:
