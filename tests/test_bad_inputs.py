@@ -451,6 +451,8 @@ SETTINGS = [
     (["seed=1.7"], "seed: must be an integer or null (got 1.7)"),
     (["seed=-1"], "seed: must be an integer from 0 to 4294967295 (numpy's seeds) or null (got -1); e.g. seed=0"),
     (["seed=4294967296"], "seed: must be an integer from 0 to 4294967295 (numpy's seeds) or null (got 4294967296)"),
+    (["callbacks=early_stopping", "callbacks.early_stopping.patience=-1"], "patience must be an integer >= 0"),
+    (["callbacks=early_stopping", "callbacks.early_stopping.min_delta=-0.1"], "callbacks.early_stopping: min_delta must be"),
     (["extras.print_config=maybe"], "extras.print_config: must be true or false (got 'maybe')"),
     (["extras.enforce_tags=2"], "extras.enforce_tags: must be true or false (got 2)"),
     (["trainer.max_epochs=abc"], "trainer.max_epochs: must be an integer or null (got 'abc')"),

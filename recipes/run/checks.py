@@ -269,6 +269,18 @@ def check_trainer_settings(cfg: DictConfig) -> None:
     )
 
 
+def check_callback_settings(cfg: DictConfig) -> None:
+    """EarlyStopping settings Lightning takes without a word: a negative ``patience`` stops at the first validation
+    that does not improve (as 0 does), a negative ``min_delta`` counts a worse metric as an improvement."""
+    for name, node in (cfg.get("callbacks") or {}).items():
+        if not isinstance(node, DictConfig) or not str(node.get("_target_", "")).endswith(".EarlyStopping"):
+            continue
+        if node.get("patience") is not None:
+            check_integer(f"callbacks.{name}", "patience", node.patience, low=0)
+        if node.get("min_delta") is not None:
+            check_number(f"callbacks.{name}", "min_delta", node.min_delta, low=0)
+
+
 def check_output_folders(cfg: DictConfig) -> None:
     """Every folder a run writes to (its run folder, checkpoint folders) must be creatable and writable."""
     from recipes.run.launch import writable_folder_error
@@ -322,6 +334,7 @@ def check_config(cfg: DictConfig) -> dict[str, nn.Module]:
     check_signatures(cfg, skip=tuple(task.slots))  # every `_target_` imports and takes its keys; values converted to their types
     check_trainer(cfg)
     check_trainer_settings(cfg)
+    check_callback_settings(cfg)
     losses = {slot: check_slot(task, slot, cfg.get(slot)) for slot in task.slots}
     for slot, loss in losses.items():
         check_slot_settings(task, slot, loss, cfg)
