@@ -50,17 +50,17 @@ class NanOnRank(L.Callback):
 
 class TermAtStep(L.Callback):
     """Send this process SIGTERM (what a scheduler sends before preemption) at the end of optimiser step ``step``, or
-    with ``stage='test'`` at the end of the first test batch."""
+    with ``stage='test'`` at the end of the first test batch; on every rank, or on ``rank`` only."""
 
-    def __init__(self, step: int = 0, stage: str = "train") -> None:
-        self.step, self.stage, self.sent = step, stage, False
+    def __init__(self, step: int = 0, stage: str = "train", rank: int | None = None) -> None:
+        self.step, self.stage, self.rank, self.sent = step, stage, rank, False
 
     def on_train_batch_end(self, trainer: L.Trainer, *args: object) -> None:
-        if self.stage == "train" and trainer.global_step >= self.step:
+        if self.stage == "train" and trainer.global_step >= self.step and self.rank in (None, trainer.global_rank):
             self.send()
 
     def on_test_batch_end(self, trainer: L.Trainer, *args: object) -> None:
-        if self.stage == "test":
+        if self.stage == "test" and self.rank in (None, trainer.global_rank):
             self.send()
 
     def send(self) -> None:

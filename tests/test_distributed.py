@@ -205,3 +205,24 @@ def test_ddp_on_a_streamed_folder_splits_one_order_over_the_ranks_as_one_process
     ddp, one = weights(tmp_path / "ddp" / "checkpoints" / "last.ckpt"), weights(tmp_path / "single" / "checkpoints" / "last.ckpt")
     assert max((ddp[k] - one[k]).abs().max().item() for k in one) < 1e-5
     assert torch.load(tmp_path / "ddp" / "checkpoints" / "last.ckpt", weights_only=True)["global_step"] == 6
+
+
+@pytest.mark.parametrize("rank", [None, 0, 1], ids=["every_rank", "rank_0_only", "rank_1_only"])
+def test_sigterm_under_ddp_stops_every_rank_after_the_same_batch_and_resumes_exactly(tmp_path, data_dir, rank):
+    """Lightning's own handler broadcast from inside the signal handler and forwarded the signal to rank 1, so a rank
+    signalled by the scheduler too ran two broadcasts to rank 0's one: the run hung for ever (every_rank)."""
+    stopped, env = tmp_path / "stopped", {"DATA_DIR": str(data_dir)}
+    term = ("+callbacks.term._target_=tests.crash.TermAtStep", "+callbacks.term.step=3")
+    term += (f"+callbacks.term.rank={rank}",) if rank is not None else ()
+    result = run_train(*RUN, "trainer=ddp_cpu", f"hydra.run.dir={stopped}", *term, env_extra=env, timeout=200)
+    assert result.returncode == 1, result.stderr[-3000:]
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and "stopped by SIGTERM; its state at step 3 is saved" in errors[0], errors
+    assert torch.load(stopped / "checkpoints" / "last.ckpt", weights_only=True)["global_step"] == 3
+    if rank != 1:
+        return
+    resumed = run_train(*RUN, "trainer=ddp_cpu", f"hydra.run.dir={stopped}", "ckpt_path=last", env_extra=env)
+    whole = run_train(*RUN, "trainer=ddp_cpu", f"hydra.run.dir={tmp_path / 'whole'}", env_extra=env)
+    assert resumed.returncode == 0 and whole.returncode == 0, resumed.stderr[-3000:] + whole.stderr[-3000:]
+    ours, theirs = weights(stopped / "checkpoints" / "last.ckpt"), weights(tmp_path / "whole" / "checkpoints" / "last.ckpt")
+    assert all(torch.equal(ours[k], theirs[k]) for k in theirs)

@@ -6,17 +6,20 @@ from __future__ import annotations
 import fcntl
 import os
 import shlex
+import signal
+import threading
 from pathlib import Path
 from typing import IO
 
 import lightning as L
+import torch
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 from omegaconf import DictConfig, OmegaConf
 
 from losses.errors import ConfigError
 from recipes.run.bundle import find_callback
 from recipes.run.errors import SigtermError
-from recipes.run.launch import rank
+from recipes.run.launch import disarm_child_observer, rank
 
 LOCK_NAME = ".run.lock"
 _held: dict[Path, IO[str]] = {}  # the folders this process holds a lock on, with the open lock file
@@ -92,14 +95,57 @@ def resume_command(folder: str | Path) -> str:
 
 class SaveOnSigterm(L.Callback):
     """On SIGTERM, save an exact-resume ``last.ckpt`` at the step Lightning stopped on (it ends the fit after the
-    current batch); ``train.py`` then reports the stop with the command that resumes, and exits 1, not 0."""
+    current batch); ``train.py`` then reports the stop with the command that resumes, and exits 1, not 0.
+
+    Under DDP, Lightning's own SIGTERM handler broadcasts from inside the signal handler and forwards the signal to
+    the other ranks, which then run the handler twice when the scheduler signalled them too (as SLURM and Kubernetes
+    do): the ranks' collectives no longer pair and the run hangs for ever (seen with two CPU ranks). Here a signal
+    only marks this rank, and after each training or test batch the ranks take the decision together (one
+    all-reduce): every rank stops after the same batch, whichever of them was signalled.
+    """
 
     def __init__(self, dirpath: str | Path) -> None:
         self.dirpath = Path(dirpath)
         self.saved: Path | None = None
+        self.signalled = False
+
+    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self.take_over_sigterm(trainer)
+
+    def on_test_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self.take_over_sigterm(trainer)
+
+    def take_over_sigterm(self, trainer: L.Trainer) -> None:
+        """Replace Lightning's SIGTERM handler (registered at the start of every stage) when several ranks run."""
+        if trainer.world_size < 2 or threading.current_thread() is not threading.main_thread():
+            return
+        self.signalled = False
+        signal.signal(signal.SIGTERM, self.note_sigterm)
+
+    def note_sigterm(self, signum: int, frame: object) -> None:
+        self.signalled = True  # no collective in a signal handler: the ranks decide after the batch
+
+    def on_train_batch_end(self, trainer: L.Trainer, *args: object) -> None:
+        self.stop_together(trainer)
+
+    def on_test_batch_end(self, trainer: L.Trainer, *args: object) -> None:
+        self.stop_together(trainer)
+
+    def stop_together(self, trainer: L.Trainer) -> None:
+        """Every rank learns whether any was signalled; Lightning then ends the stage after this batch on each."""
+        if trainer.world_size < 2:
+            return
+        flag = torch.tensor([1.0 if self.signalled else 0.0], device=trainer.strategy.root_device)
+        torch.distributed.all_reduce(flag, op=torch.distributed.ReduceOp.MAX)
+        if flag.item() > 0:
+            trainer._signal_connector.received_sigterm = True  # what Lightning's handler sets; its loops read it
 
     def on_exception(self, trainer: L.Trainer, pl_module: L.LightningModule, exception: BaseException) -> None:
-        if not isinstance(exception, SIGTERMException) or trainer.state.fn != "fit":
+        if not isinstance(exception, SIGTERMException):
+            return
+        if trainer.is_global_zero:
+            disarm_child_observer()  # the other ranks stop too; their exit must not kill this one before it reports
+        if trainer.state.fn != "fit":
             return
         self.saved = self.dirpath / "last.ckpt"
         trainer.save_checkpoint(self.saved)
