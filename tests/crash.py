@@ -67,3 +67,10 @@ class TermAtStep(L.Callback):
         if not self.sent:
             self.sent = True
             os.kill(os.getpid(), signal.SIGTERM)
+
+
+class RaiseAtFitStart(L.Callback):
+    """Raise an exception this project does not expect (a bug), to see how it is reported."""
+
+    def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        raise RuntimeError("a bug in a callback")

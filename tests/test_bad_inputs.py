@@ -6,6 +6,8 @@ from __future__ import annotations
 import hashlib
 import shutil
 import socket
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -15,7 +17,7 @@ from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 from hydra.errors import MissingConfigException
 
-from tests.helpers.configs import CONFIGS, compose_config
+from tests.helpers.configs import CONFIGS, ROOT, compose_config
 from tests.helpers.data import write_fake_mnist
 from tests.helpers.runs import run_train
 from train import run, train
@@ -155,6 +157,33 @@ def test_max_steps_gives_an_unlimited_epoch_count_its_length(make_config, tmp_pa
     train(make_config(*TINY, "trainer.max_epochs=-1", "trainer.max_steps=3", "trainer.limit_train_batches=2"))
     checkpoint = torch.load(tmp_path / "checkpoints" / "last.ckpt", weights_only=True)
     assert checkpoint["global_step"] == 3 and checkpoint["epoch"] >= 1
+
+
+def test_an_unexpected_error_in_the_job_is_hydras_short_traceback_from_the_job_on(tmp_path, data_dir):
+    """A bug is shown as Hydra shows it: its traceback from the task function on, not Hydra's own frames."""
+    result = run_train(
+        *TINY, "+callbacks.crash._target_=tests.crash.RaiseAtFitStart", f"hydra.run.dir={tmp_path}",
+        env_extra={"DATA_DIR": str(data_dir)},
+    )  # fmt: skip
+    assert result.returncode == 1
+    lines = result.stderr.splitlines()
+    assert lines[0].startswith("Error executing job with overrides:") and lines[1] == "Traceback (most recent call last):"
+    assert 'train.py", line' in lines[2] and "in main" in lines[2], lines[:4]
+    assert "RuntimeError: a bug in a callback" in result.stderr and "hydra/_internal" not in result.stderr
+
+
+@pytest.mark.parametrize(
+    "script,overrides,message",
+    [
+        ("eval.py", [], "error: ckpt_path: not set; give the checkpoint of a run that train.py wrote"),
+        ("predict.py", ["ckpt_path=/nope.ckpt"], "error: input: not set; give input=IMAGE"),
+    ],
+)
+def test_eval_and_predict_without_their_required_setting_say_which(tmp_path, script, overrides, message):
+    env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "WANDB_MODE": "offline"}
+    command = [sys.executable, script, *overrides, f"hydra.run.dir={tmp_path / 'run'}"]
+    result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=120, env=env)
+    assert result.returncode == 2 and result.stderr.startswith(message), result.stderr
 
 
 def test_with_hydra_full_error_set_the_users_traceback_is_kept(tmp_path):

@@ -86,6 +86,11 @@ def apply_overrides(target: dict, new: dict, overrides: list[str]) -> None:
 
 def trained_config(cfg: DictConfig) -> DictConfig:
     """The config to test ``cfg.ckpt_path`` with: its run's config, with this command's changes (module docstring)."""
+    if OmegaConf.is_missing(cfg, "ckpt_path") or cfg.get("ckpt_path") is None:
+        raise ConfigError(
+            "ckpt_path: not set; give the checkpoint of a run that train.py wrote, e.g. "
+            "ckpt_path=logs/<task>/runs/<date>/checkpoints/best.ckpt"
+        )
     ckpt = Path(str(cfg.ckpt_path)).expanduser().resolve()
     if not ckpt.is_file():
         raise ConfigError(f"ckpt_path: no such checkpoint file {ckpt}")

@@ -42,6 +42,11 @@ def report_config_errors(main: Callable[[], Any], config_name: str = "train") ->
         from hydra._internal.utils import run_and_report  # Hydra's own short report of any other failure
 
         failure = err  # the name ``err`` is unbound once this block ends
+        tb = failure.__traceback__  # from Hydra's run_job on, the frames Hydra's report shows (it strips above it)
+        while tb is not None and tb.tb_frame.f_code.co_name != "run_job":
+            tb = tb.tb_next
+        if tb is not None:
+            failure = failure.with_traceback(tb)
 
         def reraise() -> None:
             raise failure

@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 from torch import Tensor
 
 from losses.errors import ConfigError
@@ -67,6 +67,8 @@ def rebuild(cfg: DictConfig):
 
 def predict(cfg: DictConfig) -> Path:
     """Write the predictions of ``cfg.ckpt_path`` on ``cfg.input``; returns the folder they are in."""
+    if OmegaConf.is_missing(cfg, "input") or cfg.get("input") is None:
+        raise ConfigError(f"input: not set; give {INPUTS}")
     files = input_files(str(cfg.input))
     trained = trained_config(cfg)
     output = Path(str(cfg.output or cfg.paths.output_dir))
