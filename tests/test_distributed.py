@@ -226,3 +226,11 @@ def test_sigterm_under_ddp_stops_every_rank_after_the_same_batch_and_resumes_exa
     assert resumed.returncode == 0 and whole.returncode == 0, resumed.stderr[-3000:] + whole.stderr[-3000:]
     ours, theirs = weights(stopped / "checkpoints" / "last.ckpt"), weights(tmp_path / "whole" / "checkpoints" / "last.ckpt")
     assert all(torch.equal(ours[k], theirs[k]) for k in theirs)
+
+
+def test_sigterm_in_a_ddp_test_stops_both_ranks_with_the_eval_command(tmp_path, data_dir):
+    term = ("+callbacks.term._target_=tests.crash.TermAtStep", "+callbacks.term.stage=test", "trainer.limit_test_batches=3")
+    result = run_train(*RUN, "trainer=ddp_cpu", f"hydra.run.dir={tmp_path}", *term, env_extra={"DATA_DIR": str(data_dir)})
+    assert result.returncode == 1, result.stderr[-3000:]
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and errors[0].endswith(f"Test it with: python eval.py ckpt_path={tmp_path}/checkpoints/best.ckpt")
