@@ -22,12 +22,14 @@ from omegaconf import DictConfig, ListConfig, OmegaConf
 from omegaconf.errors import ConfigAttributeError, ConfigKeyError
 
 CONFIGS = Path(__file__).resolve().parents[2] / "configs"
+OURS = "LOSS_RECIPES_HYDRA_FULL_ERROR"  # marks a HYDRA_FULL_ERROR that report_config_errors set, not the user
 
 
 def report_config_errors(main: Callable[[], Any], config_name: str = "train") -> Any:
     """Run a ``@hydra.main`` function; an override Hydra cannot compose ends the process with one message, exit 2."""
-    user_wants_traceback = os.environ.get("HYDRA_FULL_ERROR") == "1"
-    os.environ["HYDRA_FULL_ERROR"] = "1"  # Hydra re-raises instead of printing (DDP ranks inherit it: same here)
+    # the user's own HYDRA_FULL_ERROR=1 keeps Hydra's tracebacks; the one set here (which DDP ranks inherit) does not
+    user_wants_traceback = os.environ.get("HYDRA_FULL_ERROR") == "1" and OURS not in os.environ
+    os.environ["HYDRA_FULL_ERROR"] = os.environ[OURS] = "1"  # Hydra re-raises instead of printing
     try:
         return main()
     except (ConfigCompositionException, OverrideParseException) as err:
@@ -38,7 +40,7 @@ def report_config_errors(main: Callable[[], Any], config_name: str = "train") ->
     except Exception as err:
         if user_wants_traceback:
             raise
-        del os.environ["HYDRA_FULL_ERROR"]
+        os.environ.pop("HYDRA_FULL_ERROR", None)
         from hydra._internal.utils import run_and_report  # Hydra's own short report of any other failure
 
         failure = err  # the name ``err`` is unbound once this block ends
