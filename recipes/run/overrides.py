@@ -4,7 +4,8 @@ Hydra composes the config before ``train.py`` runs, and reports an unknown key (
 is ``task.optimizer``), a misspelt one (``task.optimizer.lrr``) or a missing option (``callbacks=nonexistent``) in
 six lines and exit status 1, with no hint of the key that was meant. ``report_config_errors`` runs a Hydra main
 with ``HYDRA_FULL_ERROR`` set, so that those errors reach it, and hands any other exception back to Hydra's own
-reporting, unchanged.
+reporting (``hydra._internal.utils.run_and_report``, private: Hydra has no public hook for a failed composition),
+unchanged.
 """
 
 from __future__ import annotations
@@ -69,10 +70,9 @@ def composition_message(err: Exception, config_name: str = "train") -> str:
         key = str(cause.full_key)
         value = override_value(key)
         shown = f"{key}={value}" if value is not None else key
-        keys = default_keys(config_name, other_overrides(key))
         if argument := constructor_argument(key, config_name):
             return f"{key}: the config does not list this setting, but it is an argument of {argument}; add it with +{shown}"
-        hint = did_you_mean_key(key, keys)
+        hint = did_you_mean_key(key, default_keys(config_name, other_overrides(key)))
         return (
             f"{key}: there is no such setting (got {shown}){hint}; "
             f"to add a new key on purpose, write +{shown} (python {Path(sys.argv[0]).name} --cfg job prints every setting)"
