@@ -17,8 +17,10 @@ from __future__ import annotations
 
 import argparse
 import csv
+import re
 import subprocess
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -61,6 +63,26 @@ def loader_rate(root: Path, workers: int, batches: int, batch_size: int) -> floa
     for _, (images, _) in zip(range(batches), loader):
         samples += len(images)
     return samples / (time.perf_counter() - start)
+
+
+LOADER_LINE = re.compile(r"num_workers=(\d+): (\d+) samples/s \((\d+) batches of (\d+)\)")
+
+
+def loader_csv(log: Path, out: Path, heading: Callable[[str], dict[str, object]]) -> int:
+    """The ``loader`` command's output ``log`` as a CSV, one row per timed pass; each ``#`` line of the log starts a
+    group whose columns ``heading(line)`` gives (the load, which pass). Returns the number of rows."""
+    rows, extra = [], {}
+    for line in log.read_text().splitlines():
+        if line.startswith("#"):
+            extra = heading(line)
+        elif m := LOADER_LINE.match(line):
+            workers, rate, batches, size = map(int, m.groups())
+            rows.append({**extra, "batches": batches, "batch_size": size, "num_workers": workers, "samples_per_s": rate})
+    with open(out, "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    return len(rows)
 
 
 def commit() -> str:

@@ -30,6 +30,27 @@ def trained_run(smoke_config, tmp_path, *overrides: str):
     return run / "checkpoints" / "best.ckpt"
 
 
+def digit_folder(tmp_path, data_dir, count: int):
+    """``tmp_path/inputs`` holding the first ``count`` mnist5k digits as ``0.png``, ``1.png``, ..."""
+    images, _ = load_mnist5k(data_dir)
+    folder = tmp_path / "inputs"
+    folder.mkdir()
+    for i in range(count):
+        write_png(images[i], str(folder / f"{i}.png"))
+    return folder
+
+
+def probability_rows(out) -> list[dict[str, str]]:
+    """The rows of ``out/predictions.csv``, each checked: probabilities that sum to 1, and the class their argmax."""
+    with open(out / "predictions.csv") as f:
+        rows = list(csv.DictReader(f))
+    for row in rows:
+        probs = np.array([float(row[f"prob_{c}"]) for c in range(10)])
+        assert probs.sum() == pytest.approx(1.0, abs=1e-4) and (probs >= 0).all()
+        assert int(row["class"]) == int(probs.argmax())
+    return rows
+
+
 def predict(ckpt, inputs, out, data_dir, *overrides: str) -> subprocess.CompletedProcess:
     env = {"PATH": "/usr/bin:/bin", "HOME": os.environ.get("HOME", "/tmp"), "WANDB_MODE": "offline", "DATA_DIR": str(data_dir)}
     env["OMP_NUM_THREADS"] = str(torch.get_num_threads())
@@ -49,13 +70,8 @@ def test_classification_writes_a_class_and_probabilities_that_sum_to_one_per_ima
     big = torch.nn.functional.interpolate(images[4:5].float(), size=(40, 36)).to(torch.uint8)[0]
     write_jpeg(big.expand(3, -1, -1).contiguous(), str(folder / "rgb.jpg"))  # another size and mode
     predict(ckpt, folder, tmp_path / "out", data_dir)
-    with open(tmp_path / "out" / "predictions.csv") as f:
-        rows = list(csv.DictReader(f))
+    rows = probability_rows(tmp_path / "out")
     assert [r["file"] for r in rows] == ["digit0.png", "digit1.png", "digit2.png", "digit3.png", "rgb.jpg"]
-    for row in rows:
-        probs = np.array([float(row[f"prob_{c}"]) for c in range(10)])
-        assert probs.sum() == pytest.approx(1.0, abs=1e-4) and (probs >= 0).all()
-        assert int(row["class"]) == int(probs.argmax())
 
 
 def test_detection_writes_coco_results_that_pycocotools_loads(smoke_config, tmp_path, data_dir):
@@ -93,11 +109,7 @@ def test_segmentation_writes_a_mask_png_of_each_images_size_with_valid_ids(smoke
 
 def test_siamese_writes_one_embedding_per_image(smoke_config, tmp_path, data_dir):
     ckpt = trained_run(smoke_config, tmp_path, "task=siamese", *TASK_TINY["siamese"])
-    images, _ = load_mnist5k(data_dir)
-    folder = tmp_path / "inputs"
-    folder.mkdir()
-    for i in range(3):
-        write_png(images[i], str(folder / f"{i}.png"))
+    folder = digit_folder(tmp_path, data_dir, 3)
     predict(ckpt, folder, tmp_path / "out", data_dir)
     embeddings = np.load(tmp_path / "out" / "embeddings.npy")
     assert embeddings.shape == (3, 16) and np.isfinite(embeddings).all()
@@ -126,11 +138,7 @@ def test_regression_adds_a_prediction_column_to_the_table(smoke_config, tmp_path
 def test_vae_and_simclr_write_one_embedding_per_image(smoke_config, tmp_path, data_dir, task, width):
     """The VAE gives its latent means (``model.latent_dim`` wide), SimCLR its encoder's features."""
     ckpt = trained_run(smoke_config, tmp_path, f"task={task}", *TASK_TINY[task])
-    images, _ = load_mnist5k(data_dir)
-    folder = tmp_path / "inputs"
-    folder.mkdir()
-    for i in range(3):
-        write_png(images[i], str(folder / f"{i}.png"))
+    folder = digit_folder(tmp_path, data_dir, 3)
     predict(ckpt, folder, tmp_path / "out", data_dir)
     embeddings = np.load(tmp_path / "out" / "embeddings.npy")
     assert embeddings.shape[0] == 3 and embeddings.ndim == 2 and np.isfinite(embeddings).all()
@@ -140,15 +148,5 @@ def test_vae_and_simclr_write_one_embedding_per_image(smoke_config, tmp_path, da
 
 def test_distillation_writes_the_students_classes_and_probabilities(smoke_config, tmp_path, data_dir):
     ckpt = trained_run(smoke_config, tmp_path, "task=distillation", *TASK_TINY["distillation"])
-    images, _ = load_mnist5k(data_dir)
-    folder = tmp_path / "inputs"
-    folder.mkdir()
-    for i in range(2):
-        write_png(images[i], str(folder / f"{i}.png"))
-    predict(ckpt, folder, tmp_path / "out", data_dir)
-    with open(tmp_path / "out" / "predictions.csv") as f:
-        rows = list(csv.DictReader(f))
-    assert [r["file"] for r in rows] == ["0.png", "1.png"]
-    for row in rows:
-        probs = np.array([float(row[f"prob_{c}"]) for c in range(10)])
-        assert probs.sum() == pytest.approx(1.0, abs=1e-4) and int(row["class"]) == int(probs.argmax())
+    predict(ckpt, digit_folder(tmp_path, data_dir, 2), tmp_path / "out", data_dir)
+    assert [r["file"] for r in probability_rows(tmp_path / "out")] == ["0.png", "1.png"]

@@ -1,21 +1,17 @@
-"""loader.txt (``bench.streaming loader`` output, two passes) -> loader.csv: one row per timed pass with its pass."""
+"""loader.txt (``bench.streaming loader`` output, two passes) -> loader.csv: one row per timed pass with its pass.
+``PYTHONPATH=. python docs/evidence/image_folder_streaming_full_cpu/loader_csv.py``."""
 
-import csv
-import re
 from pathlib import Path
 
+from bench.streaming import loader_csv
+
 here = Path(__file__).parent
-rows, which = [], None
-for line in (here / "loader.txt").read_text().splitlines():
-    if line.startswith("# second pass"):
-        which = "second"
-    elif line.startswith("# 2026"):
-        which = "first"
-    elif m := re.match(r"num_workers=(\d+): (\d+) samples/s \((\d+) batches of (\d+)\)", line):
-        workers, rate, batches, size = map(int, m.groups())
-        rows.append({"pass": which, "batches": batches, "batch_size": size, "num_workers": workers, "samples_per_s": rate})
-with open(here / "loader.csv", "w", newline="") as f:
-    writer = csv.DictWriter(f, fieldnames=list(rows[0]))
-    writer.writeheader()
-    writer.writerows(rows)
-print(f"{len(rows)} passes -> loader.csv")
+passes = {"# second pass": "second", "# 2026": "first"}  # the log's '#' lines: the heading of each pass
+
+
+def heading(line: str) -> dict[str, object]:
+    return {"pass": next((v for k, v in passes.items() if line.startswith(k)), None)}
+
+
+count = loader_csv(here / "loader.txt", here / "loader.csv", heading)
+print(f"{count} passes -> loader.csv")
